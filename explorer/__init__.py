@@ -1,0 +1,21 @@
+"""Morpho-MNIST Explorer: an interactive Panel app on :mod:`core`.
+
+``panel serve explorer`` from the repository root serves it; in a notebook::
+
+    import panel as pn
+    pn.extension(inline=True)
+    from explorer import Explorer
+    Explorer()          # the bundled 5,000-digit sample
+    Explorer(data=PATH) # an MNIST / Morpho-MNIST folder, or a .npy/.npz array
+"""
+from __future__ import annotations
+
+__all__ = ["Explorer"]
+
+
+def __getattr__(name):
+    # Imported lazily so that ``explorer.data`` can be used without importing Panel.
+    if name == "Explorer":
+        from explorer.app import Explorer
+        return Explorer
+    raise AttributeError(name)

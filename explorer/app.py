@@ -1,0 +1,184 @@
+"""The Explorer: every view on one shared state, with data loading, messages and a shareable URL."""
+from __future__ import annotations
+
+import panel as pn
+import param
+
+from explorer.browser import Browser, Filters
+from explorer.data import DataError, load, load_sample
+from explorer.distributions import Distributions
+from explorer.inspector import Inspector
+from explorer.state import ExplorerState
+from explorer.studio import Studio
+
+__all__ = ["Explorer", "TABS", "URL_PARAMETERS"]
+
+
+def _browse(state: ExplorerState):
+    return pn.FlexBox(Browser(state=state, filters=False), Inspector(state=state), gap="16px",
+                      flex_wrap="wrap", align_items="flex_start")
+
+
+#: The explorer's tabs, in order: (title, factory taking the shared state and returning a viewable).
+#: The model-diagnostics tabs ("Compare samples", "Latent traversals") are added here.
+TABS = [
+    ("Browse & inspect", _browse),
+    ("Perturbation studio", lambda state: Studio(state=state)),
+    ("Distributions", lambda state: Distributions(state=state)),
+]
+
+#: State parameters kept in the URL (parameter -> query name), so that a view can be shared.
+URL_PARAMETERS = {
+    "current": "digit", "labels": "labels", "perturbations": "perts", "ranges": "ranges",
+    "sort_by": "sort", "descending": "desc", "page": "page", "perturbation": "pert",
+    "perturbation_params": "pert_params", "seed": "seed",
+}
+
+_CSS = """
+.explorer-status {font-size: 12px; color: #555;}
+"""
+
+
+class Explorer(pn.viewable.Viewer):
+    """Morpho-MNIST Explorer: browse, inspect, perturb and plot digits and their morphometrics.
+
+    Parameters
+    ----------
+    data : str or os.PathLike, optional
+        A folder of MNIST IDX files, a Morpho-MNIST dataset folder, or a .npy/.npz array; the bundled
+        5,000-digit sample when omitted. If it cannot be opened, the sample is shown with the reason.
+    state : ExplorerState, optional
+        Share a state with other views.
+    """
+
+    state = param.ClassSelector(class_=ExplorerState)
+    tab = param.Integer(default=0, bounds=(0, None))
+
+    def __init__(self, data=None, state: ExplorerState | None = None, **params):
+        first_error = None
+        if state is None:
+            dataset = None
+            if data is not None:
+                try:
+                    dataset = load(data)
+                except DataError as e:
+                    first_error = f"Could not open the data: {e}. Showing the bundled sample instead."
+            state = ExplorerState(dataset=dataset if dataset is not None else load_sample())
+        super().__init__(state=state, **params)
+        s = self.state
+        self._path = pn.widgets.TextInput(name="Open data", placeholder="folder of IDX files, or .npy/.npz",
+                                          value=str(data) if data else "", sizing_mode="stretch_width")
+        self._open = pn.widgets.Button(name="Open", button_type="primary", width=80)
+        self._sample = pn.widgets.Button(name="Sample", button_type="light", width=80)
+        self._open.on_click(self._on_open)
+        self._path.param.watch(self._on_open, "enter_pressed")
+        self._sample.on_click(self._on_sample)
+        self._progress = pn.indicators.Progress(name="progress", value=-1, active=False, visible=False,
+                                                sizing_mode="stretch_width", bar_color="primary")
+        self._status = pn.pane.Markdown("", css_classes=["explorer-status"], margin=(0, 10))
+        self._dataset_info = pn.pane.Markdown("", margin=(0, 10))
+        self._alert = pn.pane.Alert("", alert_type="info", visible=False, sizing_mode="stretch_width",
+                                    css_classes=["explorer-message"])
+        self.filters = Filters(state=s)
+        self.tabs = pn.Tabs(*[(title, make(s)) for title, make in TABS], dynamic=True,
+                            sizing_mode="stretch_width")
+        self.tabs.link(self, active="tab", bidirectional=True)
+        s.param.watch(self._on_busy, ["busy", "progress", "status"])
+        s.param.watch(self._on_message, ["message"])
+        s.param.watch(self._on_dataset, ["dataset"])
+        self._on_dataset()
+        if first_error:
+            s.notify(first_error, "danger")
+        self._url_synced = False
+
+    # ---------------------------------------------------------------------------------------------------
+    def add_tab(self, title: str, make) -> None:
+        """Add a tab built by ``make(state)`` (for views defined elsewhere)."""
+        self.tabs.append((title, make(self.state)))
+
+    def _on_dataset(self, *_):
+        ds = self.state.dataset
+        labels = "labelled" if ds.labels is not None else "no labels"
+        perts = ", with perturbation labels" if ds.perturbations is not None else ""
+        self._dataset_info.object = f"**{ds.name}** · {len(ds):,} digits, {labels}{perts}"
+
+    def _on_busy(self, *_):
+        s = self.state
+        self._progress.visible = s.busy
+        self._progress.active = s.busy and s.progress < 0
+        self._progress.value = s.progress if s.progress >= 0 else -1
+        pct = f" ({s.progress}%)" if s.busy and s.progress >= 0 else ""
+        self._status.object = f"{s.status}{pct}…" if s.busy else ""
+        self._open.disabled = self._sample.disabled = s.busy
+
+    def _on_message(self, *_):
+        s = self.state
+        if not s.message:
+            self._alert.visible = False
+            return
+        self._alert.param.update(object=s.message, alert_type=s.message_kind, visible=True)
+        notifications = getattr(pn.state, "notifications", None)
+        if notifications is not None:
+            kind = {"danger": "error", "success": "success", "warning": "warning"}.get(s.message_kind, "info")
+            try:
+                getattr(notifications, kind)(s.message, duration=6000)
+            except Exception:  # no notification area in this context (e.g. a plain notebook cell)
+                pass
+
+    async def _on_open(self, event=None):
+        path = self._path.value.strip()
+        if not path:
+            self.state.notify("Type the path of a data folder or a .npy/.npz file, then press Open.", "warning")
+            return
+        if self.state.busy:
+            self.state.notify("Still working on the previous job; try again when it finishes.", "warning")
+            return
+        await self.state.open(path)
+
+    def _on_sample(self, event=None):
+        self.state.dataset = load_sample()
+        self.state.notify(f"Opened {self.state.dataset.name}", "success")
+
+    # ---------------------------------------------------------------------------------------------------
+    def sidebar(self) -> pn.Column:
+        """Data loading, messages and the filters shared by every view."""
+        return pn.Column(
+            self._dataset_info,
+            pn.Row(self._path, sizing_mode="stretch_width"),
+            pn.Row(self._open, self._sample),
+            self._progress, self._status, self._alert,
+            pn.layout.Divider(),
+            pn.pane.Markdown("#### Filters", margin=(0, 10)),
+            self.filters,
+            sizing_mode="stretch_width", stylesheets=[_CSS],
+        )
+
+    def sync_url(self) -> None:
+        """Keep the view state in the page URL (served apps), so that a view can be shared."""
+        if self._url_synced or pn.state.location is None:
+            return
+        self._url_synced = True
+        pn.state.location.sync(self.state, URL_PARAMETERS, on_error=self._url_error)
+        pn.state.location.sync(self, {"tab": "tab"})
+
+    def _url_error(self, values):
+        self.state.notify(f"Ignored view settings in the URL that do not fit this dataset: "
+                          f"{', '.join(values)}", "warning")
+
+    def template(self):
+        """The full-page app (used by ``panel serve explorer``)."""
+        template = pn.template.FastListTemplate(
+            title="Morpho-MNIST Explorer", sidebar=[self.sidebar()], main=[self.tabs], sidebar_width=340,
+            accent="#1f6feb", header_background="#1f3b5c", main_layout=None)
+        return template
+
+    def servable(self, title: str | None = None, location: bool = True, area: str = "main",
+                 target: str | None = None):
+        """Serve the full-page template (under ``panel serve``), with the URL kept in sync."""
+        if pn.state.served:
+            self.sync_url()
+            return self.template().servable(title=title or "Morpho-MNIST Explorer")
+        return super().servable(title=title, location=location, area=area, target=target)
+
+    def __panel__(self):
+        return pn.Row(pn.Column(self.sidebar(), width=340), self.tabs, sizing_mode="stretch_width")
