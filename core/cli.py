@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import inspect
 import json
 import os
 import subprocess
@@ -54,6 +53,15 @@ def _seed(text: str) -> int:
     return value
 
 
+class _Formatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows a default only where it says something (not None or False) and the help does not already."""
+
+    def _get_help_string(self, action):
+        if action.default in (None, False) or "default" in (action.help or ""):
+            return action.help
+        return super()._get_help_string(action)
+
+
 def _add_compute_options(p: argparse.ArgumentParser, chunksize: int) -> None:
     g = p.add_mutually_exclusive_group()
     g.add_argument("--workers", type=_positive_int, default=None, metavar="N",
@@ -91,8 +99,10 @@ def _executor(args):
     if workers <= 1:
         yield None, 1
         return
+    import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
-    with ProcessPoolExecutor(max_workers=workers) as pool:
+    # forkserver: workers start clean (no inherited threads or locks); tasks are importable functions
+    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("forkserver")) as pool:
         yield pool, workers
 
 
@@ -104,8 +114,8 @@ def _check_output_file(path: Path, force: bool) -> None:
     folder = path.parent if str(path.parent) else Path(".")
     if not folder.is_dir():
         raise CLIError(f"{folder}: output folder does not exist")
-    if not os.access(folder, os.W_OK):
-        raise CLIError(f"{folder}: output folder is not writable")
+    from core.datasets import check_writable
+    check_writable(folder)
 
 
 def _prepare_outdir(outdir: Path) -> None:
@@ -113,8 +123,8 @@ def _prepare_outdir(outdir: Path) -> None:
         outdir.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise CLIError(f"cannot create the output folder {outdir}: {e.strerror or e}") from e
-    if not os.access(outdir, os.W_OK):
-        raise CLIError(f"{outdir}: output folder is not writable")
+    from core.datasets import check_writable
+    check_writable(outdir)
 
 
 def _image_source(path_text: str):
@@ -199,26 +209,44 @@ def _resume_point(partial: Path) -> int:
     return len(lines)
 
 
-def _measure_chunk_df(chunk, start, args, executor, workers):
+def _measure_chunk_df(chunk, start, args, executor, workers, failed: list | None = None):
+    """Measure one chunk; its rows are indexed from `start`. Indices of digits that could not be measured
+    (NaN rows) are appended to `failed` (reported once at the end rather than one warning per chunk)."""
+    import warnings
+
     from core.measure import measure_batch
-    df = measure_batch(chunk, mode=args.mode, threshold=args.threshold, scale=args.scale,
-                       workers=workers, executor=executor, progress=False)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*could not be measured")
+        df = measure_batch(chunk, mode=args.mode, threshold=args.threshold, scale=args.scale,
+                           workers=workers, executor=executor, progress=False)
     df.index = np.arange(start, start + len(chunk))
     df.index.name = "index"
+    if failed is not None:
+        failed.extend(int(i) for i in df.index[df.isna().any(axis=1)])
     return df
+
+
+def _report_failed(failed: list, n: int) -> None:
+    if failed:
+        shown = ", ".join(map(str, failed[:20])) + (f" and {len(failed) - 20} more" if len(failed) > 20 else "")
+        print(f"warning: {len(failed)} of {n} digits could not be measured (blank or invalid images); their rows "
+              f"are empty: {shown}", file=sys.stderr)
 
 
 def cmd_measure(args) -> int:
     from core.io import atomic_write
 
     idx_path, images, n = _image_source(args.images)
+    failed: list[int] = []
     if args.output is None:
         with _executor(args) as (executor, workers), _bar(args, n, "measure") as bar:
             sys.stdout.write(METRICS_HEADER + "\n")
             for start, chunk in _chunks(idx_path, images, n, args.chunksize):
-                _measure_chunk_df(chunk, start, args, executor, workers).to_csv(sys.stdout, header=False)
+                _measure_chunk_df(chunk, start, args, executor, workers, failed).to_csv(sys.stdout, header=False)
+                sys.stdout.flush()
                 if bar is not None:
                     bar.update(len(chunk))
+        _report_failed(failed, n)
         return 0
 
     out = Path(args.output)
@@ -249,7 +277,7 @@ def cmd_measure(args) -> int:
         with _executor(args) as (executor, workers), _bar(args, n, "measure", initial=done) as bar, \
                 open(partial, "a", newline="", encoding="utf-8") as f:
             for start, chunk in _chunks(idx_path, images, n, args.chunksize, start=done):
-                df = _measure_chunk_df(chunk, start, args, executor, workers)
+                df = _measure_chunk_df(chunk, start, args, executor, workers, failed)
                 df.to_csv(f, header=False)
                 f.flush()
                 os.fsync(f.fileno())
@@ -266,6 +294,7 @@ def cmd_measure(args) -> int:
     os.replace(partial, out)
     with contextlib.suppress(OSError):
         meta.unlink()
+    _report_failed(failed, n)
     if _progress(args):
         print(f"wrote {out} ({n} digits)", file=sys.stderr)
     return 0
@@ -280,10 +309,10 @@ def _registry() -> dict:
     return PERTURBATIONS
 
 
-def _perturbation_params(name: str) -> dict[str, inspect.Parameter]:
-    cls = _registry()[name]
-    return {p.name: p for p in inspect.signature(cls).parameters.values()
-            if p.name not in ("self", "rng") and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+def _perturbation_params(name: str) -> dict:
+    """Parameter name -> ParamSpec (name, default, low, high, step, unit, doc) of a registry perturbation."""
+    _cls, specs = _registry()[name]
+    return {spec.name: spec for spec in specs}
 
 
 def _all_params() -> dict[str, str]:
@@ -294,10 +323,11 @@ def _all_params() -> dict[str, str]:
     except ImportError:
         return {}
     for name in reg:
-        for pname, p in _perturbation_params(name).items():
-            default = "" if p.default is inspect.Parameter.empty else f"={p.default}"
-            out.setdefault(pname, []).append(f"{name}{default}")
-    return {k: "parameter of " + ", ".join(v) for k, v in out.items()}
+        for pname, spec in _perturbation_params(name).items():
+            unit = f" {spec.unit}" if spec.unit else ""
+            out.setdefault(pname, []).append(f"{name}: {spec.doc}, default {spec.default}{unit}, sensible range "
+                                             f"{spec.low}..{spec.high}")
+    return {k: "; ".join(v) for k, v in out.items()}
 
 
 _ALIASES = {"thin": "thinning", "thic": "thickening", "thick": "thickening", "swel": "swelling",
@@ -315,16 +345,19 @@ def _resolve_perturbation(name: str) -> str:
     raise CLIError(f"unknown perturbation {name!r}; choose one of {', '.join(reg)}")
 
 
-def _convert(value: str, param: inspect.Parameter, pert: str):
-    default = param.default
+def _convert(value: str, spec, pert: str):
+    option = f"--{spec.name.replace('_', '-')}"
     try:
-        if isinstance(default, bool):
-            return value.lower() in ("1", "true", "yes")
-        if isinstance(default, int):
-            return int(value)
-        return float(value)
+        number = int(value) if isinstance(spec.default, int) else float(value)
     except ValueError:
-        raise CLIError(f"--{param.name.replace('_', '-')} of {pert}: expected a number, not {value!r}") from None
+        kind = "an integer" if isinstance(spec.default, int) else "a number"
+        raise CLIError(f"{option} of {pert}: expected {kind}, not {value!r}") from None
+    if not np.isfinite(number):
+        raise CLIError(f"{option} of {pert}: expected a finite number, not {value!r}")
+    if not spec.low <= number <= spec.high:
+        print(f"warning: {option} {number} is outside the sensible range {spec.low}..{spec.high} of {pert}",
+              file=sys.stderr)
+    return number
 
 
 def cmd_perturb(args) -> int:
@@ -343,9 +376,6 @@ def cmd_perturb(args) -> int:
             raise CLIError(f"--{dest.replace('_', '-')} is not a parameter of {name} (its parameters: "
                            f"{', '.join(params_spec) or 'none'})")
         params[dest] = _convert(value, params_spec[dest], name)
-    missing = [p for p, spec in params_spec.items() if spec.default is inspect.Parameter.empty and p not in params]
-    if missing:
-        raise CLIError(f"{name} needs " + ", ".join(f"--{p.replace('_', '-')}" for p in missing))
     try:
         make_perturbation(name, params, rng=0)
     except (TypeError, ValueError) as e:
@@ -399,19 +429,18 @@ def cmd_perturb(args) -> int:
         df = pd.concat(metrics) if metrics else None
         if df is not None:
             atomic_write_csv(df, out_metrics)
-    param_text = ", ".join(f"{k}={v}" for k, v in params.items()) or "default parameters"
     full = {k: params.get(k, spec.default) for k, spec in params_spec.items()}
+    param_text = ", ".join(f"{k}={v}" for k, v in full.items()) or "no parameters"
     lines = [f"# {prefix} digits perturbed with {name}", "",
-             f"{n} digits of `{src.name}`, each perturbed with `{name}("
-             + ", ".join(f"{k}={v}" for k, v in full.items()) + ")`"
+             f"{n} digits of `{src.name}`, each perturbed with `{name}({param_text})`"
              + f" after binarisation at threshold {args.threshold} and {args.scale}x up-scaling "
                f"({args.mode} mode), seed {args.seed}.", "",
              "Made with:", "", "```",
              f"morpho perturb {src.name} --perturbation {name} "
              + " ".join(f"--{k.replace('_', '-')} {v}" for k, v in params.items())
              + f" --seed {args.seed} -o OUTDIR", "```", "",
-             f"Each digit's randomness is keyed by (seed, split, digit index): the same command gives "
-             f"byte-identical files whatever the number of workers ({param_text}).", ""]
+             "Each digit's randomness is keyed by (seed, split, digit index): the same command gives "
+             "byte-identical files whatever the number of workers.", ""]
     with atomic_write(out_readme, "w", newline="\n") as f:
         f.write("\n".join(lines))
     if _progress(args):
@@ -730,7 +759,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "(Castro et al., JMLR 2019), inspect them, compare samples and explore them.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    fmt = argparse.ArgumentDefaultsHelpFormatter
+    fmt = _Formatter
 
     p = sub.add_parser("measure", help="morphometrics table of images (released CSV layout)", formatter_class=fmt,
                        description="Measure area, length, thickness, slant, width and height of every digit and "

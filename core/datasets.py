@@ -57,6 +57,19 @@ class DatasetError(ValueError):
     """A dataset folder or file is missing, inconsistent or cannot be written; the message names it."""
 
 
+def check_writable(folder: str | os.PathLike) -> None:
+    """Raise DatasetError unless a file can be created in `folder` (tried for real: permission bits do not
+    tell for root, read-only mounts or full disks)."""
+    import tempfile
+    folder = Path(folder)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".morpho-write-test.", dir=folder)
+    except OSError as e:
+        raise DatasetError(f"{folder}: output folder is not writable ({e.strerror or e})") from e
+    os.close(fd)
+    os.unlink(tmp)
+
+
 # --------------------------------------------------------------------------------------------------------
 # Finding files
 # --------------------------------------------------------------------------------------------------------
@@ -558,17 +571,19 @@ def generate_chunk(images: np.ndarray, start: int, split_id: int, seed: int, par
 
 
 def make_perturbation(name: str, params: dict, rng=None):
-    """Instantiate a perturbation of the :data:`core.perturb.PERTURBATIONS` registry by name."""
-    from core import perturb
-    cls = perturb.PERTURBATIONS[name]
-    if "rng" in _init_params(cls):
-        return cls(**params, rng=rng)
-    return cls(**params)
+    """Instantiate a perturbation of the :data:`core.perturb.PERTURBATIONS` registry by name.
 
-
-def _init_params(cls) -> list[str]:
+    Parameters not in `params` take the registry defaults; `rng` is passed to random perturbations only.
+    """
     import inspect
-    return [p for p in inspect.signature(cls).parameters if p != "self"]
+
+    from core import perturb
+    cls, specs = perturb.PERTURBATIONS[name]
+    kwargs = {spec.name: spec.default for spec in specs}
+    kwargs.update(params)
+    if "rng" in inspect.signature(cls).parameters:
+        kwargs["rng"] = rng
+    return cls(**kwargs)
 
 
 def perturbation_key(name: str) -> int:
@@ -691,8 +706,7 @@ def generate(mnist_dir: str | os.PathLike, outdir: str | os.PathLike, *, seed: i
     except OSError as e:
         raise DatasetError(f"cannot create output folders in {outdir}: {e.strerror or e}") from e
     for name in names:
-        if not os.access(outdir / name, os.W_OK):
-            raise DatasetError(f"{outdir / name}: folder is not writable")
+        check_writable(outdir / name)
 
     bar = None
     if progress:

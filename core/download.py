@@ -175,8 +175,13 @@ def download_file(name: str, sha256: str, to: str | os.PathLike, *, mirrors: Seq
         to.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise DownloadError(f"cannot create the folder {to}: {e.strerror or e}") from e
-    if not os.access(to, os.W_OK):
-        raise DownloadError(f"{to}: folder is not writable")
+    import tempfile
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".morpho-write-test.", dir=to)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise DownloadError(f"{to}: folder is not writable ({e.strerror or e})") from e
     final = to / name
     part = to / f".{name}.part"
     sha256 = sha256.lower()
