@@ -16,6 +16,7 @@ variation?". This module holds the paper's analysis, in plain numpy/scipy/pandas
 - :func:`mig`: mutual information gap (Chen et al., 2018) with histogram discretisation.
 - :func:`traversal_effects`: measure a latent traversal grid and summarise each latent's effect on
   each metric.
+- :func:`distance_to_data`: how far each sample lies from the reference digits (for galleries).
 
 All metrics are in the units of :mod:`core.measure`: area in px², length/thickness/width/height in
 px (28x28 pixel units), slant in radians.
@@ -47,6 +48,7 @@ __all__ = [
     "discretise",
     "measure_traversal",
     "traversal_effects",
+    "distance_to_data",
 ]
 
 #: The six morphometrics of :mod:`core.measure` (duplicated here so that this module imports
@@ -753,4 +755,49 @@ def traversal_effects(grid, *, method: str = "spearman", metrics: Sequence[str] 
                 out.loc[lat, m] = float(slope / sd) if sd > 0 else 0.0
     out.attrs["per_step"] = per_step
     out.attrs["method"] = method
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Atypical samples
+# --------------------------------------------------------------------------------------------
+
+def distance_to_data(sample_metrics: pd.DataFrame, reference_metrics: pd.DataFrame, *,
+                     columns: Sequence[str] = MMD_COLUMNS, k: int = 5) -> np.ndarray:
+    """How far each sample lies from the reference data in morphometric space.
+
+    The mean Euclidean distance from a sample to its ``k`` nearest reference digits, in the
+    reference data's standard deviations per column (so 1 means "one standard deviation away
+    along one metric"). Used to show the samples furthest from the data.
+
+    Parameters
+    ----------
+    sample_metrics, reference_metrics : pandas.DataFrame
+        Morphometric tables.
+    columns : sequence of str
+        Columns used (default: the paper's MMD columns).
+    k : int
+        Number of nearest reference digits averaged.
+
+    Returns
+    -------
+    numpy.ndarray, shape (N_samples,)
+        Distance in standard deviations; NaN for samples with a NaN metric.
+    """
+    from scipy.spatial import cKDTree
+
+    ref = reference_metrics[list(columns)].to_numpy(dtype=np.float64)
+    ref = ref[np.isfinite(ref).all(1)]
+    if len(ref) < 1:
+        raise ValueError("the reference data has no finite metrics")
+    mu, sd = ref.mean(0), ref.std(0, ddof=1) if len(ref) > 1 else np.ones(ref.shape[1])
+    sd = np.where(sd > 0, sd, 1.0)
+    tree = cKDTree((ref - mu) / sd)
+    s = sample_metrics[list(columns)].to_numpy(dtype=np.float64)
+    out = np.full(len(s), np.nan)
+    ok = np.isfinite(s).all(1)
+    if ok.any():
+        kk = min(k, len(ref))
+        dist, _ = tree.query((s[ok] - mu) / sd, k=kk)
+        out[ok] = dist.reshape(len(dist), -1).mean(1)
     return out

@@ -1,7 +1,6 @@
 """core.analysis on real MNIST digits (the bundled 5,000-digit sample in assets/mnist-5k)."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +12,7 @@ from core.analysis import (MMD_COLUMNS, METRICS, bandwidth, compare_report, gaus
                            metric_distances, mig, mmd_test, partial_correlations, traversal_effects)
 from core.io import load_idx
 
-ASSETS = Path(os.environ.get("DEVASSETS", Path(__file__).resolve().parent.parent / "assets")) / "mnist-5k"
+ASSETS = Path(__file__).resolve().parent.parent / "assets" / "mnist-5k"
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ from PIL import Image
 from core.io import load_idx, save_idx
 from core.samples import SampleFormatError, load_codes, load_samples, load_traversal, normalise_range
 
-ASSETS = Path(os.environ.get("DEVASSETS", Path(__file__).resolve().parent.parent / "assets")) / "mnist-5k"
+ASSETS = Path(__file__).resolve().parent.parent / "assets" / "mnist-5k"
 
 
 @pytest.fixture(scope="module")
