@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import gzip
+import math
 import io as _io
 import os
 import struct
@@ -124,7 +125,7 @@ def load_idx(path: str | os.PathLike) -> np.ndarray:
     path = Path(path)
     data = _read_bytes(path)
     dtype, shape, header_size = _parse_header(data, path)
-    count = int(np.prod(shape, dtype=np.int64)) if shape else 0
+    count = math.prod(shape)  # Python ints: a forged header cannot overflow
     expected = header_size + count * dtype.itemsize
     if len(data) < expected:
         raise IDXError(f"{path}: truncated data: shape {shape} of {_TYPE_NAMES[_code_of(dtype)]} needs "

@@ -48,7 +48,7 @@ def as_digit(image) -> np.ndarray:
         finite = np.isfinite(img)
         if not finite.all():
             bad = np.argwhere(~finite)
-            raise ValueError(f"image has {len(bad)} NaN/inf pixel(s), first at (row, col) = {tuple(bad[0])}")
+            raise ValueError(f"image has {len(bad)} NaN/inf pixel(s), first at (row, col) = ({bad[0][0]}, {bad[0][1]})")
         lo, hi = float(img.min()), float(img.max())
         if lo < -_GRID_TOL or hi > 1 + _GRID_TOL:
             hint = " (values in [-1, 1]? rescale with (x + 1) / 2)" if lo >= -1 - _GRID_TOL else ""

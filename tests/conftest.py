@@ -35,3 +35,22 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "browser" in item.keywords:
             item.add_marker(skip)
+
+
+SAMPLE = ASSETS / "mnist-5k"
+
+
+@pytest.fixture(scope="session")
+def sample_images():
+    """The bundled 5,000 real MNIST training digits (uint8, (5000, 28, 28)), sorted by label; row 2500 is
+    MNIST training digit 0."""
+    from core.io import load_idx
+
+    return load_idx(SAMPLE / "train-images-idx3-ubyte.gz")
+
+
+@pytest.fixture(scope="session")
+def sample_labels():
+    from core.io import load_idx
+
+    return load_idx(SAMPLE / "train-labels-idx1-ubyte.gz")

@@ -1,0 +1,106 @@
+"""The compiled fast path equals the plain reference path on real digits and edge cases."""
+import numpy as np
+import pytest
+from scipy import ndimage as ndi
+from skimage import morphology
+
+from core import _kernels, resample, skeleton
+from core.measure import measure_image
+from core.morpho import ImageMorphology, bounding_parallelogram
+
+MODES = ["released", "upstream"]
+
+
+def _edge_cases(sample_images):
+    digit = sample_images[2500]
+    cases = {
+        "touching left border": np.roll(digit, -np.nonzero(digit.any(0))[0][0], axis=1),
+        "touching bottom border": np.roll(digit, 27 - np.nonzero(digit.any(1))[0][-1], axis=0),
+        "in a corner": np.roll(np.roll(digit, 10, axis=0), 12, axis=1),
+        "filling the frame": np.pad(np.full((26, 26), 255, np.uint8), 1),
+    }
+    line = np.zeros((28, 28), np.uint8)
+    line[4:24, 14] = 255
+    cases["one-pixel stroke"] = line
+    diagonal = np.zeros((28, 28), np.uint8)
+    np.fill_diagonal(diagonal, 255)
+    cases["one-pixel diagonal to the corners"] = diagonal
+    blob = np.zeros((28, 28), np.uint8)
+    blob[12:15, 12:15] = 200
+    cases["single blob"] = blob
+    dot = np.zeros((28, 28), np.uint8)
+    dot[0, 0] = 255
+    cases["single pixel in the corner"] = dot
+    return cases
+
+
+@pytest.fixture(scope="module")
+def digits(sample_images):
+    chosen = {f"digit {i}": sample_images[i] for i in range(7, 5000, 125)}
+    chosen.update(_edge_cases(sample_images))
+    return chosen
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_morphology_arrays_identical(digits, mode):
+    for name, image in digits.items():
+        fast = ImageMorphology(image, mode=mode)
+        ref = ImageMorphology(image, mode=mode, engine="reference")
+        for attr in ("hires_image", "binary_image", "skeleton", "distance_map"):
+            np.testing.assert_array_equal(getattr(fast, attr), getattr(ref, attr), err_msg=f"{name}: {attr}")
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_metrics_within_1e12(digits, mode):
+    for name, image in digits.items():
+        fast = np.array(measure_image(image, mode=mode))
+        ref = np.array(measure_image(image, mode=mode, engine="reference"))
+        np.testing.assert_allclose(fast, ref, rtol=0, atol=1e-12, err_msg=name)
+
+
+def test_downscale_identical(digits):
+    for name, image in list(digits.items())[::3]:
+        for mode in MODES:
+            morph = ImageMorphology(image, mode=mode)
+            np.testing.assert_array_equal(resample.downscale(morph.binary_image, 4, mode, "fast"),
+                                          resample.downscale(morph.binary_image, 4, mode, "reference"))
+
+
+def test_bounding_parallelogram_identical(digits):
+    for name, image in digits.items():
+        hires = ImageMorphology(image).hires_image
+        for fast, ref in zip(bounding_parallelogram(hires, .02), bounding_parallelogram(hires, .02, engine="reference")):
+            np.testing.assert_array_equal(fast, ref, err_msg=name)
+
+
+def test_exact_distance_transform_matches_scipy():
+    rng = np.random.default_rng(3)
+    for _ in range(200):
+        shape = tuple(rng.integers(1, 60, size=2))
+        binary = rng.random(shape) < rng.uniform(0.2, 0.99)
+        if binary.all():
+            continue
+        ours = np.where(binary, np.sqrt(_kernels.squared_edt(binary)), 0.0)
+        np.testing.assert_array_equal(ours, ndi.distance_transform_edt(binary))
+
+
+def test_legacy_permutation_matches_numpy():
+    for n in [0, 1, 2, 3, 17, 255, 256, 257, 1000, 4096, 12544]:
+        np.testing.assert_array_equal(_kernels.legacy_permutation(n, 0), np.random.RandomState(0).permutation(n))
+
+
+def test_disk_morphology_matches_scikit_image(digits):
+    for name, image in list(digits.items())[::2]:
+        binary = ImageMorphology(image).binary_image
+        for r in (1, 4, 9):
+            np.testing.assert_array_equal(skeleton.dilate_disk(binary, r), morphology.dilation(binary, morphology.disk(r)))
+            np.testing.assert_array_equal(skeleton.erode_disk(binary, r), morphology.erosion(binary, morphology.disk(r)))
+
+
+def test_bilinear_warp_identical():
+    rng = np.random.default_rng(5)
+    image = rng.random((40, 30))
+    rr = rng.uniform(-3, 43, size=(40, 30))
+    cc = rng.uniform(-3, 33, size=(40, 30))
+    np.testing.assert_allclose(resample.bilinear_warp(image, rr, cc, "fast"),
+                               resample.bilinear_warp(image, rr, cc, "reference"), rtol=0, atol=1e-15)
