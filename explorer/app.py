@@ -16,7 +16,7 @@ __all__ = ["Explorer", "TABS", "URL_PARAMETERS"]
 
 def _browse(state: ExplorerState):
     return pn.FlexBox(Browser(state=state, filters=False), Inspector(state=state), gap="16px",
-                      flex_wrap="wrap", align_items="flex_start")
+                      flex_wrap="wrap", align_items="flex-start", sizing_mode="stretch_width")
 
 
 #: The explorer's tabs, in order: (title, factory taking the shared state and returning a viewable).
@@ -167,15 +167,16 @@ class Explorer(pn.viewable.Viewer):
 
     def template(self):
         """The full-page app (used by ``panel serve explorer``)."""
-        template = pn.template.FastListTemplate(
+        template = pn.template.BootstrapTemplate(
             title="Morpho-MNIST Explorer", sidebar=[self.sidebar()], main=[self.tabs], sidebar_width=340,
-            accent="#1f6feb", header_background="#1f3b5c", main_layout=None)
+            header_background="#1f3b5c")
         return template
 
     def servable(self, title: str | None = None, location: bool = True, area: str = "main",
                  target: str | None = None):
         """Serve the full-page template (under ``panel serve``), with the URL kept in sync."""
-        if pn.state.served:
+        doc = pn.state.curdoc
+        if doc is not None and doc.session_context is not None:  # under panel serve
             self.sync_url()
             return self.template().servable(title=title or "Morpho-MNIST Explorer")
         return super().servable(title=title, location=location, area=area, target=target)

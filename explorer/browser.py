@@ -14,12 +14,13 @@ from explorer.state import ExplorerState
 __all__ = ["Filters", "Browser", "thumbnail_page", "METRIC_LABELS"]
 
 CELL = 30  # 28 px digit + 2 px gutter
-GRID_COLS = 12
+GRID_COLS = 10
 LABEL_COLOURS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
                  "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"]
 METRIC_LABELS = {"area": "Area (px²)", "length": "Length (px)", "thickness": "Thickness (px)",
                  "slant": "Slant (rad)", "width": "Width (px)", "height": "Height (px)"}
 
+_COMPACT_BUTTONS = ":host .bk-btn {padding: 4px 2px; min-width: 0;}"
 _GUTTER_RGB = np.array([245, 245, 247], np.uint32)
 
 
@@ -64,7 +65,7 @@ class Filters(pn.viewable.Viewer):
         s = self.state
         self._labels = pn.widgets.CheckButtonGroup(
             name="Digit label", options=list(range(10)), value=list(s.labels), button_type="primary",
-            button_style="outline", sizing_mode="stretch_width")
+            button_style="outline", sizing_mode="stretch_width", stylesheets=[_COMPACT_BUTTONS])
         self._perts = pn.widgets.CheckButtonGroup(
             name="Perturbation", options={}, value=[], button_type="primary", button_style="outline",
             sizing_mode="stretch_width")
@@ -74,7 +75,7 @@ class Filters(pn.viewable.Viewer):
         self._sort = pn.widgets.Select(name="Sort by", options=["index", *METRICS], value=s.sort_by,
                                        sizing_mode="stretch_width")
         self._desc = pn.widgets.Checkbox(name="Descending", value=s.descending)
-        self._reset = pn.widgets.Button(name="Reset filters", button_type="light", icon="filter-off")
+        self._reset = pn.widgets.Button(name="Reset filters", button_type="light")
         self._count = pn.pane.Markdown("", margin=(0, 10))
         self._updating = False
         self._labels.param.watch(self._on_labels, "value")
@@ -175,9 +176,9 @@ class Browser(pn.viewable.Viewer):
     """
 
     state = param.ClassSelector(class_=ExplorerState)
-    rows = param.Integer(default=8, bounds=(1, 40))
+    rows = param.Integer(default=10, bounds=(1, 40))
     cols = param.Integer(default=GRID_COLS, bounds=(1, 40))
-    zoom = param.Number(default=2.2, doc="Screen pixels per digit pixel.")
+    zoom = param.Number(default=1.8, doc="Screen pixels per digit pixel.")
 
     def __init__(self, state: ExplorerState | None = None, filters: bool = True, **params):
         super().__init__(state=state or ExplorerState(), **params)
@@ -194,7 +195,7 @@ class Browser(pn.viewable.Viewer):
         # Transparent cells carry the hover information of each thumbnail.
         cells = fig.rect(x="x", y="y", width=CELL, height=CELL, source=self._cells, fill_alpha=0,
                          line_alpha=0, hover_fill_alpha=0.12, hover_fill_color="#ff8c00")
-        fig.text(x="tx", y="ty", text="label_text", source=self._cells, text_font_size="9px",
+        fig.text(x="tx", y="ty", text="label_text", source=self._cells, text_font_size="10px", text_font_style="bold",
                  text_color="label_colour", text_baseline="top", text_align="left")
         tooltips = [("index", "@index"), ("label", "@label")] + [(m, f"@{m}{{0.00}}") for m in METRICS]
         fig.add_tools(HoverTool(renderers=[cells], tooltips=tooltips))
@@ -267,7 +268,7 @@ class Browser(pn.viewable.Viewer):
         grid = pn.Column(
             pn.Row(self._prev, self._page_input, self._page_info, self._next, align="start"),
             self._pane,
-            css_classes=["explorer-browser"],
+            css_classes=["explorer-browser"], width=int(self.cols * CELL * self.zoom) + 20,
         )
         if self._filters is not None:
             return pn.Row(pn.Column(self._filters, width=320), grid)

@@ -93,7 +93,7 @@ class Distributions(pn.viewable.Viewer):
                                     width=180)
         self._x.link(self, value="x")
         self._y.link(self, value="y")
-        self._clear = pn.widgets.Button(name="Clear scatter selection", button_type="light", icon="x")
+        self._clear = pn.widgets.Button(name="Clear scatter selection", button_type="light")
         self._clear.on_click(lambda e: setattr(s, "scatter_selection", None))
         self._info = pn.pane.Markdown("", margin=(8, 10))
 

@@ -40,7 +40,7 @@ OVERLAYS = {
 }
 
 
-def digit_geometry(image: np.ndarray, *, max_circles: int = 80) -> dict:
+def digit_geometry(image: np.ndarray, *, max_circles: int = 36) -> dict:
     """Everything the inspector draws, in plot coordinates of the hi-res image (x right, y up).
 
     Parameters
@@ -167,15 +167,15 @@ class Inspector(pn.viewable.Viewer):
         self._centroid = ColumnDataSource(data={"x": [], "y": []})
         self._para = ColumnDataSource(data={"x": [], "y": []})
         self._ellipse = ColumnDataSource(data={"x": [], "y": [], "width": [], "height": [], "angle": []})
-        fig = digit_figure(size, 460, "inspector-digit")
+        fig = digit_figure(size, 420, "inspector-digit")
         mapper = LinearColorMapper(palette=Greys256[::-1], low=0, high=255)
         fig.image(image="image", x=0, y=0, dw=size, dh=size, source=self._img, color_mapper=mapper)
         tmapper = LinearColorMapper(palette=Viridis256, low=0, high=6)
         self._renderers = {
             "Binarised": [fig.image_rgba(image="image", x=0, y=0, dw=size, dh=size, source=self._binary)],
             "Skeleton": [fig.image_rgba(image="image", x=0, y=0, dw=size, dh=size, source=self._skeleton)],
-            "Thickness": [fig.circle(x="x", y="y", radius="r", source=self._circles, fill_alpha=0.12,
-                                     line_width=1.2, fill_color={"field": "t", "transform": tmapper},
+            "Thickness": [fig.circle(x="x", y="y", radius="r", source=self._circles, fill_alpha=0.06,
+                                     line_width=1.5, fill_color={"field": "t", "transform": tmapper},
                                      line_color={"field": "t", "transform": tmapper})],
             "Slant": [fig.line(x="x", y="y", source=self._line, line_color="#00b4d8", line_width=3,
                                line_dash="dashed"),
@@ -188,12 +188,11 @@ class Inspector(pn.viewable.Viewer):
         self._fig = fig
         self._toggles = pn.widgets.CheckButtonGroup(
             name="Overlays", options=list(OVERLAYS), value=list(self.overlays), button_type="primary",
-            button_style="outline", orientation="vertical", width=150)
+            button_style="outline", orientation="vertical", width=140)
         self._toggles.link(self, value="overlays")
-        self._legend = pn.pane.HTML("", width=260, margin=(5, 5))
+        self._legend = pn.pane.HTML("", width=180, margin=(5, 5))
         self._title = pn.pane.Markdown("", margin=(0, 10))
-        self._table = pn.pane.HTML("", stylesheets=[TABLE_CSS], sizing_mode="stretch_width",
-                                   min_width=380)
+        self._table = pn.pane.HTML("", stylesheets=[TABLE_CSS], width=630)
         self._prev = pn.widgets.Button(name="‹", width=40)
         self._next = pn.widgets.Button(name="›", width=40)
         self._index = pn.widgets.IntInput(name="", value=self.state.current, start=0, width=100)
@@ -262,11 +261,11 @@ class Inspector(pn.viewable.Viewer):
 
     def __panel__(self):
         controls = pn.Column(
-            pn.pane.Markdown("**Overlays**", margin=(0, 5)), self._toggles, self._legend, width=270)
+            pn.pane.Markdown("**Overlays**", margin=(0, 5)), self._toggles, self._legend, width=190)
         nav = pn.Row(self._prev, self._index, self._next, align="start")
         return pn.Column(
             pn.Row(self._title, nav),
             pn.Row(pn.pane.Bokeh(self._fig), controls),
             self._table,
-            css_classes=["explorer-inspector"], sizing_mode="stretch_width",
+            css_classes=["explorer-inspector"], width=640,
         )

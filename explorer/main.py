@@ -6,7 +6,7 @@ import panel as pn
 
 from explorer import Explorer
 
-pn.extension(notifications=True, design="fast")
+pn.extension(notifications=True)
 _parser = argparse.ArgumentParser(prog="panel serve explorer --args")
 _parser.add_argument("--data", default=None, help="MNIST / Morpho-MNIST folder, or .npy/.npz array")
 _args, _ = _parser.parse_known_args(sys.argv[1:])

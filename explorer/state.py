@@ -37,7 +37,7 @@ class ExplorerState(param.Parameterized):
     selection = param.Array(default=np.zeros(0, np.int64), doc="Indices passing all filters, sorted.")
     current = param.Integer(default=0, bounds=(0, None), doc="Index of the current digit.")
     page = param.Integer(default=0, bounds=(0, None), doc="Browser page (0-based).")
-    page_size = param.Integer(default=96, bounds=(1, None))
+    page_size = param.Integer(default=100, bounds=(1, None))
 
     # Perturbation studio settings (kept here so that the URL can share them).
     perturbation = param.String(default="thinning", doc="Perturbation name in core.perturb.PERTURBATIONS.")

@@ -23,17 +23,11 @@ __all__ = ["Studio", "ParamSpec", "perturbation_specs", "make_perturbation", "pe
 # Morpho-MNIST perturbation label of each class (see explorer.data.PERTURBATION_NAMES).
 _CODES = {"Thinning": 1, "Thickening": 2, "Swelling": 3, "Fracture": 4, "SetThickness": 5, "SetSlant": 6,
           "SetWidth": 7}
-# Slider ranges used when the registry does not give them (the paper's settings sit inside).
-_FALLBACK_RANGES = {
-    "amount": (0.05, 2.0, 0.05), "strength": (0.5, 6.0, 0.1), "radius": (1.0, 14.0, 0.5),
-    "thickness": (0.5, 4.0, 0.1), "prune": (0, 6, 1), "num_frac": (1, 6, 1),
-    "target": (0.5, 25.0, 0.1), "target_rad": (-1.0, 1.0, 0.01),
-}
 
 
 @dataclass
 class ParamSpec:
-    """One parameter of a perturbation, for a slider."""
+    """One parameter of a perturbation, for a slider (from ``core.perturb.ParamSpec``)."""
 
     name: str
     default: float
@@ -41,11 +35,13 @@ class ParamSpec:
     high: float
     step: float
     integer: bool = False
+    unit: str = ""
+    doc: str = ""
 
 
 @dataclass
 class PerturbationSpec:
-    """A perturbation class and its parameters, normalised from ``core.perturb.PERTURBATIONS``."""
+    """A perturbation class and its parameters, from ``core.perturb.PERTURBATIONS``."""
 
     key: str
     label: str
@@ -55,80 +51,27 @@ class PerturbationSpec:
     code: int
 
 
-def _normalise_param(name, info, default=None) -> ParamSpec:
-    lo = hi = step = None
-    integer = None
-    if isinstance(info, dict):
-        default = info.get("default", default)
-        lo = info.get("min", info.get("low", info.get("start")))
-        hi = info.get("max", info.get("high", info.get("end")))
-        step = info.get("step")
-        if "range" in info or "bounds" in info:
-            lo, hi = info.get("range", info.get("bounds"))[:2]
-        integer = info.get("integer", info.get("type") in (int, "int"))
-    elif isinstance(info, (tuple, list)) and len(info) >= 3:
-        default, lo, hi = info[:3]
-        step = info[3] if len(info) > 3 else None
-    elif hasattr(info, "default"):
-        default = getattr(info, "default", default)
-        lo = getattr(info, "low", getattr(info, "min", None))
-        hi = getattr(info, "high", getattr(info, "max", None))
-        step = getattr(info, "step", None)
-    elif isinstance(info, (int, float)):
-        default = info
-    fb = _FALLBACK_RANGES.get(name, (0.0, max(2 * abs(default or 1), 1.0), None))
-    lo = fb[0] if lo is None else lo
-    hi = fb[1] if hi is None else hi
-    if integer is None:
-        integer = isinstance(default, (int, np.integer)) and not isinstance(default, bool) or name in (
-            "prune", "num_frac")
-    if default is None:
-        default = (lo + hi) / 2
-    if step is None:
-        step = 1 if integer else (fb[2] or (hi - lo) / 100)
-    return ParamSpec(name, default, lo, hi, step, bool(integer))
-
-
 def perturbation_specs() -> dict:
-    """Perturbations offered by the studio, read from ``core.perturb.PERTURBATIONS``.
+    """Perturbations offered by the studio, in the order of ``core.perturb.PERTURBATIONS``.
 
     Returns
     -------
     dict
-        key -> :class:`PerturbationSpec`, in the registry's order.
+        key -> :class:`PerturbationSpec`.
     """
-    from core import perturb
+    from core.perturb import PERTURBATIONS
 
-    registry = getattr(perturb, "PERTURBATIONS", None) or {
-        "thinning": perturb.Thinning, "thickening": perturb.Thickening, "swelling": perturb.Swelling,
-        "fracture": perturb.Fracture, "set_thickness": perturb.SetThickness, "set_slant": perturb.SetSlant,
-        "set_width": perturb.SetWidth}
     specs = {}
-    for key, entry in registry.items():
-        cls = entry if isinstance(entry, type) else (
-            entry.get("cls") or entry.get("class") if isinstance(entry, dict)
-            else getattr(entry, "cls", None) or getattr(entry, "klass", None))
-        declared = (entry.get("params") if isinstance(entry, dict) else getattr(entry, "params", None)) \
-            if not isinstance(entry, type) else getattr(entry, "PARAMS", None)
+    for key, (cls, params) in PERTURBATIONS.items():
         sig = inspect.signature(cls)
-        params = []
-        if declared:
-            items = declared.items() if isinstance(declared, dict) else [
-                (getattr(p, "name"), p) for p in declared]
-            for name, info in items:
-                if name == "rng":
-                    continue
-                d = sig.parameters.get(name)
-                params.append(_normalise_param(
-                    name, info, None if d is None or d.default is inspect._empty else d.default))
-        else:
-            for name, p in sig.parameters.items():
-                if name == "rng" or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
-                    continue
-                params.append(_normalise_param(name, None, None if p.default is inspect._empty else p.default))
-        label = PERTURBATION_NAMES.get(_CODES.get(cls.__name__, -1), key.replace("_", " "))
-        specs[key] = PerturbationSpec(key, label.capitalize(), cls, params, "rng" in sig.parameters,
-                                      _CODES.get(cls.__name__, 8))
+        slider_params = [
+            ParamSpec(p.name, p.default, p.low, p.high, p.step,
+                      integer=all(isinstance(v, (int, np.integer)) for v in (p.default, p.step)),
+                      unit=p.unit, doc=p.doc)
+            for p in params]
+        code = _CODES.get(cls.__name__, 8)
+        label = PERTURBATION_NAMES.get(code, key.replace("_", " "))
+        specs[key] = PerturbationSpec(key, label.capitalize(), cls, slider_params, "rng" in sig.parameters, code)
     return specs
 
 
@@ -208,8 +151,7 @@ class Studio(pn.viewable.Viewer):
         self._out = pn.widgets.TextInput(name="Export folder", placeholder="folder for the IDX + CSV files",
                                          value=str(Path.cwd() / "morpho-export"), width=420)
         self._open_after = pn.widgets.Checkbox(name="Open the exported dataset", value=False)
-        self._apply = pn.widgets.Button(name="Apply to selection and export", button_type="primary",
-                                        icon="file-export")
+        self._apply = pn.widgets.Button(name="Apply to selection and export", button_type="primary")
         self._apply.on_click(self._on_apply)
         self._kind.param.watch(self._on_kind, "value")
         self._seed.param.watch(lambda e: setattr(s, "seed", int(e.new)), "value")
@@ -235,8 +177,9 @@ class Studio(pn.viewable.Viewer):
         widgets = {}
         for p in self.spec.params:
             v = min(max(values[p.name], p.low), p.high)
+            label = p.name.replace("_", " ") + (f" ({p.unit})" if p.unit else "")
             if p.integer:
-                w = pn.widgets.IntSlider(name=p.name.replace("_", " "), start=int(p.low), end=int(p.high),
+                w = pn.widgets.IntSlider(name=label, start=int(p.low), end=int(p.high),
                                          step=int(p.step), value=int(v), width=260)
             else:
                 w = pn.widgets.FloatSlider(name=p.name.replace("_", " "), start=float(p.low),
