@@ -393,13 +393,14 @@ def cmd_perturb(args) -> int:
     out_readme = outdir / "README.md"
     labels = None
     if idx_path is not None and split_of(src):
+        lab_path = None
         with contextlib.suppress(DatasetError):
             lab_path = find_split(src.parent, prefix, require_labels=False).labels
-            if lab_path is not None:
-                labels = load_idx(lab_path)
-                if labels.shape != (n,):
-                    raise DatasetError(f"{src.name} holds {n} images but {lab_path.name} holds {labels.shape[0]} "
-                                       f"labels (in {src.parent})")
+        if lab_path is not None:
+            labels = load_idx(lab_path)
+            if labels.shape != (n,):
+                raise DatasetError(f"{src.name} holds {n} images but {lab_path.name} holds {labels.shape[0]} "
+                                   f"labels (in {src.parent})")
     targets = [out_images, out_readme] + ([out_labels] if labels is not None else []) + \
         ([out_metrics] if args.measure else [])
     existing = [str(p) for p in targets if p.exists()]
@@ -734,14 +735,27 @@ def cmd_compare(args) -> int:
     images = np.asarray(samples.images)
     sample_labels = getattr(samples, "labels", None)
     sample_metrics = _measure_all(images, args, "samples")
+    bad = sample_metrics.isna().any(axis=1).to_numpy()
+    if bad.all():
+        raise CLIError(f"{args.samples}: none of the {len(bad)} samples could be measured (blank images?)")
+    if bad.any():
+        print(f"warning: {int(bad.sum())} of {len(bad)} samples could not be measured and are left out",
+              file=sys.stderr)
+        sample_metrics = sample_metrics[~bad].reset_index(drop=True)
+        if sample_labels is not None:
+            sample_labels = np.asarray(sample_labels)[~bad]
     ref = Path(args.reference) if args.reference else repo_root() / DEFAULT_REFERENCE
     if not ref.exists():
         raise CLIError(f"{ref}: reference data not found" + ("" if args.reference else " (pass --reference DATA)"))
     ref_metrics, ref_labels = _reference_metrics(ref, args)
+    keep = ~ref_metrics.isna().any(axis=1).to_numpy()
+    ref_metrics = ref_metrics[keep].reset_index(drop=True)
+    if ref_labels is not None:
+        ref_labels = np.asarray(ref_labels)[keep]
     if sample_labels is None:
         ref_labels = None
     report = compare_report(sample_metrics, ref_metrics, sample_labels=sample_labels, reference_labels=ref_labels,
-                            linear=not args.no_linear, seed=args.seed)
+                            linear=not args.quadratic, seed=args.seed)
     print(report.to_text())
     return 0
 
@@ -864,7 +878,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="metrics CSV, IDX image file or dataset folder (default: the bundled "
                         f"{DEFAULT_REFERENCE})")
     p.add_argument("--mode", choices=("released", "upstream"), default="released")
-    p.add_argument("--no-linear", action="store_true", help="skip the linear (regression) analyses")
+    p.add_argument("--quadratic", action="store_true",
+                   help="quadratic-time unbiased MMD statistic instead of the paper's linear-time one")
     p.add_argument("--seed", type=_seed, default=0, help="seed of the report's random parts")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--workers", type=_positive_int, default=None, metavar="N", help="local worker processes")
@@ -895,13 +910,19 @@ def main(argv: list[str] | None = None) -> int:
     from core.datasets import DatasetError
     from core.download import DownloadError
     from core.io import IDXError
+    errors: tuple = (CLIError, DatasetError, IDXError, DownloadError)
+    try:
+        from core.samples import SampleFormatError
+        errors += (SampleFormatError,)
+    except ImportError:
+        pass
 
     try:
         return args.func(args)
     except KeyboardInterrupt:
         print(f"morpho {args.command}: interrupted", file=sys.stderr)
         return 130
-    except (CLIError, DatasetError, IDXError, DownloadError) as e:
+    except errors as e:
         print(f"morpho {args.command}: error: {e}", file=sys.stderr)
         return 1
     except OSError as e:
