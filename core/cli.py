@@ -69,6 +69,8 @@ def _add_compute_options(p: argparse.ArgumentParser, chunksize: int) -> None:
     g.add_argument("--scheduler", metavar="ADDRESS",
                    help="run on a Dask distributed cluster, e.g. tcp://HOST:8786 (the workers need this package "
                         "installed)")
+    p.add_argument("--connect-timeout", type=float, default=10., metavar="SECONDS",
+                   help="how long to try reaching the scheduler")
     p.add_argument("--chunksize", type=_positive_int, default=chunksize, metavar="N",
                    help=f"digits per task and per streamed chunk (default: {chunksize}); results do not depend "
                         "on it")
@@ -87,7 +89,7 @@ def _executor(args):
         except ImportError as e:
             raise CLIError("--scheduler needs Dask distributed: pip install 'dask[distributed]'") from e
         try:
-            client = Client(args.scheduler, timeout="10s")
+            client = Client(args.scheduler, timeout=f"{getattr(args, 'connect_timeout', 10.)}s")
         except (OSError, TimeoutError, ValueError) as e:
             raise CLIError(f"cannot connect to the Dask scheduler at {args.scheduler}: {e}") from e
         try:
