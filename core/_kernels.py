@@ -117,39 +117,49 @@ def _mirror_index_nd(k, n):
 
 
 @njit(**_OPTS)
+def _extension(n, r, mirror):
+    # source index of each position -r .. n + r - 1 of a line extended at both ends
+    idx = np.empty(n + 2 * r, np.int64)
+    for k in range(-r, n + r):
+        idx[k + r] = _mirror_index_nd(k, n) if mirror else _reflect_index(k, n)
+    return idx
+
+
+@njit(**_OPTS)
 def gaussian_smooth(img, weights, mirror):
     """Separable symmetric correlation, rows then columns (reference: scipy.ndimage.correlate1d).
 
-    `weights` has odd length 2r+1 and is symmetric. Accumulation follows scipy's symmetric-kernel loop:
-    ``x[i] * w[r] + sum_{k=r..1} (x[i-k] + x[i+k]) * w[r-k]``. Borders: ndimage 'reflect', or 'mirror'
-    when `mirror` is true.
+    `weights` has odd length 2r+1 and is symmetric. Each output value accumulates as scipy's
+    symmetric-kernel loop does: ``x[i] * w[r] + sum_{k=r..1} (x[i-k] + x[i+k]) * w[r-k]``. Borders: ndimage
+    'reflect', or 'mirror' when `mirror` is true.
     """
     rows, cols = img.shape
     r = weights.shape[0] // 2
     mid = weights[r]
+    ri = _extension(rows, r, mirror)
+    ci = _extension(cols, r, mirror)
+    # pass along axis 0, written row by row so that the inner loop runs over contiguous columns
     tmp = np.empty((rows, cols))
-    line = np.empty(rows + 2 * r)
-    for j in range(cols):
-        for k in range(-r, rows + r):
-            kk = _mirror_index_nd(k, rows) if mirror else _reflect_index(k, rows)
-            line[k + r] = img[kk, j]
-        for i in range(rows):
-            c = i + r
+    for i in range(rows):
+        src = img[ri[i + r]]
+        for j in range(cols):
+            tmp[i, j] = src[j] * mid
+        for k in range(r, 0, -1):
+            a = img[ri[i + r - k]]
+            b = img[ri[i + r + k]]
+            w = weights[r - k]
+            for j in range(cols):
+                tmp[i, j] += (a[j] + b[j]) * w
+    out = np.empty((rows, cols))
+    line = np.empty(cols + 2 * r)
+    for i in range(rows):
+        for k in range(cols + 2 * r):
+            line[k] = tmp[i, ci[k]]
+        for j in range(cols):
+            c = j + r
             acc = line[c] * mid
             for k in range(r, 0, -1):
                 acc += (line[c - k] + line[c + k]) * weights[r - k]
-            tmp[i, j] = acc
-    out = np.empty((rows, cols))
-    line2 = np.empty(cols + 2 * r)
-    for i in range(rows):
-        for k in range(-r, cols + r):
-            kk = _mirror_index_nd(k, cols) if mirror else _reflect_index(k, cols)
-            line2[k + r] = tmp[i, kk]
-        for j in range(cols):
-            c = j + r
-            acc = line2[c] * mid
-            for k in range(r, 0, -1):
-                acc += (line2[c - k] + line2[c + k]) * weights[r - k]
             out[i, j] = acc
     return out
 
@@ -275,26 +285,6 @@ def squared_edt(binary):
 
 
 @njit(**_OPTS)
-def neighbourhood_index(binary):
-    """The 9-bit code of each pixel's 3x3 neighbourhood (bit 4 = the pixel; outside counts as 0)."""
-    rows, cols = binary.shape
-    out = np.zeros((rows, cols), np.int64)
-    for i in range(rows):
-        for j in range(cols):
-            acc = 0
-            bit = 1
-            for di in range(-1, 2):
-                for dj in range(-1, 2):
-                    y = i + di
-                    x = j + dj
-                    if y >= 0 and y < rows and x >= 0 and x < cols and binary[y, x]:
-                        acc += bit
-                    bit *= 2
-            out[i, j] = acc
-    return out
-
-
-@njit(**_OPTS)
 def _mt_init(seed, mt):
     mt[0] = seed & 0xFFFFFFFF
     for i in range(1, 624):
@@ -350,6 +340,22 @@ def legacy_permutation(n, seed):
 
 
 @njit(**_OPTS)
+def _counting_sort(order, key, nkeys):
+    # stable reorder of `order` by key[order] in 0..nkeys-1
+    counts = np.zeros(nkeys + 1, np.int64)
+    for k in range(order.shape[0]):
+        counts[key[order[k]] + 1] += 1
+    for v in range(nkeys):
+        counts[v + 1] += counts[v]
+    out = np.empty_like(order)
+    for k in range(order.shape[0]):
+        v = key[order[k]]
+        out[counts[v]] = order[k]
+        counts[v] += 1
+    return out
+
+
+@njit(**_OPTS)
 def medial_axis(binary, tiebreaker, skel_table, corner_table):
     """Medial axis by ordered thinning (reference: core.skeleton.medial_axis_reference).
 
@@ -364,7 +370,6 @@ def medial_axis(binary, tiebreaker, skel_table, corner_table):
     """
     rows, cols = binary.shape
     d2 = squared_edt(binary)
-    code = neighbourhood_index(binary)
     n = 0
     for i in range(rows):
         for j in range(cols):
@@ -372,20 +377,39 @@ def medial_axis(binary, tiebreaker, skel_table, corner_table):
                 n += 1
     ii = np.empty(n, np.int64)
     jj = np.empty(n, np.int64)
-    keys = np.empty(n, np.int64)
+    dk = np.empty(n, np.int64)
+    ck = np.empty(n, np.int64)
     distance = np.zeros((rows, cols))
     k = 0
+    maxd = 0
     for i in range(rows):
         for j in range(cols):
             if binary[i, j]:
                 ii[k] = i
                 jj[k] = j
                 dd = d2[i, j]
+                dk[k] = dd
+                if dd > maxd:
+                    maxd = dd
                 distance[i, j] = np.sqrt(np.float64(dd))
-                # lexicographic key (distance, cornerness, tiebreaker); sqrt is monotone so d2 orders alike
-                keys[k] = (dd * 10 + corner_table[code[i, j]]) * n + tiebreaker[k]
+                code = 0
+                bit = 1
+                for di in range(-1, 2):
+                    for dj in range(-1, 2):
+                        y = i + di
+                        x = j + dj
+                        if y >= 0 and y < rows and x >= 0 and x < cols and binary[y, x]:
+                            code += bit
+                        bit *= 2
+                ck[k] = corner_table[code]
                 k += 1
-    order = np.argsort(keys)
+    # Order by (distance, cornerness, tiebreaker), as numpy.lexsort would: least significant key first,
+    # each pass a stable counting sort (sqrt is monotone, so squared distances order alike).
+    order = np.empty(n, np.int64)
+    for k in range(n):
+        order[tiebreaker[k]] = k  # the tiebreaker is a permutation of 0..n-1
+    order = _counting_sort(order, ck, 10)
+    order = _counting_sort(order, dk, maxd + 1)
     result = binary.copy()
     for idx in range(n):
         o = order[idx]

@@ -9,6 +9,7 @@ import concurrent.futures as cf
 import math
 import multiprocessing
 import os
+import threading
 import warnings
 from typing import Callable, NamedTuple, Sequence
 
@@ -141,6 +142,31 @@ def _measure_chunk(images: np.ndarray, start: int, options: dict) -> tuple[int, 
     return start, values, bad
 
 
+def _warm_up() -> None:
+    """Load the compiled kernels (from the on-disk cache) so that workers forked later start ready."""
+    digit = np.zeros((28, 28), np.uint8)
+    digit[6:22, 12:16] = 255
+    for mode in ("released", "upstream"):
+        _measure_fast(digit, mode, .5, 4, .02)
+
+
+def _worker_context():
+    """Start method of the worker processes.
+
+    fork (Linux) when this process has a single thread: workers inherit the loaded kernels and scripts need
+    no ``if __name__ == "__main__"`` guard. From a threaded process (e.g. the explorer's server), where
+    fork can deadlock, forkserver, whose server preloads and warms the kernels once for every worker.
+    """
+    if "fork" in multiprocessing.get_all_start_methods() and threading.active_count() == 1:
+        _warm_up()
+        return multiprocessing.get_context("fork")
+    ctx = multiprocessing.get_context("forkserver" if "forkserver" in multiprocessing.get_all_start_methods()
+                                      else "spawn")
+    if ctx.get_start_method() == "forkserver":
+        ctx.set_forkserver_preload(["core._worker"])
+    return ctx
+
+
 def _is_dask_client(executor) -> bool:
     return hasattr(executor, "gather") and hasattr(executor, "scatter") and hasattr(executor, "submit")
 
@@ -231,8 +257,7 @@ def measure_batch(images, *, mode: str = "released", threshold: float = .5, scal
                 collect(fut.result())
         else:
             own = executor is None
-            pool = executor if not own else cf.ProcessPoolExecutor(
-                max_workers=parallelism, mp_context=multiprocessing.get_context("forkserver"))
+            pool = executor if not own else cf.ProcessPoolExecutor(max_workers=parallelism, mp_context=_worker_context())
             try:
                 futures = [pool.submit(_measure_chunk, images[s:s + chunksize], s, options) for s in starts]
                 for fut in cf.as_completed(futures):

@@ -1,0 +1,159 @@
+"""Speed of measurement and perturbation: original-style path vs the project's paths, side by side.
+
+In one run, on the same real digits, prints:
+- digits/s of the original-style path (the original morphomnist algorithm with today's scikit-image
+  calls: pyramid_expand, medial_axis(rng=42), the Python loop of the bounding parallelogram), of the plain
+  reference path and of the compiled fast path, in both modes, their ratios, and the largest difference
+  between paths;
+- measure_batch with 1 and 2 worker processes (10,000 digits, and 70,000 with 2 workers);
+- peak memory of measuring 70,000 digits, next to the size of the images and of the result table;
+- first-call (JIT) cost with an empty and with a warm on-disk cache;
+- each perturbation including its ImageMorphology and downscale.
+
+    python benchmarks/speed.py [--digits N]
+
+Digits: the MNIST test set from ../shared/data/mnist when present, else the bundled sample (tiled).
+Machines here are shared: read ratios measured in the same run, not absolute times.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+from scipy import ndimage as ndi
+from skimage import morphology, transform
+
+from core.io import load_idx
+from core.measure import measure_batch, measure_image
+from core.perturb import PERTURBATIONS, perturb_image
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = ROOT.parent / "shared" / "data" / "mnist" / "t10k-images-idx3-ubyte.gz"
+SAMPLE = ROOT / "assets" / "mnist-5k" / "train-images-idx3-ubyte.gz"
+_SKEL_LEN_MASK = np.array([[0., 0., 0.], [0., 0., 1.], [np.sqrt(2.), 1., np.sqrt(2.)]])
+
+
+def original_measure_image(img, threshold=.5, scale=4, frac=.02):
+    """The original morphomnist measure_image, as it runs with today's scikit-image (baseline only)."""
+    up = transform.pyramid_expand(img, upscale=scale, order=3)
+    hires = (255. * up).astype(img.dtype)
+    lo, hi = hires.min(), hires.max()
+    binary = hires >= lo + (hi - lo) * threshold
+    skel, dist = morphology.medial_axis(binary, return_distance=True, rng=42)
+    area = binary.sum() / scale ** 2
+    s = skel.astype(float)
+    length = np.einsum("ij,ij->", ndi.correlate(s, _SKEL_LEN_MASK, mode="constant"), s) / scale
+    thickness = 2. * np.mean(dist[skel]) / scale
+    f = hires.astype(float)
+    x = np.arange(f.shape[1])[None, :]
+    y = np.arange(f.shape[0])[:, None]
+    m00 = f.sum()
+    m10, m01 = (x * f).sum() / m00, (y * f).sum() / m00
+    u11 = (x * y * f).sum() / m00 - m10 * m01
+    u02 = (y ** 2 * f).sum() / m00 - m01 ** 2
+    shear = u11 / u02
+    hcdf = np.array([((x + .5 < t + shear * (y - m01)) * f).sum() for t in range(f.shape[1])]) / m00
+    vcdf = np.array([((y < t) * f).sum() for t in range(f.shape[0])]) / m00
+    left, right = np.interp([frac / 2, 1 - frac / 2], hcdf, np.arange(f.shape[1]))
+    top, bottom = np.interp([frac / 2, 1 - frac / 2], vcdf, np.arange(f.shape[0]))
+    return area, length, thickness, np.arctan(-shear), (right - left) / scale, (bottom - top) / scale
+
+
+def rate(fn, images):
+    start = time.perf_counter()
+    out = [fn(image) for image in images]
+    return len(images) / (time.perf_counter() - start), np.array(out, dtype=float)
+
+
+def peak_memory_70000(images_path: Path) -> str:
+    code = textwrap.dedent(f"""
+        import resource, numpy as np
+        from core.io import load_idx
+        from core.measure import measure_batch
+        images = load_idx({str(images_path)!r})
+        images = np.tile(images, (int(np.ceil(70000 / len(images))), 1, 1))[:70000]
+        base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        df = measure_batch(images, progress=False)
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        print(images.nbytes / 2**20, df.memory_usage(deep=True).sum() / 2**20, (peak - base) / 1024, peak / 1024)
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    images_mb, table_mb, growth_mb, peak_mb = map(float, out)
+    return (f"images {images_mb:.1f} MiB, table {table_mb:.1f} MiB; peak RSS grew {growth_mb:.1f} MiB while "
+            f"measuring (process peak {peak_mb:.0f} MiB, incl. Python, numpy, numba)")
+
+
+def jit_times() -> str:
+    code = ("import time; t = time.perf_counter(); import numpy as np; from core.measure import measure_image; "
+            "from core.perturb import perturb_image, Fracture; d = np.zeros((28, 28), np.uint8); d[5:20, 10:14] = 255; "
+            "measure_image(d); perturb_image(d, Fracture(rng=0)); print(time.perf_counter() - t)")
+    with tempfile.TemporaryDirectory() as cache:
+        env = dict(os.environ, NUMBA_CACHE_DIR=cache)
+        cold = float(subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout)
+        warm = float(subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout)
+    return f"import + first measurement + first perturbation: cold cache {cold:.1f} s, warm cache {warm:.2f} s"
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--digits", type=int, default=300, help="digits for the per-digit path comparison")
+    args = parser.parse_args(argv)
+    images_path = SHARED if SHARED.exists() else SAMPLE
+    images = load_idx(images_path)
+    print(f"digits: {images_path}  ({len(images)}), machine: {os.cpu_count()} cores\n")
+    sub = images[: args.digits]
+    measure_image(sub[0])  # compile / load the cache outside the timings
+    measure_image(sub[0], mode="upstream")
+
+    print(f"Per digit, one core, {len(sub)} digits:")
+    r_orig, v_orig = rate(original_measure_image, sub)
+    results = {}
+    for mode in ("released", "upstream"):
+        for engine in ("reference", "fast"):
+            results[mode, engine] = rate(lambda im: measure_image(im, mode=mode, engine=engine), sub)
+    print(f"  {'original-style (upstream, skimage calls)':<44} {r_orig:>9.0f} digits/s  {1e3 / r_orig:7.3f} ms/digit")
+    for (mode, engine), (r, _) in results.items():
+        print(f"  {mode + ' mode, ' + engine + ' path':<44} {r:>9.0f} digits/s  {1e3 / r:7.3f} ms/digit"
+              f"  {r / r_orig:6.1f}x original")
+    for mode in ("released", "upstream"):
+        d = np.abs(results[mode, "fast"][1] - results[mode, "reference"][1]).max()
+        print(f"  max |fast - reference| ({mode}): {d:.2e}")
+    print(f"  max |upstream fast - original-style|: {np.abs(results['upstream', 'fast'][1] - v_orig).max():.2e}")
+
+    big = images if len(images) >= 10000 else np.tile(images, (2, 1, 1))
+    print(f"\nmeasure_batch, released mode, {len(big)} digits:")
+    timings = {}
+    for workers in (1, 2):
+        start = time.perf_counter()
+        df = measure_batch(big, workers=workers, progress=False)
+        timings[workers] = time.perf_counter() - start
+        print(f"  {workers} worker(s): {timings[workers]:6.2f} s  {len(big) / timings[workers]:8.0f} digits/s"
+              f"  {timings[workers] / len(big) * 1e3:.3f} ms/digit")
+    print(f"  2 workers vs 1: {timings[1] / timings[2]:.2f}x")
+    all70 = np.tile(big, (int(np.ceil(70000 / len(big))), 1, 1))[:70000]
+    start = time.perf_counter()
+    measure_batch(all70, workers=2, progress=False)
+    print(f"  70,000 digits, 2 workers: {time.perf_counter() - start:.1f} s")
+    print(f"  memory, 70,000 digits (1 process): {peak_memory_70000(images_path)}")
+    print(f"  JIT: {jit_times()}")
+
+    print(f"\nPerturbations (ImageMorphology + perturbation + downscale), released mode, {min(len(sub), 200)} digits:")
+    for name, (cls, specs) in PERTURBATIONS.items():
+        kwargs = {s.name: s.default for s in specs}
+        if name in ("swelling", "fracture"):
+            kwargs["rng"] = 0
+        pert = cls(**kwargs)
+        r, _ = rate(lambda im: perturb_image(im, pert), sub[:200])
+        print(f"  {name:<14} {1e3 / r:6.2f} ms/digit")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
