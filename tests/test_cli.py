@@ -454,3 +454,15 @@ def test_compare_thinned_samples_against_the_sample(tmp_path, mnist, capsys):
     assert float(area[2]) == pytest.approx(images_area(images), rel=1e-3)  # printed with 4 digits
     assert main(["compare", str(tmp_path / "none.npy"), "-q"]) == 1
     assert "none.npy" in capsys.readouterr().err
+
+
+def test_generate_cli_limit_and_no_measure(tiny_mnist, tmp_path):
+    out = tmp_path / "trial"
+    assert main(["generate", str(tiny_mnist), "-o", str(out), "--splits", "t10k", "--limit", "4", "--no-measure",
+                 "--frac-num", "1", "--workers", "1", "-q"]) == 0
+    assert sorted(p.name for p in (out / "local").iterdir()) == [
+        "README.md", "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz", "t10k-pert-idx1-ubyte.gz"]
+    assert load_idx(out / "frac" / "t10k-images-idx3-ubyte.gz").shape == (4, 28, 28)
+    readme = (out / "frac" / "README.md").read_text()
+    assert "--seed 0 --frac-num 1 --splits t10k --limit 4 --no-measure" in readme
+    assert "num_frac=1" in readme
