@@ -588,13 +588,22 @@ def _describe_folder(folder: Path, lines: list[str], indent: str = "") -> None:
 
 
 def cmd_info(args) -> int:
-    from core.datasets import DatasetError
-    from core.io import IDXError, read_idx_header
-
     path = Path(args.path)
     lines: list[str] = []
     if not path.exists():
         raise CLIError(f"{path}: no such file or folder")
+    try:
+        _info(path, lines)
+    finally:  # what was found is shown even when a problem stops the description
+        if lines:
+            print("\n".join(lines))
+    return 0
+
+
+def _info(path: Path, lines: list[str]) -> None:
+    from core.datasets import DatasetError
+    from core.io import IDXError, read_idx_header
+
     if path.is_dir():
         try:
             _describe_folder(path, lines)
@@ -629,8 +638,6 @@ def cmd_info(args) -> int:
             images = _load_other_images(path, err)
             lines.append(f"{path.name}: samples file, {images.dtype} array of shape {images.shape}, values "
                          f"{images.min()}..{images.max()}")
-    print("\n".join(lines))
-    return 0
 
 
 # --------------------------------------------------------------------------------------------------------

@@ -161,7 +161,8 @@ def test_measure_resumes_after_the_process_is_killed(tmp_path, mnist, reference)
     save_idx(images, src)
     out = tmp_path / "out.csv"
     partial = tmp_path / "out.csv.partial"
-    cmd = ["morpho", "measure", str(src), "-o", str(out), "--workers", "1", "--chunksize", "20", "-q"]
+    cmd = [sys.executable, "-m", "core.cli", "measure", str(src), "-o", str(out), "--workers", "1",
+           "--chunksize", "20", "-q"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 120
     rows = 0
@@ -267,7 +268,9 @@ def test_info_folder_problems(tmp_path, mnist, capsys):
     assert "no label file" in capsys.readouterr().out
     save_idx(labels[:19], tmp_path / "train-labels-idx1-ubyte.gz")
     assert main(["info", str(tmp_path)]) == 1
-    assert "20 images but train-labels-idx1-ubyte.gz holds 19 labels" in capsys.readouterr().err
+    captured = capsys.readouterr()
+    assert "20 images but train-labels-idx1-ubyte.gz holds 19 labels" in captured.err
+    assert "uint8 array of shape (19,)" in captured.out  # what was found is still shown
 
 
 # ---- perturb --------------------------------------------------------------------------------------------
