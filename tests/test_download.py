@@ -241,3 +241,28 @@ def test_cli_download_bad_checksums_file(tmp_path, capsys):
     bad.write_text("not a checksum line\n")
     assert main(["download", "--to", str(tmp_path), "--checksums", str(bad), "-q"]) == 1
     assert "expected 'SHA256  FILENAME'" in capsys.readouterr().err
+
+
+def test_unwritable_destination(server, sums, tmp_path):
+    import os
+    import tempfile
+    if os.geteuid() != 0:
+        dest = tmp_path / "locked"
+        dest.mkdir()
+        dest.chmod(0o555)
+    else:  # permission bits do not stop root: use a read-only mount
+        dest = None
+        for cand in (Path("/sys/fs"), Path("/sys"), Path("/proc/self")):
+            try:
+                fd, p = tempfile.mkstemp(dir=cand)
+            except OSError:
+                dest = cand
+                break
+            os.close(fd)
+            os.unlink(p)
+        if dest is None:
+            pytest.skip("no unwritable folder available to root here")
+    name = "t10k-labels-idx1-ubyte.gz"
+    with pytest.raises(DownloadError, match="not writable"):
+        download_file(name, sums[name], dest, mirrors=[server.mirror("good")], progress=False)
+    assert not (dest / name).exists()
