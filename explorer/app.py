@@ -80,7 +80,7 @@ class Explorer(pn.viewable.Viewer):
         self._alert = pn.pane.Alert("", alert_type="info", visible=False, sizing_mode="stretch_width",
                                     css_classes=["explorer-message"])
         self.filters = Filters(state=s)
-        self.tabs = pn.Tabs(*[(title, make(s)) for title, make in TABS], dynamic=True,
+        self.tabs = pn.Tabs(*[(title, make(s)) for title, make in TABS], dynamic=False,
                             sizing_mode="stretch_width")
         self.tabs.link(self, active="tab", bidirectional=True)
         s.param.watch(self._on_busy, ["busy", "progress", "status"])
@@ -128,10 +128,12 @@ class Explorer(pn.viewable.Viewer):
     async def _on_open(self, event=None):
         path = self._path.value.strip()
         if not path:
-            self.state.notify("Type the path of a data folder or a .npy/.npz file, then press Open.", "warning")
+            await self.state.in_document(lambda: self.state.notify(
+                "Type the path of a data folder or a .npy/.npz file, then press Open.", "warning"))
             return
         if self.state.busy:
-            self.state.notify("Still working on the previous job; try again when it finishes.", "warning")
+            await self.state.in_document(lambda: self.state.notify(
+                "Still working on the previous job; try again when it finishes.", "warning"))
             return
         await self.state.open(path)
 

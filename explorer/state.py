@@ -16,6 +16,16 @@ __all__ = ["ExplorerState"]
 _EXECUTOR = ThreadPoolExecutor(max_workers=1, thread_name_prefix="explorer-worker")
 
 
+def _session_document():
+    """The Bokeh document of the current server session, or None (notebook, script)."""
+    try:
+        import panel as pn
+    except ImportError:
+        return None
+    doc = pn.state.curdoc
+    return doc if doc is not None and doc.session_context is not None else None
+
+
 class ExplorerState(param.Parameterized):
     """Dataset, filters, selection and current digit, shared by all views.
 
@@ -147,19 +157,40 @@ class ExplorerState(param.Parameterized):
         """
         if self.busy:
             raise RuntimeError("another job is running; wait for it to finish")
+        self._doc = _session_document()
         self._progress_value = (-1, 0)
-        self.param.update(busy=True, status=status, progress=-1)
+        await self.in_document(lambda: self.param.update(busy=True, status=status, progress=-1))
         future = asyncio.get_running_loop().run_in_executor(_EXECUTOR, func, *args)
         try:
             while not future.done():
                 done, total = self._progress_value
                 pct = int(100 * done / total) if total else -1
                 if pct != self.progress:
-                    self.progress = pct
+                    await self.in_document(lambda: setattr(self, "progress", pct))
                 await asyncio.wait([future], timeout=0.15)
             return future.result()
         finally:
-            self.param.update(busy=False, status="", progress=-1)
+            await self.in_document(lambda: self.param.update(busy=False, status="", progress=-1))
+
+    async def in_document(self, fn):
+        """Run ``fn()`` holding the Bokeh document lock (served apps), so views may update their models.
+
+        Async callbacks resume without the lock; every state change after an ``await`` goes through here.
+        """
+        doc = getattr(self, "_doc", None) or _session_document()
+        if doc is None:
+            return fn()
+        loop = asyncio.get_running_loop()
+        done = loop.create_future()
+
+        def callback():
+            try:
+                done.set_result(fn())
+            except Exception as e:  # handed back to the awaiting coroutine
+                done.set_exception(e)
+
+        doc.add_next_tick_callback(callback)
+        return await done
 
     def notify(self, text: str, kind: str = "info") -> None:
         """Show a message to the user (the app renders it as an alert and a notification)."""
@@ -178,16 +209,20 @@ class ExplorerState(param.Parameterized):
         try:
             dataset = await self.run_job(f"Opening {path}", lambda: load(path, progress=self.report))
         except DataError as e:
-            self.notify(f"Could not open the data: {e}. Kept {self.dataset.name}.", "danger")
+            await self.in_document(lambda: self.notify(
+                f"Could not open the data: {e}. Kept {self.dataset.name}.", "danger"))
             return False
         except Exception as e:  # never let a surprise in user data take the app down
-            self.notify(f"Could not open {path}: {type(e).__name__}: {e}. Kept {self.dataset.name}.",
-                        "danger")
+            await self.in_document(lambda: self.notify(
+                f"Could not open {path}: {type(e).__name__}: {e}. Kept {self.dataset.name}.", "danger"))
             return False
-        self.dataset = dataset
         notes = "; ".join(dataset.notes)
-        self.notify(f"Opened {dataset.name}: {len(dataset):,} digits" + (f" ({notes})" if notes else ""),
-                    "success")
+
+        def apply():
+            self.dataset = dataset
+            self.notify(f"Opened {dataset.name}: {len(dataset):,} digits" + (f" ({notes})" if notes else ""),
+                        "success")
+        await self.in_document(apply)
         return True
 
     def open_now(self, path) -> None:

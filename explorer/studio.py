@@ -182,7 +182,7 @@ class Studio(pn.viewable.Viewer):
                 w = pn.widgets.IntSlider(name=label, start=int(p.low), end=int(p.high),
                                          step=int(p.step), value=int(v), width=260)
             else:
-                w = pn.widgets.FloatSlider(name=p.name.replace("_", " "), start=float(p.low),
+                w = pn.widgets.FloatSlider(name=label, start=float(p.low),
                                            end=float(p.high), step=float(p.step), value=float(v), width=260)
             w.param.watch(self._on_slider, "value")
             widgets[p.name] = w
@@ -243,7 +243,7 @@ class Studio(pn.viewable.Viewer):
         s = self.state
         folder = Path(self._out.value.strip()).expanduser()
         if not self._out.value.strip():
-            s.notify("Choose an export folder first.", "warning")
+            await s.in_document(lambda: s.notify("Choose an export folder first.", "warning"))
             return
         idx = s.selection.copy()
         ds = s.dataset
@@ -259,10 +259,11 @@ class Studio(pn.viewable.Viewer):
         try:
             files = await s.run_job(f"Applying {spec.label.lower()} to {len(idx):,} digits", job)
         except Exception as e:
-            s.notify(f"Export failed: {e}", "danger")
+            await s.in_document(lambda: s.notify(f"Export to {folder} failed: {e}", "danger"))
             return
-        s.notify(f"Exported {len(idx):,} perturbed digits to {folder} ({', '.join(f.name for f in files)})",
-                 "success")
+        await s.in_document(lambda: s.notify(
+            f"Exported {len(idx):,} perturbed digits to {folder} ({', '.join(f.name for f in files)})",
+            "success"))
         if self._open_after.value:
             await s.open(folder)
 

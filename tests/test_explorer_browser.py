@@ -1,0 +1,254 @@
+"""The explorer in a real Chromium: the served app (``panel serve explorer/main.py``) on real MNIST digits."""
+from __future__ import annotations
+
+import re
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from core.io import save_idx
+from explorer.data import load_sample
+
+pytestmark = pytest.mark.browser
+ROOT = Path(__file__).resolve().parent.parent
+GRID_CELL_PX = 30 * 1.8  # browser thumbnail cell on screen (explorer.browser: CELL * zoom)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def app_url():
+    """The full app served on 127.0.0.1, as users start it."""
+    port = _free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "panel", "serve", str(ROOT / "explorer" / "main.py"), "--port", str(port),
+         "--address", "127.0.0.1", "--allow-websocket-origin", f"127.0.0.1:{port}"],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    url = f"http://127.0.0.1:{port}/main"
+    deadline = time.time() + 60
+    while True:
+        try:
+            urllib.request.urlopen(url, timeout=5).read()
+            break
+        except OSError:
+            if proc.poll() is not None or time.time() > deadline:
+                proc.kill()
+                pytest.fail(f"panel serve did not start:\n{proc.stdout.read()}")
+            time.sleep(0.3)
+    yield url
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+@pytest.fixture
+def app(page, app_url):
+    """A fresh session of the app; collects console errors."""
+    errors = []
+    page.set_viewport_size({"width": 1600, "height": 1000})
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(app_url)
+    page.locator(".explorer-browser .bk-Canvas").first.wait_for(timeout=30000)
+    page.errors = errors
+    return page
+
+
+def text_of(page, selector: str) -> str:
+    """All text inside an element, through Panel's shadow roots."""
+    return page.locator(selector).first.evaluate("""el => {
+        const out = [];
+        const walk = n => { if (n.shadowRoot) walk(n.shadowRoot);
+            for (const c of n.childNodes) { if (c.nodeType === 3) out.push(c.textContent);
+                else if (c.nodeType === 1 && !['STYLE', 'SCRIPT'].includes(c.tagName)) walk(c); } };
+        walk(el); return out.join(' ').replace(/\\s+/g, ' '); }""")
+
+
+def wait_text(page, selector: str, needle: str, timeout: float = 15) -> str:
+    deadline = time.time() + timeout
+    while True:
+        text = text_of(page, selector)
+        if needle in text:
+            return text
+        if time.time() > deadline:
+            raise AssertionError(f"{needle!r} not in {selector}: {text[:400]!r}")
+        page.wait_for_timeout(100)
+
+
+def canvas_png(page, selector: str) -> bytes:
+    return page.locator(selector).first.screenshot()
+
+
+def wait_changed(page, selector: str, before: bytes, timeout: float = 10) -> bytes:
+    deadline = time.time() + timeout
+    while True:
+        now = canvas_png(page, selector)
+        if now != before:
+            return now
+        if time.time() > deadline:
+            raise AssertionError(f"{selector} did not change")
+        page.wait_for_timeout(100)
+
+
+def _metric_row(text: str, metric: str) -> tuple[float, float, float]:
+    """(before, after, change) of a metric in the studio's table."""
+    m = re.search(rf"\b{metric} (-?[\d.]+) (-?[\d.]+) ([+-][\d.]+) ", text)
+    assert m, text
+    return tuple(float(v) for v in m.groups())
+
+
+def open_tab(page, title: str):
+    page.get_by_text(title, exact=True).first.click()
+
+
+def open_data(page, path) -> None:
+    box = page.locator("input[placeholder^='folder of IDX files']").first
+    box.fill(str(path))
+    page.get_by_role("button", name="Open", exact=True).click()
+
+
+def test_app_loads_every_view_without_console_errors(app):
+    wait_text(app, ".explorer-inspector", "Digit #0")
+    wait_text(app, ".explorer-filters", "5,000 of 5,000 digits")
+    for title, selector in [("Perturbation studio", ".explorer-studio"), ("Distributions", ".explorer-distributions"),
+                            ("Browse & inspect", ".explorer-browser")]:
+        open_tab(app, title)
+        app.locator(f"{selector} .bk-Canvas").first.wait_for(timeout=15000)
+    app.wait_for_timeout(500)
+    assert app.errors == []
+
+
+def test_clicking_a_digit_shows_it_with_overlays(app):
+    sample = load_sample()
+    wait_text(app, ".explorer-inspector", "Digit #0")
+    before = canvas_png(app, ".explorer-inspector .bk-Canvas")
+    box = app.locator(".explorer-browser .bk-Canvas").first.bounding_box()
+    row, col = 2, 3  # the 24th thumbnail of the first page: digit #23 of the sample
+    app.mouse.click(box["x"] + (col + .5) * GRID_CELL_PX, box["y"] + (row + .5) * GRID_CELL_PX)
+    text = wait_text(app, ".explorer-inspector", "Digit #23")
+    assert f"label {sample.labels[23]}" in text
+    assert f"{sample.metrics['thickness'][23]:.3f}" in text  # its metrics, with units and explanations
+    assert "Mean stroke thickness" in text
+    with_overlays = wait_changed(app, ".explorer-inspector .bk-Canvas", before)
+    # Toggling overlays off and on changes the picture.
+    app.locator(".explorer-inspector").get_by_role("button", name="Skeleton").click()
+    app.locator(".explorer-inspector").get_by_role("button", name="Thickness").click()
+    without = wait_changed(app, ".explorer-inspector .bk-Canvas", with_overlays)
+    app.locator(".explorer-inspector").get_by_role("button", name="Ellipse").click()
+    wait_changed(app, ".explorer-inspector .bk-Canvas", without)
+    assert app.errors == []
+
+
+def test_perturbation_slider_updates_preview_and_metrics(app):
+    open_tab(app, "Perturbation studio")
+    studio = ".explorer-studio"
+    table = wait_text(app, studio, "Change")
+    app.locator(f"{studio} .bk-Canvas").nth(1).wait_for()
+    before = app.locator(f"{studio} .bk-Canvas").nth(1).screenshot()
+    handle = app.locator(f"{studio} .noUi-handle").first
+    handle.focus()
+    for _ in range(4):  # thinning amount 0.70 -> 0.50
+        handle.press("ArrowLeft")
+    wait_text(app, studio, "amount (× thickness): 0.5")
+    deadline = time.time() + 10
+    while app.locator(f"{studio} .bk-Canvas").nth(1).screenshot() == before:
+        assert time.time() < deadline, "perturbed preview did not change"
+        app.wait_for_timeout(100)
+    # Less thinning: a thicker result; the "before" column stays the digit's own thickness.
+    before_row = _metric_row(table, "thickness")
+    deadline = time.time() + 10
+    while (after_row := _metric_row(text_of(app, studio), "thickness")) == before_row:
+        assert time.time() < deadline, "metrics did not change"
+        app.wait_for_timeout(100)
+    assert after_row[0] == before_row[0] == pytest.approx(load_sample().metrics["thickness"][0], abs=1e-3)
+    assert after_row[1] > before_row[1]
+    assert app.errors == []
+
+
+def test_scatter_selection_filters_the_grid(app):
+    open_tab(app, "Distributions")
+    canvas = app.locator(".explorer-distributions .bk-Canvas").first
+    canvas.wait_for()
+    app.wait_for_timeout(500)
+    box = canvas.bounding_box()
+    # Box-select (the active drag tool) a patch in the middle of the point cloud.
+    x0, y0 = box["x"] + box["width"] * .35, box["y"] + box["height"] * .35
+    app.mouse.move(x0, y0)
+    app.mouse.down()
+    app.mouse.move(x0 + 60, y0 + 40, steps=8)
+    app.mouse.move(x0 + 120, y0 + 80, steps=8)
+    app.mouse.up()
+    text = wait_text(app, ".explorer-filters", "scatter selection active")
+    shown = int(text.split(" of 5,000 digits")[0].split()[-1].replace(",", ""))
+    assert 0 < shown < 5000
+    wait_text(app, ".explorer-distributions", f"{shown:,} selected")
+    open_tab(app, "Browse & inspect")
+    wait_text(app, ".explorer-browser", f"of {shown:,}")
+    assert app.errors == []
+
+
+def test_open_a_data_folder(app, tmp_path):
+    sample = load_sample()
+    folder = tmp_path / "my-mnist"
+    folder.mkdir()
+    pick = np.arange(0, 5000, 125)  # 40 digits, all labels
+    save_idx(sample.images[pick], folder / "t10k-images-idx3-ubyte.gz")
+    save_idx(sample.labels[pick].astype(np.uint8), folder / "t10k-labels-idx1-ubyte.gz")
+    open_data(app, folder)
+    wait_text(app, ".explorer-filters", "40 of 40 digits", timeout=60)
+    text = wait_text(app, ".explorer-message", "Opened my-mnist")
+    assert "40 digits" in text and (folder / "t10k-morpho.csv").is_file()
+    wait_text(app, ".explorer-browser", "of 40")
+    assert app.errors == []
+
+
+def test_bad_inputs_give_a_message_and_keep_the_data(app, tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    corrupt = tmp_path / "corrupt"
+    corrupt.mkdir()
+    (corrupt / "train-images-idx3-ubyte").write_bytes(b"\x00\x00\x08\x03\x00\x00\x00\x05garbage")
+    wrong = tmp_path / "wrong.npy"
+    np.save(wrong, np.zeros((6, 20, 20), np.uint8))
+    cases = [(empty, "no MNIST digits here"), (corrupt, "corrupt images IDX file"),
+             (wrong, "expected digit images of shape")]
+    for path, message in cases:
+        open_data(app, path)
+        text = wait_text(app, ".explorer-message", message, timeout=30)
+        assert str(path) in text and "Kept MNIST sample" in text
+        # The app keeps running with what was loaded.
+        wait_text(app, ".explorer-filters", "5,000 of 5,000 digits")
+    box = app.locator(".explorer-browser .bk-Canvas").first.bounding_box()
+    app.mouse.click(box["x"] + 1.5 * GRID_CELL_PX, box["y"] + .5 * GRID_CELL_PX)
+    wait_text(app, ".explorer-inspector", "Digit #1")
+    assert app.errors == []
+
+
+def test_url_keeps_the_view_state(app, app_url, page):
+    box = app.locator(".explorer-browser .bk-Canvas").first.bounding_box()
+    app.mouse.click(box["x"] + 4.5 * GRID_CELL_PX, box["y"] + .5 * GRID_CELL_PX)
+    wait_text(app, ".explorer-inspector", "Digit #4")
+    deadline = time.time() + 10
+    while "digit=4" not in app.url:
+        assert time.time() < deadline, app.url
+        app.wait_for_timeout(100)
+    shared = app_url + "?digit=4321&labels=%5B8%5D&pert=swelling&seed=7"
+    page.goto(shared)
+    wait_text(page, ".explorer-inspector", "Digit #4,321")
+    wait_text(page, ".explorer-filters", "of 5,000 digits")
+    text = text_of(page, ".explorer-filters")
+    assert f"{int((load_sample().labels == 8).sum()):,} of 5,000" in text
+    open_tab(page, "Perturbation studio")
+    wait_text(page, ".explorer-studio", "strength")
