@@ -287,6 +287,7 @@ class ParamSpec:
     step: float
     unit: str = ""
     doc: str = ""
+    integer: bool = False
 
 
 # name -> (class, parameters); ranges are what makes sense on MNIST digits
@@ -297,7 +298,7 @@ PERTURBATIONS: dict[str, tuple[type, tuple[ParamSpec, ...]]] = {
                             ParamSpec("radius", 7., 1., 14., .5, "√thickness/2 px", "size of the swollen region"))),
     "fracture": (Fracture, (ParamSpec("thickness", 1.5, .5, 4., .1, "px", "width of each break"),
                             ParamSpec("prune", 2., 0., 5., .5, "px", "distance kept from tips and forks"),
-                            ParamSpec("num_frac", 3, 1, 6, 1, "", "number of breaks"))),
+                            ParamSpec("num_frac", 3, 1, 6, 1, "", "number of breaks", integer=True))),
     "set_thickness": (SetThickness, (ParamSpec("target", 3., .5, 9., .1, "px", "target mean thickness"),)),
     "set_slant": (SetSlant, (ParamSpec("target_rad", 0., -.8, .8, .01, "rad", "target slant"),)),
     "set_width": (SetWidth, (ParamSpec("target", 12., 2., 24., .5, "px", "target width"),)),
