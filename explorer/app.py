@@ -80,8 +80,15 @@ class Explorer(pn.viewable.Viewer):
         self._alert = pn.pane.Alert("", alert_type="info", visible=False, sizing_mode="stretch_width",
                                     css_classes=["explorer-message"])
         self.filters = Filters(state=s)
-        self.tabs = pn.Tabs(*[(title, make(s)) for title, make in TABS], dynamic=False,
+        # Tabs are built when first shown: a lighter first page. (Panel's own dynamic=True would do the
+        # same but then fetches some stylesheets from its CDN, which fails offline.)
+        self._makers = [make for _, make in TABS]
+        self._built = {0}
+        self._slots = [pn.Column(make(s) if i in self._built else pn.Spacer(height=400),
+                                 sizing_mode="stretch_width") for i, (_, make) in enumerate(TABS)]
+        self.tabs = pn.Tabs(*[(title, slot) for (title, _), slot in zip(TABS, self._slots)], dynamic=False,
                             sizing_mode="stretch_width")
+        self.tabs.param.watch(self._build_tab, "active")
         self.tabs.link(self, active="tab", bidirectional=True)
         s.param.watch(self._on_busy, ["busy", "progress", "status"])
         s.param.watch(self._on_message, ["message"])
@@ -93,8 +100,21 @@ class Explorer(pn.viewable.Viewer):
 
     # ---------------------------------------------------------------------------------------------------
     def add_tab(self, title: str, make) -> None:
-        """Add a tab built by ``make(state)`` (for views defined elsewhere)."""
-        self.tabs.append((title, make(self.state)))
+        """Add a tab built by ``make(state)`` when first shown (for views defined elsewhere)."""
+        self._makers.append(make)
+        self._slots.append(pn.Column(pn.Spacer(height=400), sizing_mode="stretch_width"))
+        self.tabs.append((title, self._slots[-1]))
+
+    def view(self, index: int):
+        """The view of tab ``index``, building it if needed."""
+        if index not in self._built:
+            self._built.add(index)
+            self._slots[index].objects = [self._makers[index](self.state)]
+        return self._slots[index][0]
+
+    def _build_tab(self, event):
+        if 0 <= event.new < len(self._makers):
+            self.view(event.new)
 
     def _on_dataset(self, *_):
         ds = self.state.dataset

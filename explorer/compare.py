@@ -206,6 +206,13 @@ def _histogram_figure(metric: str) -> tuple:
     return fig, ref, smp
 
 
+def on_document(fn: Callable[[], None]) -> None:
+    """Run ``fn`` (which edits Bokeh models) holding the document lock: at once in a synchronous
+    callback, a script or a notebook; on the next tick when called from an async callback of a
+    served app (Bokeh refuses model changes outside the lock)."""
+    pn.state.execute(fn, schedule="auto")
+
+
 def _hist(values: np.ndarray, edges: np.ndarray) -> dict:
     v = values[np.isfinite(values)]
     if len(v) == 0:
@@ -435,21 +442,24 @@ class CompareView(pn.viewable.Viewer):
             s = df[m].to_numpy(dtype=float)[smask]
             both = np.concatenate([r[np.isfinite(r)], s[np.isfinite(s)]])
             if len(both) == 0:
-                rsrc.data = ssrc.data = {"left": [], "right": [], "top": []}
+                empty = {"left": [], "right": [], "top": []}
+                on_document(lambda rsrc=rsrc, ssrc=ssrc: (rsrc.update(data=dict(empty)),
+                                                          ssrc.update(data=dict(empty))))
                 continue
             lo, hi = np.percentile(both, [0.5, 99.5])
             if hi <= lo:
                 lo, hi = lo - 0.5, hi + 0.5
             edges = np.linspace(lo, hi, 41)
-            rsrc.data = _hist(np.clip(r, lo, hi), edges)
-            ssrc.data = _hist(np.clip(s, lo, hi), edges)
+            rd, sd = _hist(np.clip(r, lo, hi), edges), _hist(np.clip(s, lo, hi), edges)
+            on_document(lambda rsrc=rsrc, ssrc=ssrc, rd=rd, sd=sd: (rsrc.update(data=rd),
+                                                                    ssrc.update(data=sd)))
 
     def _render_gallery(self):
         df, ds = self.sample_metrics, self.state.dataset
         dist = distance_to_data(df, ds.metrics)
         order = np.argsort(np.where(np.isfinite(dist), -dist, np.inf), kind="stable")[:self.gallery_size]
         imgs = as_uint8(self.samples.images[order])
-        self._gallery_img.data = {"image": [thumbnail_page(imgs, self._grows, self._gcols)]}
+        page = thumbnail_page(imgs, self._grows, self._gcols)
         k = np.arange(len(order))
         r, c = np.divmod(k, self._gcols)
         h = self._grows * CELL
@@ -457,7 +467,12 @@ class CompareView(pn.viewable.Viewer):
                 "distance": dist[order]}
         for m in METRICS:
             data[m] = df[m].to_numpy()[order]
-        self._gallery_cells.data = data
+
+        def commit():
+            self._gallery_img.data = {"image": [page]}
+            self._gallery_cells.data = data
+
+        on_document(commit)
         self.furthest = pd.DataFrame({"sample": order, "distance": dist[order]})
 
     def _csv(self):

@@ -145,8 +145,7 @@ class Studio(pn.viewable.Viewer):
             r = fig.image(image=[np.zeros((size, size), np.uint8)], x=0, y=0, dw=size, dh=size,
                           color_mapper=mapper)
             self._figs[which], self._sources[which] = fig, r.data_source
-        self._table = pn.pane.HTML("", stylesheets=[TABLE_CSS], sizing_mode="stretch_width", min_width=420)
-        self._timing = pn.pane.Markdown("", styles={"color": "#777", "font-size": "12px"})
+        self._table = pn.pane.HTML("", stylesheets=[TABLE_CSS], width=640, height=230)
         self._apply_info = pn.pane.Markdown("")
         self._out = pn.widgets.TextInput(name="Export folder", placeholder="folder for the IDX + CSV files",
                                          value=str(Path.cwd() / "morpho-export"), width=420)
@@ -194,7 +193,11 @@ class Studio(pn.viewable.Viewer):
         self.state.param.update(perturbation=event.new, perturbation_params={})
 
     def _on_slider(self, event):
-        self.state.perturbation_params = {k: w.value for k, w in self._slider_widgets.items()}
+        # Draw first, then record in the state (and so the URL): the preview's update leaves first.
+        values = {k: w.value for k, w in self._slider_widgets.items()}
+        self._render_perturbed(values=values)
+        self._drawn = (self.state.perturbation, values, self.state.seed)
+        self.state.perturbation_params = values
 
     def _on_state(self, *events):
         s = self.state
@@ -207,7 +210,8 @@ class Studio(pn.viewable.Viewer):
                 if v is not None and v != w.value:
                     w.value = v
         self._seed.value = s.seed
-        self._render_perturbed()
+        if getattr(self, "_drawn", None) != (s.perturbation, self.values(), s.seed):
+            self._render_perturbed()
 
     def _render_original(self, *_):
         s, ds = self.state, self.state.dataset
@@ -216,12 +220,13 @@ class Studio(pn.viewable.Viewer):
         self._sources["original"].data = {"image": [np.ascontiguousarray(self._original[::-1])]}
         self._render_perturbed()
 
-    def _render_perturbed(self, *_):
+    def _render_perturbed(self, *_, values: dict | None = None):
         from core.measure import measure_image
 
         t0 = time.perf_counter()
+        self._drawn = None
         try:
-            out = perturb_digit(self._original, self.spec, self.values(), self.state.seed)
+            out = perturb_digit(self._original, self.spec, values or self.values(), self.state.seed)
             after = measure_image(out)._asdict()
         except Exception as e:  # e.g. a blank digit after strong thinning: say so, keep the app alive
             self._table.object = f"<p>Cannot perturb or measure this digit: {e}</p>"
@@ -229,7 +234,7 @@ class Studio(pn.viewable.Viewer):
         ms = (time.perf_counter() - t0) * 1000
         self._sources["perturbed"].data = {"image": [np.ascontiguousarray(out[::-1])]}
         self._table.object = metrics_table(after, before=self._before, explain=False)
-        self._timing.object = f"perturbed and measured in {ms:.0f} ms"
+        self.last_ms = ms  # not shown per move: every extra pane update delays the preview
         self.last_perturbed = out
         self.last_metrics = after
 
@@ -271,7 +276,7 @@ class Studio(pn.viewable.Viewer):
         controls = pn.Column(self._kind, self._sliders, self._seed, width=290)
         return pn.Column(
             pn.Row(controls, pn.pane.Bokeh(self._figs["original"]), pn.pane.Bokeh(self._figs["perturbed"])),
-            pn.Row(pn.Column(self._table, self._timing, width=640)),
+            pn.Row(pn.Column(self._table, width=640)),
             pn.layout.Divider(),
             pn.pane.Markdown("#### Apply to the selection and export (released layout: IDX + CSV)"),
             self._apply_info,
