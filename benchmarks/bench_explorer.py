@@ -5,7 +5,9 @@
 2. Server recompute of a perturbation-studio slider move (perturb + measure + table), per perturbation.
 3. Slider -> screen: a slider key press until the canvas pixels change, for the explorer's perturbation
    studio and for a bare Panel slider -> image app (benchmarks/bare_slider_app.py), served together.
-4. Fluidity at 70,000 digits: filter, sort, page and scatter-update times on a 70,000-digit dataset.
+4. Fluidity at 70,000 digits (the sample tiled, or --big): in Chromium, page load, a label filter click
+   until the grid's count updates, opening the scatter, a box selection until the browser filters; on the
+   server, filter, sort, page and scatter-update times.
 
 Usage: ``python benchmarks/bench_explorer.py [--moves 20] [--big PATH]`` (needs /usr/bin/chromium).
 ``--big`` takes an MNIST folder to tile to 70,000 digits (default: the bundled sample, tiled).
@@ -55,11 +57,14 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def serve(*apps: str) -> tuple[subprocess.Popen, int]:
+def serve(*apps: str, env: dict | None = None) -> tuple[subprocess.Popen, int]:
+    import os
+
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "panel", "serve", *apps, "--port", str(port), "--address",
-                             "127.0.0.1", "--allow-websocket-origin", f"127.0.0.1:{port}"],
-                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # Options before the apps: everything after --args goes to the app.
+    proc = subprocess.Popen([sys.executable, "-m", "panel", "serve", "--port", str(port), "--address",
+                             "127.0.0.1", "--allow-websocket-origin", f"127.0.0.1:{port}", *apps],
+                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, **(env or {})})
     return proc, port
 
 
@@ -182,23 +187,30 @@ def bench_slider_to_screen(browser, moves: int) -> tuple[float, float]:
     return s, b
 
 
-def bench_70k(big: str | None) -> None:
-    import pandas as pd
+def tiled_70k(big: str | None, folder: Path):
+    """Write 70,000 real digits (the sample or ``big``, tiled) with their metrics as a Morpho-MNIST folder."""
+    from explorer.data import export_dataset, load, load_sample
 
+    base = load(big) if big else load_sample()
+    take = np.tile(np.arange(len(base)), -(-70000 // len(base)))[:70000]
+    export_dataset(folder, base.images[take], None if base.labels is None else base.labels[take],
+                   base.metrics.iloc[take].reset_index(drop=True))
+    return folder
+
+
+def bench_70k_server(folder: Path) -> None:
     from explorer.browser import Browser
-    from explorer.data import Dataset, load, load_sample
+    from explorer.data import load
     from explorer.distributions import Distributions
     from explorer.state import ExplorerState
 
-    base = load(big) if big else load_sample()
-    reps = -(-70000 // len(base))
-    take = np.tile(np.arange(len(base)), reps)[:70000]
-    ds = Dataset(images=base.images[take], labels=None if base.labels is None else base.labels[take],
-                 metrics=pd.DataFrame(base.metrics.to_numpy()[take], columns=base.metrics.columns),
-                 name="tiled 70k")
+    t = time.perf_counter()
+    ds = load(folder)
+    t_load = (time.perf_counter() - t) * 1000
     t = time.perf_counter()
     state = ExplorerState(dataset=ds)
-    browser, dist = Browser(state=state), Distributions(state=state)
+    Browser(state=state)
+    dist = Distributions(state=state)
     t_open = (time.perf_counter() - t) * 1000
 
     def timed(fn, n=5):
@@ -217,9 +229,61 @@ def bench_70k(big: str | None) -> None:
     t_axes = timed(lambda: setattr(dist, "x", ["area", "width", "length"][next(flip) % 3]))
     sel = np.flatnonzero(ds.metrics["slant"].to_numpy() > 0.3)
     t_lasso = timed(lambda: setattr(state, "scatter_selection", sel[: 1000 + next(flip)]))
-    print(f"70,000 digits (server side, all views attached): open {t_open:.0f} ms; label filter {t_label:.0f} ms; "
-          f"range filter {t_range:.0f} ms; sort {t_sort:.0f} ms; page {t_page:.0f} ms; "
+    print(f"70,000 digits, server side: read folder {t_load:.0f} ms, build views {t_open:.0f} ms; label filter "
+          f"{t_label:.0f} ms; range filter {t_range:.0f} ms; sort {t_sort:.0f} ms; page {t_page:.0f} ms; "
           f"scatter axes {t_axes:.0f} ms; scatter selection -> grid {t_lasso:.0f} ms")
+
+
+def _until(page, selector: str, needle: str, timeout: float = 30) -> None:
+    page.locator(selector).first.wait_for(timeout=timeout * 1000)
+    page.wait_for_function(
+        """([sel, needle]) => { const walk = n => { let t = ''; if (n.shadowRoot) t += walk(n.shadowRoot);
+             for (const c of n.childNodes) t += c.nodeType === 3 ? c.textContent :
+               (c.nodeType === 1 && c.tagName !== 'STYLE' ? walk(c) : ''); return t; };
+           const el = document.querySelector(sel) || [...document.querySelectorAll('*')].map(e => e.shadowRoot)
+             .filter(Boolean).map(r => r.querySelector(sel)).find(Boolean);
+           return el && walk(el).replace(/\\s+/g, ' ').includes(needle); }""",
+        arg=[selector, needle], timeout=timeout * 1000)
+
+
+def bench_70k_browser(browser, folder: Path, backend: str = "webgl") -> None:
+    proc, port = serve("explorer/main.py", "--args", "--data", str(folder),
+                       env={"MORPHO_EXPLORER_SCATTER": backend})
+    try:
+        wait_listening(port, proc)
+        page = browser.new_page(viewport={"width": 1600, "height": 1000})
+        t = time.perf_counter()
+        page.goto(f"http://127.0.0.1:{port}/main")
+        interactive(page)
+        t_load = time.perf_counter() - t
+        buttons = page.locator(".explorer-filters").get_by_role("button", name="7", exact=True)
+        t = time.perf_counter()
+        buttons.click()
+        page.locator(".explorer-filters").get_by_text("7,0").first.wait_for(timeout=30000)
+        t_filter = (time.perf_counter() - t) * 1000
+        buttons.click()
+        page.locator(".explorer-filters").get_by_text("70,000 of 70,000").first.wait_for(timeout=30000)
+        t = time.perf_counter()
+        page.get_by_text("Distributions", exact=True).first.click()
+        page.locator(".explorer-distributions .bk-Canvas").first.wait_for(timeout=30000)
+        page.wait_for_function("() => true")
+        t_tab = (time.perf_counter() - t) * 1000
+        canvas = page.locator(".explorer-distributions .bk-Canvas").first
+        box = canvas.bounding_box()
+        x0, y0 = box["x"] + box["width"] * .35, box["y"] + box["height"] * .35
+        page.mouse.move(x0, y0)
+        page.mouse.down()
+        page.mouse.move(x0 + 120, y0 + 80, steps=5)
+        t = time.perf_counter()
+        page.mouse.up()
+        page.locator(".explorer-filters").get_by_text("scatter selection active").first.wait_for(timeout=30000)
+        t_select = (time.perf_counter() - t) * 1000
+        page.close()
+    finally:
+        stop(proc)
+    print(f"70,000 digits, in Chromium, scatter backend {backend}: page interactive {t_load:.2f} s; label filter click -> grid "
+          f"{t_filter:.0f} ms; open scatter tab {t_tab:.0f} ms; box selection release -> browser filter "
+          f"{t_select:.0f} ms")
 
 
 def main(argv=None) -> None:
@@ -227,15 +291,20 @@ def main(argv=None) -> None:
     parser.add_argument("--moves", type=int, default=20)
     parser.add_argument("--big", default=None, help="MNIST folder tiled to 70,000 digits (default: sample)")
     args = parser.parse_args(argv)
+    import tempfile
+
     from playwright.sync_api import sync_playwright
 
-    with sync_playwright() as p:
+    with tempfile.TemporaryDirectory() as tmp, sync_playwright() as p:
+        big = tiled_70k(args.big, Path(tmp) / "mnist-70k")
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         bench_cold_start(browser)
         bench_slider_to_screen(browser, args.moves)
+        for backend in ("webgl", "canvas"):
+            bench_70k_browser(browser, big, backend)
         browser.close()
-    bench_server_recompute(args.moves)
-    bench_70k(args.big)
+        bench_server_recompute(args.moves)
+        bench_70k_server(big)
 
 
 if __name__ == "__main__":

@@ -1,15 +1,17 @@
 """Distributions: any metric against any other, coloured by digit label, with per-label violins.
 
 As the paper's Figure 3. The scatter draws every digit with WebGL (fluid at 70,000 points): digits that
-pass the browser's filters in their label's colour, the others in faint grey. A box or lasso selection in
+pass the browser's filters in their label's colour, the others in light grey. A box or lasso selection in
 the scatter becomes a filter of the browser (linked selection).
 """
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import panel as pn
 import param
-from bokeh.models import BoxSelectTool, ColumnDataSource, FactorRange, LassoSelectTool
+from bokeh.models import BoxSelectTool, ColumnDataSource, FactorRange, LassoSelectTool, LinearColorMapper
 from bokeh.plotting import figure
 
 from explorer.browser import LABEL_COLOURS, METRIC_LABELS
@@ -19,6 +21,7 @@ from explorer.state import ExplorerState
 __all__ = ["Distributions", "violin_patches"]
 
 _NO_LABEL_COLOUR = "#555555"
+_FILTERED_COLOUR = "#cfcfcf"
 
 
 def violin_patches(values: np.ndarray, groups: np.ndarray, keys: list, bins: int = 40,
@@ -83,6 +86,10 @@ class Distributions(pn.viewable.Viewer):
     state = param.ClassSelector(class_=ExplorerState)
     x = param.Selector(default="thickness", objects=list(METRICS))
     y = param.Selector(default="slant", objects=list(METRICS))
+    backend = param.Selector(default=os.environ.get("MORPHO_EXPLORER_SCATTER", "webgl"),
+                             objects=["webgl", "canvas"], constant=True,
+                             doc="Bokeh output backend of the scatter: WebGL draws 70,000 points fluidly on a "
+                                 "GPU; canvas can be faster on software-only rendering.")
 
     def __init__(self, state: ExplorerState | None = None, **params):
         super().__init__(state=state or ExplorerState(), **params)
@@ -97,14 +104,18 @@ class Distributions(pn.viewable.Viewer):
         self._clear.on_click(lambda e: setattr(s, "scatter_selection", None))
         self._info = pn.pane.Markdown("", margin=(8, 10))
 
-        self._background = ColumnDataSource(data={"x": [], "y": []})
-        self._points = ColumnDataSource(data={"x": [], "y": [], "colour": [], "index": []})
-        fig = figure(width=620, height=520, output_backend="webgl", name="scatter",
+        # One source for every digit (row i = digit i), numeric columns only: they travel as binary arrays,
+        # and a filter change only resends the colour codes and alphas. This keeps 70,000 points fluid.
+        self._points = ColumnDataSource(data={"x": np.zeros(0), "y": np.zeros(0), "code": np.zeros(0, np.int8),
+                                              "alpha": np.zeros(0, np.float32)})
+        mapper = LinearColorMapper(palette=LABEL_COLOURS + [_NO_LABEL_COLOUR, _FILTERED_COLOUR],
+                                   low=-0.5, high=11.5)
+        colour = {"field": "code", "transform": mapper}
+        fig = figure(width=620, height=520, output_backend=self.backend, name="scatter",
                      tools="pan,wheel_zoom,reset", toolbar_location="above")
-        fig.scatter("x", "y", source=self._background, size=3, color="#d0d0d0", alpha=0.5)
-        self._scatter = fig.scatter("x", "y", source=self._points, size=3.5, color="colour", alpha=0.55,
-                                    selection_color="colour", selection_alpha=0.9,
-                                    nonselection_color="#bbbbbb", nonselection_alpha=0.15)
+        self._scatter = fig.scatter("x", "y", source=self._points, size=3.5, color=colour, alpha="alpha",
+                                    selection_color=colour, selection_alpha=0.9,
+                                    nonselection_color="#bbbbbb", nonselection_alpha=0.12)
         box = BoxSelectTool(renderers=[self._scatter])
         lasso = LassoSelectTool(renderers=[self._scatter])
         fig.add_tools(box, lasso)
@@ -134,38 +145,45 @@ class Distributions(pn.viewable.Viewer):
     # Coordinates of all digits only change with the axes or the dataset; filters only recolour.
     def _render_axes(self, *_):
         ds = self.state.dataset
-        xv = ds.metrics[self.x].to_numpy()
-        yv = ds.metrics[self.y].to_numpy()
-        self._background.data = {"x": xv, "y": yv}
         self._fig.xaxis.axis_label = METRIC_LABELS[self.x]
         self._fig.yaxis.axis_label = METRIC_LABELS[self.y]
-        self._render_filtered()
-
-    def _render_filtered(self, *_):
-        s, ds = self.state, self.state.dataset
-        mask = s.filter_mask(exclude_scatter=True)
-        idx = np.flatnonzero(mask)
-        labels = ds.labels[idx] if ds.labels is not None else np.full(len(idx), -1)
-        palette = np.array(LABEL_COLOURS + [_NO_LABEL_COLOUR])
-        colours = palette[np.where(labels >= 0, labels % 10, 10)]
+        code, alpha = self._colours()
         self._syncing = True
         try:
-            self._points.data = {"x": ds.metrics[self.x].to_numpy()[idx], "y": ds.metrics[self.y].to_numpy()[idx],
-                                 "colour": colours, "index": idx}
+            self._points.data = {"x": np.ascontiguousarray(ds.metrics[self.x].to_numpy()),
+                                 "y": np.ascontiguousarray(ds.metrics[self.y].to_numpy()),
+                                 "code": code, "alpha": alpha}
+        finally:
+            self._syncing = False
+        self._render_selection()
+
+    def _colours(self):
+        """Colour code (label, 10 no label, 11 filtered out) and alpha of every digit."""
+        s, ds = self.state, self.state.dataset
+        mask = s.filter_mask(exclude_scatter=True)
+        labels = ds.labels if ds.labels is not None else np.full(len(ds), -1)
+        code = np.where(labels >= 0, labels % 10, 10).astype(np.int8)
+        code[~mask] = 11
+        alpha = np.where(mask, 0.55, 0.25).astype(np.float32)
+        self._shown = int(mask.sum())
+        return code, alpha
+
+    def _render_filtered(self, *_):
+        code, alpha = self._colours()
+        self._syncing = True
+        try:
+            self._points.data.update(code=code, alpha=alpha)
         finally:
             self._syncing = False
         self._render_selection()
 
     def _render_selection(self, *_):
         s, ds = self.state, self.state.dataset
-        idx = self._points.data["index"]
         self._syncing = True
         try:
-            if s.scatter_selection is None:
-                self._points.selected.indices = []
-            else:
-                self._points.selected.indices = np.flatnonzero(
-                    np.isin(idx, np.asarray(s.scatter_selection))).tolist()
+            want = [] if s.scatter_selection is None else np.asarray(s.scatter_selection).tolist()
+            if want != list(self._points.selected.indices):  # no echo of the scatter's own selection
+                self._points.selected.indices = want
         finally:
             self._syncing = False
         # The violins show the digits in the browser (all filters, the scatter selection included).
@@ -177,7 +195,7 @@ class Distributions(pn.viewable.Viewer):
             self._violins[axis].data = violin_patches(ds.metrics[metric].to_numpy()[sel], groups, keys)
             self._violin_figs[axis].yaxis.axis_label = METRIC_LABELS[metric]
             self._violin_figs[axis].x_range.factors = [str(k) for k in keys]
-        shown = len(idx)
+        shown = self._shown
         self._info.object = (f"{shown:,} digits pass the filters (coloured; the rest grey) · "
                              + (f"**{len(s.scatter_selection):,} selected**" if s.scatter_selection is not None
                                 else "box or lasso select to filter the browser"))
@@ -185,9 +203,7 @@ class Distributions(pn.viewable.Viewer):
     def _on_select(self, attr, old, new):
         if self._syncing:
             return
-        idx = np.asarray(self._points.data["index"])
-        picked = idx[np.asarray(new, dtype=np.int64)] if len(new) else None
-        self.state.scatter_selection = picked
+        self.state.scatter_selection = np.asarray(new, dtype=np.int64) if len(new) else None
 
     def __panel__(self):
         return pn.Column(

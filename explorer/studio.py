@@ -66,7 +66,7 @@ def perturbation_specs() -> dict:
         sig = inspect.signature(cls)
         slider_params = [
             ParamSpec(p.name, p.default, p.low, p.high, p.step,
-                      integer=all(isinstance(v, (int, np.integer)) for v in (p.default, p.step)),
+                      integer=bool(getattr(p, "integer", False)),
                       unit=p.unit, doc=p.doc)
             for p in params]
         code = _CODES.get(cls.__name__, 8)
