@@ -207,10 +207,13 @@ def _histogram_figure(metric: str) -> tuple:
 
 
 def on_document(fn: Callable[[], None]) -> None:
-    """Run ``fn`` (which edits Bokeh models) holding the document lock: at once in a synchronous
-    callback, a script or a notebook; on the next tick when called from an async callback of a
-    served app (Bokeh refuses model changes outside the lock)."""
-    pn.state.execute(fn, schedule="auto")
+    """Run ``fn`` (which edits raw Bokeh models) holding the document lock.
+
+    In a served app it is scheduled on the session's event loop (Bokeh refuses model changes from
+    async callbacks, which run outside the lock); in scripts and notebooks it runs at once.
+    """
+    doc = pn.state.curdoc
+    pn.state.execute(fn, schedule=bool(doc is not None and doc.session_context))
 
 
 def _hist(values: np.ndarray, edges: np.ndarray) -> dict:

@@ -53,6 +53,8 @@ def violin_patches(values: np.ndarray, groups: np.ndarray, keys: list, bins: int
     lo, hi = np.percentile(values, [0.2, 99.8])
     if hi <= lo:
         lo, hi = lo - 0.5, hi + 0.5
+    # Fewer bins for few digits, so that a small selection still reads as a shape, not spikes.
+    bins = int(np.clip(np.sqrt(len(values) / max(len(keys), 1)) * 2, 8, bins))
     edges = np.linspace(lo, hi, bins + 1)
     centres = (edges[:-1] + edges[1:]) / 2
     kernel = np.array([1, 4, 6, 4, 1], float) / 16  # light smoothing, so small groups read as shapes

@@ -194,9 +194,10 @@ class ExplorerState(param.Parameterized):
 
     def notify(self, text: str, kind: str = "info") -> None:
         """Show a message to the user (the app renders it as an alert and a notification)."""
-        self.param.update(message=text, message_kind=kind)
-        # Trigger even when the same message repeats, so that it is shown again.
-        self.param.trigger("message")
+        if text == self.message and kind == self.message_kind:
+            self.param.trigger("message")  # the same message again: show it again
+        else:
+            self.param.update(message=text, message_kind=kind)
 
     async def open(self, path) -> bool:
         """Open data at ``path`` off the event loop; on failure keep the current dataset.
