@@ -252,3 +252,29 @@ def test_url_keeps_the_view_state(app, app_url, page):
     assert f"{int((load_sample().labels == 8).sum()):,} of 5,000" in text
     open_tab(page, "Perturbation studio")
     wait_text(page, ".explorer-studio", "strength")
+
+
+def test_apply_to_selection_exports_a_released_dataset(page, app_url, tmp_path):
+    from core.io import load_idx
+    from core.measure import measure_batch
+    from explorer.data import load
+
+    sample = load_sample()
+    thin_ones = np.flatnonzero((sample.labels == 1) & (sample.metrics["thickness"].to_numpy() < 1.6))
+    assert 0 < len(thin_ones) < 60
+    page.set_viewport_size({"width": 1600, "height": 1000})
+    page.goto(app_url + '?tab=1&labels=%5B1%5D&ranges=%7B%22thickness%22%3A+%5B0%2C+1.6%5D%7D'
+                        '&pert=thickening&pert_params=%7B%22amount%22%3A+1.5%7D')
+    studio = ".explorer-studio"
+    wait_text(page, studio, f"{len(thin_ones):,} digits")
+    out = tmp_path / "thickened"
+    page.locator(f"{studio} input[placeholder^='folder for the IDX']").first.fill(str(out))
+    page.locator(studio).get_by_role("button", name="Apply to selection and export").click()
+    wait_text(page, ".explorer-message", f"Exported {len(thin_ones):,} perturbed digits", timeout=60)
+    images = load_idx(out / "train-images-idx3-ubyte.gz")
+    assert images.shape == (len(thin_ones), 28, 28)
+    np.testing.assert_array_equal(load_idx(out / "train-labels-idx1-ubyte.gz"), 1)
+    np.testing.assert_array_equal(load_idx(out / "train-pert-idx1-ubyte.gz"), 2)  # Morpho-MNIST's "thickened"
+    exported = load(out)
+    np.testing.assert_allclose(exported.metrics.to_numpy(), measure_batch(images, progress=False).to_numpy())
+    assert (exported.metrics["thickness"].to_numpy() > sample.metrics["thickness"].to_numpy()[thin_ones]).all()
