@@ -156,3 +156,18 @@ def test_studio_batch_is_reproducible(sample, tmp_path):
     assert not np.array_equal(a, imgs)
     thick, mt = perturb_batch(imgs, specs["thickening"], {"amount": 1.0}, seed=0)
     assert (mt["thickness"].to_numpy() > sample.metrics["thickness"].to_numpy()[[3, 1200, 2600]]).all()
+
+
+def test_metrics_go_to_the_cache_folder_when_the_data_folder_cannot_take_them(sample, tmp_path, monkeypatch):
+    # Running as root, permissions cannot make a folder read-only; a folder where the CSV name is taken
+    # by a directory makes the write fail the same way (OSError).
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("MORPHO_EXPLORER_CACHE", str(cache))
+    folder = write_idx_folder(tmp_path / "readonly", sample.images[10:20], sample.labels[10:20])
+    (folder / "train-morpho.csv").mkdir()
+    ds = load(folder)
+    cached = list(cache.glob("*/train-morpho.csv"))
+    assert len(cached) == 1 and any(str(cached[0].parent) in note for note in ds.notes)
+    np.testing.assert_allclose(ds.metrics.to_numpy(), sample.metrics.iloc[10:20].to_numpy())
+    again = load(folder, progress=lambda d, t: pytest.fail("measured again despite the cache"))
+    np.testing.assert_allclose(again.metrics.to_numpy(), ds.metrics.to_numpy())
