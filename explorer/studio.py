@@ -17,26 +17,12 @@ from explorer.data import METRICS, PERTURBATION_NAMES, export_dataset, measure_m
 from explorer.inspector import TABLE_CSS, digit_figure, metrics_table
 from explorer.state import ExplorerState
 
-__all__ = ["Studio", "ParamSpec", "perturbation_specs", "make_perturbation", "perturb_digit",
+__all__ = ["Studio", "perturbation_specs", "make_perturbation", "perturb_digit",
            "perturb_batch"]
 
 # Morpho-MNIST perturbation label of each class (see explorer.data.PERTURBATION_NAMES).
 _CODES = {"Thinning": 1, "Thickening": 2, "Swelling": 3, "Fracture": 4, "SetThickness": 5, "SetSlant": 6,
           "SetWidth": 7}
-
-
-@dataclass
-class ParamSpec:
-    """One parameter of a perturbation, for a slider (from ``core.perturb.ParamSpec``)."""
-
-    name: str
-    default: float
-    low: float
-    high: float
-    step: float
-    integer: bool = False
-    unit: str = ""
-    doc: str = ""
 
 
 @dataclass
@@ -64,11 +50,7 @@ def perturbation_specs() -> dict:
     specs = {}
     for key, (cls, params) in PERTURBATIONS.items():
         sig = inspect.signature(cls)
-        slider_params = [
-            ParamSpec(p.name, p.default, p.low, p.high, p.step,
-                      integer=bool(getattr(p, "integer", False)),
-                      unit=p.unit, doc=p.doc)
-            for p in params]
+        slider_params = list(params)  # core.perturb.ParamSpec: name, default, range, step, unit, integer
         code = _CODES.get(cls.__name__, 8)
         label = PERTURBATION_NAMES.get(code, key.replace("_", " "))
         specs[key] = PerturbationSpec(key, label.capitalize(), cls, slider_params, "rng" in sig.parameters, code)
