@@ -114,7 +114,7 @@ class BackgroundMeasure:
         self.progress = pn.indicators.Progress(name=f"{name} progress", value=0, max=100, width=320,
                                                visible=False, css_classes=[f"{name}-progress"],
                                                bar_color="primary", margin=(12, 10))
-        self.cancel_button = pn.widgets.Button(name="Cancel", button_type="danger", width=90,
+        self.cancel_button = pn.widgets.Button(label="Cancel", color="danger", width=90,
                                                visible=False, css_classes=[f"{name}-cancel"])
         self.cancel_button.on_click(lambda e: self.cancel())
         self.label = pn.pane.Markdown("", margin=(5, 10), css_classes=[f"{name}-progress-label"])
@@ -220,6 +220,9 @@ def _hist(values: np.ndarray, edges: np.ndarray) -> dict:
     v = values[np.isfinite(values)]
     if len(v) == 0:
         return {"left": [], "right": [], "top": []}
+    v = v[(v >= edges[0]) & (v <= edges[-1])]
+    if len(v) == 0:
+        return {"left": [], "right": [], "top": []}
     top, _ = np.histogram(v, bins=edges, density=True)
     return {"left": edges[:-1], "right": edges[1:], "top": top}
 
@@ -249,14 +252,14 @@ class CompareView(pn.viewable.Viewer):
         self._tmp = tempfile.TemporaryDirectory(prefix="morpho-samples-")
         self._uploads = 0
         self.job = BackgroundMeasure("compare", workers=workers)
-        self._upload = pn.widgets.FileInput(accept=ACCEPT, multiple=True, name="Upload samples",
+        self._upload = pn.widgets.FileInput(accept=ACCEPT, multiple=True, label="Upload samples",
                                             css_classes=["compare-upload"])
-        self._path = pn.widgets.TextInput(name="…or a path on the server", placeholder="/path/to/samples.npy",
+        self._path = pn.widgets.TextInput(label="…or a path on the server", placeholder="/path/to/samples.npy",
                                           width=380, css_classes=["compare-path"])
-        self._load_button = pn.widgets.Button(name="Load and measure", button_type="primary", width=160,
+        self._load_button = pn.widgets.Button(label="Load and measure", color="primary", width=160,
                                               css_classes=["compare-load"])
-        self._linear = pn.widgets.Checkbox.from_param(self.param.linear, name="Linear-time MMD (paper)")
-        self._label_select = pn.widgets.Select.from_param(self.param.label, name="Histograms for label",
+        self._linear = pn.widgets.Checkbox.from_param(self.param.linear, label="Linear-time MMD (paper)")
+        self._label_select = pn.widgets.Select.from_param(self.param.label, label="Histograms for label",
                                                           width=160)
         self._info = pn.pane.Markdown("Load a model's samples: `.npy`/`.npz` (N,28,28), (N,1,28,28) or "
                                       "(N,784) in uint8, [0,1] or [-1,1]; IDX; PNG/JPEG images or a grid.",
@@ -289,7 +292,7 @@ class CompareView(pn.viewable.Viewer):
         gfig.outline_line_color = None
         self._gallery = gfig
         self._download = pn.widgets.FileDownload(callback=self._csv, filename="samples-morpho.csv",
-                                                 label="Download sample metrics (CSV)", button_type="success",
+                                                 label="Download sample metrics (CSV)", color="success",
                                                  disabled=True, css_classes=["compare-download"], width=260)
         self._load_button.on_click(self._on_load)
         self._upload.param.watch(self._on_upload, "value")
@@ -453,7 +456,8 @@ class CompareView(pn.viewable.Viewer):
             if hi <= lo:
                 lo, hi = lo - 0.5, hi + 0.5
             edges = np.linspace(lo, hi, 41)
-            rd, sd = _hist(np.clip(r, lo, hi), edges), _hist(np.clip(s, lo, hi), edges)
+            # bins over the central 99% of both sets: far outliers are left out, not piled up
+            rd, sd = _hist(r, edges), _hist(s, edges)
             on_document(lambda rsrc=rsrc, ssrc=ssrc, rd=rd, sd=sd: (rsrc.update(data=rd),
                                                                     ssrc.update(data=sd)))
 
