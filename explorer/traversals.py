@@ -46,7 +46,7 @@ from explorer.state import ExplorerState
 
 __all__ = ["TraversalView"]
 
-DIVERGING = list(reversed(RdBu11))  # blue = negative, red = positive
+DIVERGING = list(reversed(RdBu11))  # red = negative, blue = positive
 
 
 def _heatmap(name: str, title: str, x_label: str, y_label: str):
