@@ -452,7 +452,9 @@ class ComparisonReport:
             f"Samples: {self.n_samples}   reference: {self.n_reference}",
             f"Kernel two-sample test on {', '.join(self.mmd.columns)}:",
             f"  {self.mmd.to_text()}",
-            "  (p < 0.01: the samples' morphometrics differ from the reference data's)",
+            "  -> " + ("the samples' morphometrics differ from the reference data's (p < 0.01)"
+                       if self.mmd.p_value < 0.01 else
+                       "not distinguishable from the reference data at the 1% level"),
             "",
             "Per-metric distances (W1 in the metric's units; KS = max CDF difference):",
             table.to_string(index=False, float_format=lambda v: f"{v:.4g}"),
