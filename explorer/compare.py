@@ -111,7 +111,7 @@ class BackgroundMeasure:
         self._cancel = threading.Event()
         self._done = (0, 0)
         self.running = False
-        self.progress = pn.indicators.Progress(name=f"{name} progress", value=0, max=100, width=320,
+        self.progress = pn.indicators.Progress(label=f"{name} progress", value=0, max=100, width=320,
                                                visible=False, css_classes=[f"{name}-progress"],
                                                bar_color="primary", margin=(12, 10))
         self.cancel_button = pn.widgets.Button(label="Cancel", color="danger", width=90,
