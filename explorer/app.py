@@ -5,11 +5,13 @@ import panel as pn
 import param
 
 from explorer.browser import Browser, Filters
+from explorer.compare import CompareView
 from explorer.data import DataError, load, load_sample
 from explorer.distributions import Distributions
 from explorer.inspector import Inspector
 from explorer.state import ExplorerState
 from explorer.studio import Studio
+from explorer.traversals import TraversalView
 
 __all__ = ["Explorer", "TABS", "URL_PARAMETERS"]
 
@@ -20,11 +22,12 @@ def _browse(state: ExplorerState):
 
 
 #: The explorer's tabs, in order: (title, factory taking the shared state and returning a viewable).
-#: The model-diagnostics tabs ("Compare samples", "Latent traversals") are added here.
 TABS = [
     ("Browse & inspect", _browse),
     ("Perturbation studio", lambda state: Studio(state=state)),
     ("Distributions", lambda state: Distributions(state=state)),
+    ("Compare samples", lambda state: CompareView(state=state)),
+    ("Latent traversals", lambda state: TraversalView(state=state)),
 ]
 
 #: State parameters kept in the URL (parameter -> query name), so that a view can be shared.
