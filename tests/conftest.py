@@ -54,3 +54,16 @@ def sample_labels():
     from core.io import load_idx
 
     return load_idx(SAMPLE / "train-labels-idx1-ubyte.gz")
+
+
+@pytest.fixture(autouse=True)
+def _stop_panel_servers():
+    """Stop Panel servers a test started (e.g. panel.tests.util.serve_component): their threads are not
+    daemons, and a server left running keeps pytest from exiting."""
+    yield
+    import sys
+
+    if "panel" in sys.modules:
+        from panel.io.state import state
+
+        state.kill_all_servers()
