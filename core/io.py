@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import gzip
 import math
-import io as _io
 import os
 import struct
 import tempfile

@@ -11,7 +11,7 @@ import multiprocessing
 import os
 import threading
 import warnings
-from typing import Callable, NamedTuple, Sequence
+from typing import Callable, NamedTuple
 
 import numpy as np
 import pandas as pd

@@ -227,6 +227,24 @@ def _hist(values: np.ndarray, edges: np.ndarray) -> dict:
     return {"left": edges[:-1], "right": edges[1:], "top": top}
 
 
+async def measure_loaded(view, images: np.ndarray, description: str):
+    """Measure `images` with ``view.job`` for a view that loaded them (CompareView, TraversalView).
+
+    The view's load button is disabled meanwhile; a cancellation or failure is shown in the view's info
+    pane / error alert and gives None, never an exception: user data must not take the app down.
+    """
+    view._load_button.disabled = True
+    try:
+        return await view.job.run(images)
+    except MeasureCancelled as e:
+        view._info.object = f"**Loaded** {description}  \n*Measuring {e}.*"
+    except Exception as e:
+        view._show_error(f"Measuring failed: {type(e).__name__}: {e}")
+    finally:
+        view._load_button.disabled = False
+    return None
+
+
 class CompareView(pn.viewable.Viewer):
     """Samples vs reference data: histograms, MMD test, distances, atypical samples, CSV.
 
@@ -340,17 +358,9 @@ class CompareView(pn.viewable.Viewer):
         except Exception as e:  # user data must never take the app down
             self._show_error(f"Could not load {Path(str(path)).name}: {type(e).__name__}: {e}")
             return False
-        self._load_button.disabled = True
-        try:
-            df = await self.job.run(samples.images)
-        except MeasureCancelled as e:
-            self._info.object = f"**Loaded** {samples.description}  \n*Measuring {e}.*"
+        df = await measure_loaded(self, samples.images, samples.description)
+        if df is None:
             return False
-        except Exception as e:
-            self._show_error(f"Measuring failed: {type(e).__name__}: {e}")
-            return False
-        finally:
-            self._load_button.disabled = False
         self.sample_metrics = df
         return True
 
@@ -521,7 +531,7 @@ class CompareView(pn.viewable.Viewer):
         return pn.Column(
             pn.pane.Markdown("## Compare samples with the data\nHas the model learned the data's "
                              "morphology? Measure its samples and compare them with the reference "
-                             f"digits."),
+                             "digits."),
             pn.Row(self._upload, pn.Column(pn.Row(self._path, self._load_button, align="end"))),
             self._linear,
             self._info,

@@ -210,12 +210,12 @@ class ExplorerState(param.Parameterized):
         try:
             dataset = await self.run_job(f"Opening {path}", lambda: load(path, progress=self.report))
         except DataError as e:
-            await self.in_document(lambda: self.notify(
-                f"Could not open the data: {e}. Kept {self.dataset.name}.", "danger"))
+            text = f"Could not open the data: {e}. Kept {self.dataset.name}."
+            await self.in_document(lambda: self.notify(text, "danger"))
             return False
         except Exception as e:  # never let a surprise in user data take the app down
-            await self.in_document(lambda: self.notify(
-                f"Could not open {path}: {type(e).__name__}: {e}. Kept {self.dataset.name}.", "danger"))
+            text = f"Could not open {path}: {type(e).__name__}: {e}. Kept {self.dataset.name}."
+            await self.in_document(lambda: self.notify(text, "danger"))
             return False
         notes = "; ".join(dataset.notes)
 

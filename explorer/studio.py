@@ -246,7 +246,8 @@ class Studio(pn.viewable.Viewer):
         try:
             files = await s.run_job(f"Applying {spec.label.lower()} to {len(idx):,} digits", job)
         except Exception as e:
-            await s.in_document(lambda: s.notify(f"Export to {folder} failed: {e}", "danger"))
+            text = f"Export to {folder} failed: {e}"
+            await s.in_document(lambda: s.notify(text, "danger"))
             return
         await s.in_document(lambda: s.notify(
             f"Exported {len(idx):,} perturbed digits to {folder} ({', '.join(f.name for f in files)})",

@@ -40,7 +40,8 @@ from bokeh.plotting import figure
 from core.analysis import METRICS, mig, partial_correlations, traversal_effects
 from core.samples import SampleFormatError, Traversal, load_codes, load_samples, load_traversal
 from explorer.browser import CELL, METRIC_LABELS, thumbnail_page
-from explorer.compare import BackgroundMeasure, MeasureCancelled, as_uint8, on_document, save_upload
+from explorer.compare import (BackgroundMeasure, MeasureCancelled, as_uint8, measure_loaded, on_document,
+                              save_upload)
 from explorer.inspector import digit_figure, digit_geometry, metrics_table, TABLE_CSS
 from explorer.state import ExplorerState
 
@@ -249,17 +250,9 @@ class TraversalView(pn.viewable.Viewer):
             self._show_error(f"Could not load {Path(str(path)).name}: {type(e).__name__}: {e}")
             return False
         L, S = t.shape
-        self._load_button.disabled = True
-        try:
-            df = await self.job.run(t.images.reshape(L * S, 28, 28))
-        except MeasureCancelled as e:
-            self._info.object = f"**Loaded** {t.description}  \n*Measuring {e}.*"
+        df = await measure_loaded(self, t.images.reshape(L * S, 28, 28), t.description)
+        if df is None:
             return False
-        except Exception as e:
-            self._show_error(f"Measuring failed: {type(e).__name__}: {e}")
-            return False
-        finally:
-            self._load_button.disabled = False
         self._set_per_step(df)
         return True
 

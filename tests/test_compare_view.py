@@ -6,6 +6,7 @@ Reference data: the bundled real digits (assets/mnist-5k); samples: real digits 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import io
 from pathlib import Path
 
@@ -20,6 +21,13 @@ from explorer.data import load
 from explorer.state import ExplorerState
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets" / "mnist-5k"
+
+
+def _run(coro):
+    """Run a coroutine on its own event loop in a thread: the browser tests' Playwright keeps a loop running
+    in this thread, where asyncio.run() would refuse."""
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()
 
 
 @pytest.fixture(scope="module")
@@ -91,7 +99,7 @@ def test_thickened_samples_differ_and_the_gallery_shows_the_oddest(tmp_path, ref
 def test_bad_file_shows_what_was_found(tmp_path, reference):
     (tmp_path / "x.npy").write_text("not numpy")
     view = _view(reference)
-    ok = asyncio.run(view.load_and_measure(tmp_path / "x.npy"))
+    ok = _run(view.load_and_measure(tmp_path / "x.npy"))
     assert not ok
     assert view._error.visible
     assert "found a text file starting with 'not numpy'" in view._error.object
@@ -130,7 +138,7 @@ def test_background_measure_reports_progress_and_cancels(tmp_path, reference, im
                 view.job.cancel()
         return task.result()
 
-    assert asyncio.run(scenario()) is False
+    assert _run(scenario()) is False
     assert any(0 < v < 100 for v in values)
     assert "cancelled after" in view._info.object
     assert view.sample_metrics is None and not view.job.progress.visible
