@@ -230,20 +230,18 @@ def measure_batch(images, *, mode: str = "released", threshold: float = .5, scal
         from tqdm.auto import tqdm
         bar = tqdm(total=n, unit="digit", desc="measuring", smoothing=0.1)
 
+    done = 0
+
     def collect(result):
+        nonlocal done
         start, vals, bad_chunk = result
         values[start:start + len(vals)] = vals
         bad.extend(bad_chunk)
+        done += len(vals)
         if bar is not None:
             bar.update(len(vals))
         if callback is not None:
-            callback(sum_done(len(vals)), n)
-
-    done = [0]
-
-    def sum_done(k):
-        done[0] += k
-        return done[0]
+            callback(done, n)
 
     try:
         if executor is None and parallelism <= 1:
