@@ -67,3 +67,11 @@ def _stop_panel_servers():
         from panel.io.state import state
 
         state.kill_all_servers()
+
+
+@pytest.fixture(scope="session")
+def sample_dataset():
+    """The bundled sample opened as the explorer opens it (``explorer.data.Dataset``)."""
+    from explorer.data import load
+
+    return load(SAMPLE)

@@ -8,19 +8,13 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import io
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import panel as pn
 import pytest
 
-from core.io import load_idx
 from explorer.compare import CompareView, MeasureCancelled, measure_in_chunks
-from explorer.data import load
 from explorer.state import ExplorerState
-
-ASSETS = Path(__file__).resolve().parent.parent / "assets" / "mnist-5k"
 
 
 def _run(coro):
@@ -30,24 +24,14 @@ def _run(coro):
         return pool.submit(asyncio.run, coro).result()
 
 
-@pytest.fixture(scope="module")
-def reference():
-    return load(ASSETS)
+def _view(sample_dataset, **kw) -> CompareView:
+    return CompareView(state=ExplorerState(sample_dataset), **kw)
 
 
-@pytest.fixture(scope="module")
-def images():
-    return load_idx(ASSETS / "train-images-idx3-ubyte.gz")
-
-
-def _view(reference, **kw) -> CompareView:
-    return CompareView(state=ExplorerState(reference), **kw)
-
-
-def test_plain_samples_in_tanh_range_match_the_data(tmp_path, reference, images):
+def test_plain_samples_in_tanh_range_match_the_data(tmp_path, sample_dataset, sample_images):
     idx = np.arange(3, 5000, 25)  # 200 digits, 20 per label
-    np.save(tmp_path / "gan.npy", (images[idx] / 127.5 - 1).astype(np.float32)[:, None])
-    view = _view(reference)
+    np.save(tmp_path / "gan.npy", (sample_images[idx] / 127.5 - 1).astype(np.float32)[:, None])
+    view = _view(sample_dataset)
     samples = view.load(tmp_path / "gan.npy")
     assert samples.source_range == "[-1,1]"
     assert "range [-1,1]" in view._info.object
@@ -72,14 +56,14 @@ def test_plain_samples_in_tanh_range_match_the_data(tmp_path, reference, images)
     assert view._download.filename == "gan-morpho.csv"
 
 
-def test_thickened_samples_differ_and_the_gallery_shows_the_oddest(tmp_path, reference, images):
+def test_thickened_samples_differ_and_the_gallery_shows_the_oddest(tmp_path, sample_dataset, sample_images):
     from core.perturb import Thickening, perturb_image
 
     idx = np.arange(11, 5000, 50)  # 100 digits, 10 per label
-    thick = np.stack([perturb_image(images[i], Thickening(amount=1.5)) for i in idx])
+    thick = np.stack([perturb_image(sample_images[i], Thickening(amount=1.5)) for i in idx])
     labels = np.repeat(np.arange(10), 10)
     np.savez(tmp_path / "thick.npz", images=thick, labels=labels)
-    view = _view(reference, gallery_size=12)
+    view = _view(sample_dataset, gallery_size=12)
     view.load(tmp_path / "thick.npz")
     view.measure()
     assert view.report.mmd.p_value < 0.01
@@ -96,9 +80,9 @@ def test_thickened_samples_differ_and_the_gallery_shows_the_oddest(tmp_path, ref
     assert not view.report.mmd.linear and view.report.mmd.p_value < 0.01
 
 
-def test_bad_file_shows_what_was_found(tmp_path, reference):
+def test_bad_file_shows_what_was_found(tmp_path, sample_dataset):
     (tmp_path / "x.npy").write_text("not numpy")
-    view = _view(reference)
+    view = _view(sample_dataset)
     ok = _run(view.load_and_measure(tmp_path / "x.npy"))
     assert not ok
     assert view._error.visible
@@ -106,7 +90,7 @@ def test_bad_file_shows_what_was_found(tmp_path, reference):
     assert "expected" in view._error.object
 
 
-def test_measuring_can_be_cancelled(images):
+def test_measuring_can_be_cancelled(sample_images):
     import threading
 
     cancel = threading.Event()
@@ -118,13 +102,13 @@ def test_measuring_can_be_cancelled(images):
             cancel.set()
 
     with pytest.raises(MeasureCancelled, match="cancelled after 20 of 100 digits"):
-        measure_in_chunks(images[:100], cancel=cancel, report=report, chunk=10)
+        measure_in_chunks(sample_images[:100], cancel=cancel, report=report, chunk=10)
     assert seen == [0, 10, 20]
 
 
-def test_background_measure_reports_progress_and_cancels(tmp_path, reference, images):
-    np.save(tmp_path / "s.npy", images[:3000])
-    view = _view(reference)
+def test_background_measure_reports_progress_and_cancels(tmp_path, sample_dataset, sample_images):
+    np.save(tmp_path / "s.npy", sample_images[:3000])
+    view = _view(sample_dataset)
     view.job.chunk = 5  # 600 small steps: the bar is seen moving long before the end
     values = []
 
@@ -163,15 +147,15 @@ def _serve(page, make):
 
 
 @pytest.mark.browser
-def test_browser_upload_progress_and_table(page, tmp_path, reference, images):
+def test_browser_upload_progress_and_table(page, tmp_path, sample_dataset, sample_images):
     from panel.tests.util import wait_until
 
     idx = np.arange(0, 5000, 5)  # 1,000 real digits
-    np.save(tmp_path / "samples.npy", images[idx])
+    np.save(tmp_path / "samples.npy", sample_images[idx])
     holder = {}
 
     def make():
-        view = CompareView(state=ExplorerState(reference))
+        view = CompareView(state=ExplorerState(sample_dataset))
         view.job.chunk = 10  # many small steps, so that the bar is seen moving
         holder["view"] = view
         return view
@@ -200,14 +184,14 @@ def test_browser_upload_progress_and_table(page, tmp_path, reference, images):
 
 
 @pytest.mark.browser
-def test_browser_cancel_and_error(page, tmp_path, reference, images):
+def test_browser_cancel_and_error(page, tmp_path, sample_dataset, sample_images):
     from panel.tests.util import wait_until
 
-    np.save(tmp_path / "samples.npy", images[:2000])
+    np.save(tmp_path / "samples.npy", sample_images[:2000])
     (tmp_path / "notes.txt").write_text("hello")
 
     def make():
-        view = CompareView(state=ExplorerState(reference))
+        view = CompareView(state=ExplorerState(sample_dataset))
         view.job.chunk = 5
         return view
 

@@ -10,30 +10,17 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from core.io import load_idx
-from explorer.data import load
 from explorer.state import ExplorerState
 from explorer.traversals import TraversalView
 
-ASSETS = Path(__file__).resolve().parent.parent / "assets" / "mnist-5k"
 STEPS = 6
 
 
 @pytest.fixture(scope="module")
-def reference():
-    return load(ASSETS)
-
-
-@pytest.fixture(scope="module")
-def images():
-    return load_idx(ASSETS / "train-images-idx3-ubyte.gz")
-
-
-@pytest.fixture(scope="module")
-def grid(images):
+def grid(sample_images):
     from core.perturb import SetSlant, SetThickness, perturb_image
 
-    base = images[2000 + 13]  # a real '4'
+    base = sample_images[2000 + 13]  # a real '4'
     return np.stack([
         [perturb_image(base, SetThickness(t)) for t in np.linspace(1.5, 4.0, STEPS)],
         [perturb_image(base, SetSlant(s)) for s in np.linspace(-0.5, 0.5, STEPS)],
@@ -51,9 +38,9 @@ def _png_grid(grid: np.ndarray, path: Path, pad: int = 2) -> None:
     Image.fromarray(img).save(path)
 
 
-def test_png_grid_traversal_is_read_back(tmp_path, reference, grid):
+def test_png_grid_traversal_is_read_back(tmp_path, sample_dataset, grid):
     _png_grid(grid, tmp_path / "traversal.png")
-    view = TraversalView(state=ExplorerState(reference))
+    view = TraversalView(state=ExplorerState(sample_dataset))
     t = view.load(tmp_path / "traversal.png", rows=2, cols=STEPS)
     np.testing.assert_array_equal(t.images, grid)
     view.measure()
@@ -80,14 +67,14 @@ def test_png_grid_traversal_is_read_back(tmp_path, reference, grid):
     assert view.effects["thickness"].abs().idxmax() == 0 and view.effects["slant"].abs().idxmax() == 1
 
 
-def test_codes_partial_correlations_and_mig(tmp_path, reference, images):
+def test_codes_partial_correlations_and_mig(tmp_path, sample_dataset, sample_images):
     idx = np.arange(0, 5000, 20)  # 250 real digits
-    np.save(tmp_path / "samples.npy", images[idx])
-    ref = reference.metrics.iloc[idx][["length", "thickness", "slant", "width", "height"]]
+    np.save(tmp_path / "samples.npy", sample_images[idx])
+    ref = sample_dataset.metrics.iloc[idx][["length", "thickness", "slant", "width", "height"]]
     z = (ref - ref.mean()) / ref.std()
     codes = z.to_numpy() + 0.05 * np.random.default_rng(1).normal(size=z.shape)
     pd.DataFrame(codes, columns=[f"c{i}" for i in range(5)]).to_csv(tmp_path / "codes.csv", index=False)
-    view = TraversalView(state=ExplorerState(reference))
+    view = TraversalView(state=ExplorerState(sample_dataset))
     view.load_codes(tmp_path / "codes.csv", tmp_path / "samples.npy")
     view.measure_codes()  # measures the 250 samples
     pc = view.pcorr.loc[:, ["length", "thickness", "slant", "width", "height"]]
@@ -96,16 +83,16 @@ def test_codes_partial_correlations_and_mig(tmp_path, reference, images):
     assert view.mig_result.score > 0.3
     assert "MIG = " in view._mig.object
     with pytest.raises(ValueError, match="found 250 codes but 10 samples"):
-        np.save(tmp_path / "few.npy", images[:10])
+        np.save(tmp_path / "few.npy", sample_images[:10])
         view.load_codes(tmp_path / "codes.csv", tmp_path / "few.npy")
 
 
-def test_views_render_in_a_notebook(tmp_path, grid, images):
+def test_views_render_in_a_notebook(tmp_path, grid, sample_images):
     import nbformat
     from nbclient import NotebookClient
 
     np.save(tmp_path / "traversal.npy", grid)
-    np.save(tmp_path / "samples.npy", images[::100])
+    np.save(tmp_path / "samples.npy", sample_images[::100])
     cells = [
         "import panel as pn\npn.extension(inline=True)",
         "from explorer.traversals import TraversalView\nt = TraversalView()\n"
@@ -129,14 +116,14 @@ def test_views_render_in_a_notebook(tmp_path, grid, images):
 
 
 @pytest.mark.browser
-def test_browser_traversal_heatmap_and_click(page, tmp_path, reference, grid):
+def test_browser_traversal_heatmap_and_click(page, tmp_path, sample_dataset, grid):
     from panel.tests.util import serve_component, wait_until
 
     np.save(tmp_path / "traversal.npy", grid)
     holder = {}
 
     def make():
-        holder["view"] = TraversalView(state=ExplorerState(reference))
+        holder["view"] = TraversalView(state=ExplorerState(sample_dataset))
         return holder["view"]
 
     serve_component(page, make, address="127.0.0.1")
