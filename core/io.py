@@ -332,15 +332,15 @@ class _IdxSource:
 
     def _check_sizes(self) -> None:
         what = f"the data of shape {self.shape} ({_TYPE_NAMES[_code_of(self.dtype)]})"
-        if self.gz and self.nbytes > (self.file_size - 18) * _MAX_INFLATE_RATIO + self.header_size:
+        if not self.gz:  # the exact size is known: truncation and trailing bytes first
+            self.check_raw_length(self.file_size - self.header_size)
+        check_size(self.nbytes, self.max_bytes, self.name, what, IDXError)
+        if self.gz and self.nbytes > max(self.file_size - 18, 0) * _MAX_INFLATE_RATIO + self.header_size:
             # Deflate cannot expand more than 1032:1, so this file cannot hold what its header declares:
             # refuse now rather than inflate up to the limit to find out.
             raise IDXError(f"{self.name}: truncated data: the header declares shape {self.shape}, "
                            f"{self.nbytes:,} bytes, but {self.file_size:,} compressed bytes can hold at most "
                            f"{max(self.file_size - 18, 0) * _MAX_INFLATE_RATIO:,}")
-        if not self.gz:  # the exact size is known: truncation and trailing bytes first
-            self.check_raw_length(self.file_size - self.header_size)
-        check_size(self.nbytes, self.max_bytes, self.name, what, IDXError)
 
     def check_raw_length(self, have: int) -> None:
         if have < self.nbytes:
@@ -629,8 +629,9 @@ def _host_tag() -> str:
     return _zlib.crc32(socket.gethostname().encode()).to_bytes(4, "big").hex()
 
 
-#: ``.<name>.<pid>-<host>.<random>.part``; older versions wrote ``.<name>.<random>.part``.
-_PART_RE = re.compile(r"^\.(?P<name>.+)\.(?:(?P<pid>\d+)-(?P<host>[0-9a-f]{8})\.)?(?P<rand>[A-Za-z0-9_]{6,})\.part$")
+#: The middle of ``.<name>.<pid>-<host>.<random>.part``; older versions wrote ``.<name>.<random>.part``
+#: (tempfile.mkstemp's 8 random characters).
+_PART_RE = re.compile(r"^(?:(?P<pid>\d+)-(?P<host>[0-9a-f]{8})\.)?(?P<rand>[A-Za-z0-9_]{6,})$")
 
 
 def part_name(path: Path) -> str:
@@ -756,9 +757,12 @@ def remove_stale_parts(path: str | os.PathLike, older_than: float = 3600.0) -> l
         return removed
     host = _host_tag()
     now = time.time()
+    prefix, suffix = f".{path.name}.", ".part"
     for entry in entries:
-        m = _PART_RE.match(entry.name)
-        if not m or m.group("name") != path.name:
+        if not (entry.name.startswith(prefix) and entry.name.endswith(suffix)):
+            continue
+        m = _PART_RE.match(entry.name[len(prefix):-len(suffix)])
+        if not m:
             continue
         try:
             st = entry.stat(follow_symlinks=False)

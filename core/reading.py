@@ -403,12 +403,14 @@ def _open_torch(path: Path, name: str, limits: ReadLimits, display_name) -> Arra
         except MemoryError:
             raise
         except Exception as e:
-            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            if path.as_posix() in first:
-                first = first.replace(path.as_posix(), name)
-            raise UnreadableFileError(f"{name}: a PyTorch file that torch.load(weights_only=True) refuses (it holds "
-                                      f"objects other than tensors, which are never unpickled, or is damaged: "
-                                      f"{first[:200]})") from None
+            # Not torch's own advice (it suggests weights_only=False, which would run the file's code):
+            # only the name of the refused object, when it says one.
+            m = re.search(r"GLOBAL ([\w.]+)", str(e))
+            what = f" ({m.group(1)})" if m else ""
+            damaged = "" if m else f", or it is damaged ({type(e).__name__})"
+            raise UnreadableFileError(f"{name}: a PyTorch file that holds objects other than tensors{what}, which are "
+                                      f"never unpickled{damaged}; save plain tensors (torch.save(tensor, path)) "
+                                      "or a NumPy array") from None
     arrays = _torch_arrays(obj, name)
     headers = {}
     for k, a in arrays.items():

@@ -32,6 +32,7 @@ float32 in [0, 1] (from float sources), bright digits on a dark background.
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import re
@@ -683,12 +684,10 @@ def _read_raw(path: Path, key: Optional[str], rows, cols, name: str, limits: Rea
 def _scrub(message: str, path: Path, name: str) -> str:
     """Replace every spelling of `path` in `message` by the name the user knows."""
     spellings = {str(path), path.as_posix()}
-    with_resolved = set(spellings)
-    try:
-        with_resolved.add(str(path.resolve()))
-    except (OSError, RuntimeError):
-        pass
-    for s in sorted(with_resolved, key=len, reverse=True):
+    with contextlib.suppress(OSError, RuntimeError):
+        if not path.is_symlink():  # a link's target is not the temporary path; keep it
+            spellings.add(str(path.resolve()))
+    for s in sorted(spellings, key=len, reverse=True):
         if s and s != name:
             message = message.replace(s, name)
     return message
