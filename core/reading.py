@@ -51,6 +51,7 @@ _DATASET_IMAGE_KEYS = ("images", "x", "X", "x_train", "x_test", "imgs", "digits"
 _DATASET_LABEL_KEYS = ("labels", "y", "Y", "y_train", "y_test", "targets", "arr_1")
 _TORCH_LEGACY_MAGIC = bytes.fromhex("8a0a6cfc9c46f9206aa85019")  # pickle LONG1 of torch's magic number
 _MAX_NPY_HEADER = 10_000  # bytes; numpy's own default limit for untrusted headers
+_MAX_NPZ_ARRAYS = 1_000  # every member's header is read: bound that work
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -308,6 +309,9 @@ def _open_npz(path: Path, name: str, limits: ReadLimits, display_name) -> ArrayF
         for info in zf.infolist():
             if info.filename.endswith(".npy") and not info.is_dir():
                 members[info.filename[:-4]] = info
+        if len(members) > _MAX_NPZ_ARRAYS:
+            raise UnreadableFileError(f"{name}: an archive of {len(members):,} arrays; expected an .npz of a few "
+                                      f"arrays (at most {_MAX_NPZ_ARRAYS:,})")
         if not members:
             names = zf.namelist()
             raise UnreadableFileError(

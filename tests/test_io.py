@@ -201,3 +201,33 @@ def test_read_limits_validation():
         ReadLimits(max_digits=0)
     with pytest.raises(ValueError):
         ReadLimits(max_bytes=1.5)
+
+
+def test_a_plain_file_read_error_is_not_called_a_gzip_problem(tmp_path, monkeypatch):
+    import errno
+
+    save_idx(np.zeros((2, 3), np.uint8), tmp_path / "a.idx")
+    real_open = io.open_regular_file
+
+    class FailingDisk:
+        def __init__(self, f):
+            self.f = f
+
+        def read(self, n=-1):
+            raise OSError(errno.EIO, "Input/output error")
+
+        readinto = read
+
+        def __getattr__(self, name):
+            return getattr(self.f, name)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.f.close()
+
+    monkeypatch.setattr(io, "open_regular_file", lambda *a, **k: FailingDisk(real_open(*a, **k)))
+    with pytest.raises(IDXError) as err:
+        load_idx(tmp_path / "a.idx")
+    assert "cannot read (Input/output error)" in str(err.value) and "gzip" not in str(err.value)
