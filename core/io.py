@@ -33,7 +33,6 @@ import stat
 import struct
 import time
 import zlib
-import zlib as _zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, BinaryIO, Iterator, Optional
@@ -628,7 +627,7 @@ def save_idx(data: np.ndarray, path: str | os.PathLike) -> None:
 def _host_tag() -> str:
     # Part names carry the writer's host, so that a pid is only judged on the machine that owns it
     # (a folder may be shared over the network).
-    return _zlib.crc32(socket.gethostname().encode()).to_bytes(4, "big").hex()
+    return zlib.crc32(socket.gethostname().encode()).to_bytes(4, "big").hex()
 
 
 #: The middle of ``.<name>.<pid>-<host>.<random>.part``; older versions wrote ``.<name>.<random>.part``

@@ -33,7 +33,7 @@ from typing import BinaryIO, Callable, Optional
 import numpy as np
 import pandas as pd
 
-from core.io import (DEFAULT_LIMITS, IDXError, ReadLimits, UnreadableFileError, as_limits, check_regular_file,
+from core.io import (DEFAULT_LIMITS, ReadLimits, UnreadableFileError, as_limits, check_regular_file,
                      check_size, load_idx, open_regular_file, read_idx_header)
 
 __all__ = [

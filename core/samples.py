@@ -352,7 +352,8 @@ def _fit_28(stack: np.ndarray, what: str, resize: Optional[str], shape_text: str
         "(N,28,28), (N,1,28,28) or (N,784), or pass resize='area' (or 'bilinear') to resize them to 28x28")
 
 
-def as_digit_images(a: np.ndarray, what: str, resize=None) -> tuple[np.ndarray, str]:
+def as_digit_images(a: np.ndarray, what: str, resize=None, *, found: Optional[str] = None
+                    ) -> tuple[np.ndarray, str]:
     """(N, 28, 28) images from an array shaped (28,28), (N,H,W), (N,1,H,W), (N,H,W,1), (N,784) or (N,1024).
 
     28x28 images are returned as they are (a view); 32x32 images whose 2-pixel border is blank are
@@ -365,6 +366,8 @@ def as_digit_images(a: np.ndarray, what: str, resize=None) -> tuple[np.ndarray, 
         Name used in messages.
     resize : {None, False, True, 'area', 'bilinear'}
         Resample images that are not 28x28 (True means 'area').
+    found : str, optional
+        What the images are, for messages (default: "an array of shape ...").
 
     Returns
     -------
@@ -391,7 +394,7 @@ def as_digit_images(a: np.ndarray, what: str, resize=None) -> tuple[np.ndarray, 
     if stack.ndim == 3 and (stack.shape[1] < 4 or stack.shape[2] < 4):
         raise SampleFormatError(f"{what}: found an array of shape {a.shape}; expected (N,28,28), "
                                 "(N,1,28,28) or (N,784)")
-    return _fit_28(stack, what, method, f"an array of shape {a.shape}")
+    return _fit_28(stack, what, method, found or f"an array of shape {a.shape}")
 
 
 def _check_polarity_any(images: np.ndarray, what: str) -> str:
@@ -788,7 +791,8 @@ def _load_samples(path, name, value_range, key, rows, cols, method, limits) -> S
             arr = arr[:len(arr) - tail]
             notes.append(f"{name}: dropped {tail} blank cell{'s' if tail > 1 else ''} at the end of the grid's "
                          "last row (a partial last row, as torchvision's make_grid leaves)")
-    imgs, note = as_digit_images(arr, name, method)
+    found = f"a grid of {raw.layout.cell_w}x{raw.layout.cell_h} cells" if raw.layout is not None else None
+    imgs, note = as_digit_images(arr, name, method, found=found)
     if note:
         notes.append(note)
     imgs, source_range, range_note = normalise_range(imgs, value_range, what=name)
@@ -908,9 +912,15 @@ def _traversal_grid(raw: np.ndarray, rows, cols, bases, method, name: str, desc:
 def _load_traversal(path, name, rows, cols, value_range, key, bases, method, limits) -> Traversal:
     raw = _read_raw(path, key, rows, cols, name, limits, method, prefs=_TRAVERSAL_KEYS)
     check_digit_count(_digit_count(raw.array.shape), limits, name)
-    grid = _traversal_grid(raw.array, rows, cols, bases, method, name, raw.desc)
+    if raw.layout is not None:  # a grid image: its rows are the latents, its columns the steps
+        if bases not in (None, 1):
+            raise SampleFormatError(f"{name}: found {raw.desc}, one base code; expected {bases}")
+        grid = raw.array[None]
+    else:
+        grid = _traversal_grid(raw.array, rows, cols, bases, method, name, raw.desc)
     B, L, S = grid.shape[:3]
-    imgs, note = as_digit_images(grid.reshape(B * L * S, *grid.shape[3:]), name, method)
+    found = f"a grid of {raw.layout.cell_w}x{raw.layout.cell_h} cells" if raw.layout is not None else None
+    imgs, note = as_digit_images(grid.reshape(B * L * S, *grid.shape[3:]), name, method, found=found)
     notes = [note] if note else []
     imgs, source_range, range_note = normalise_range(imgs, value_range, what=name)
     range_note += _check_polarity(imgs, name)
