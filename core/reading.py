@@ -24,7 +24,7 @@ import contextlib
 import math
 import os
 import re
-import warnings
+import struct
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -431,6 +431,12 @@ def is_image_file(p: Path) -> bool:
     return p.suffix.lower() in (".png", ".jpg", ".jpeg")
 
 
+def _check_pixels(w: int, h: int, limits: ReadLimits, name: str) -> None:
+    if w * h > limits.max_image_pixels:
+        raise UnreadableFileError(f"{name}: a {w}x{h} image ({w * h:,} pixels), over the limit of "
+                                  f"{limits.max_image_pixels:,} pixels; not decoded")
+
+
 def read_image(path, *, limits: Optional[ReadLimits] = None, display_name: Optional[str] = None) -> np.ndarray:
     """Read a PNG or JPEG image as a grayscale 2-D array, checking its size before decoding.
 
@@ -453,10 +459,14 @@ def read_image(path, *, limits: Optional[ReadLimits] = None, display_name: Optio
     path = Path(path)
     name = display_name or str(path)
     with open_regular_file(path, "image", display_name=display_name) as f:
+        head = f.read(24)
+        f.seek(0)
+        if head[:8] == b"\x89PNG\r\n\x1a\n" and head[12:16] == b"IHDR":
+            # The size is in the PNG header: refuse before PIL (whose own bomb check would only warn).
+            w, h = struct.unpack(">II", head[16:24])
+            _check_pixels(w, h, limits, name)
         try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-                im = Image.open(f, formats=["PNG", "JPEG"])
+            im = Image.open(f, formats=["PNG", "JPEG"])
         except Image.DecompressionBombError as e:
             raise UnreadableFileError(f"{name}: image too large ({e}); limit {limits.max_image_pixels:,} pixels"
                                       ) from None
@@ -466,9 +476,7 @@ def read_image(path, *, limits: Optional[ReadLimits] = None, display_name: Optio
             raise UnreadableFileError(f"{name}: damaged image header ({e})") from None
         with im:
             w, h = im.size
-            if w * h > limits.max_image_pixels:
-                raise UnreadableFileError(f"{name}: a {w}x{h} image ({w * h:,} pixels), over the limit of "
-                                          f"{limits.max_image_pixels:,} pixels; not decoded")
+            _check_pixels(w, h, limits, name)
             if w == 0 or h == 0:
                 raise UnreadableFileError(f"{name}: an empty {w}x{h} image")
             try:
