@@ -69,8 +69,8 @@ def digits() -> np.ndarray:
 _SEG = 1 << 22
 
 
-def _deflate_zeros(prefix: bytes, n: int, wbits: int = -15) -> bytes:
-    c = zlib.compressobj(9, zlib.DEFLATED, wbits)
+def _deflate_zeros(prefix: bytes, n: int) -> bytes:
+    c = zlib.compressobj(9, zlib.DEFLATED, -15)
     parts = [c.compress(prefix) + c.flush(zlib.Z_FULL_FLUSH)]
     segment = c.compress(bytes(_SEG)) + c.flush(zlib.Z_FULL_FLUSH)  # full flush: no back-references across
     k, rest = divmod(n, _SEG)
@@ -112,7 +112,8 @@ def png_bomb(width: int, height: int) -> bytes:
     def chunk(kind, payload):
         return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
     n = height * (1 + 4 * width)  # every scanline: filter byte 0, then zero pixels
-    idat = _deflate_zeros(b"", n, wbits=15)
+    # zlib stream: header, raw deflate, Adler-32 of the data (of n zeros: a = 1, b = n mod 65521)
+    idat = b"\x78\xda" + _deflate_zeros(b"", n) + struct.pack(">I", ((n % 65521) << 16) | 1)
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 6, 0, 0, 0)
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
 
