@@ -24,6 +24,7 @@ import contextlib
 import math
 import os
 import re
+import stat
 import struct
 import zipfile
 from dataclasses import dataclass, field
@@ -693,17 +694,18 @@ def _beside(folder: Path, split: str, kind: str) -> Optional[Path]:
     return None
 
 
-def _read_idx_digits(path: Path, limits: ReadLimits, notes: list) -> np.ndarray:
+def _read_idx_digits(path: Path, limits: ReadLimits, notes: list, name: Optional[str] = None) -> np.ndarray:
     DatasetError = _dataset_error()
-    dtype, shape = read_idx_header(path)
+    name = name or str(path)
+    dtype, shape = read_idx_header(path, display_name=name)
     if len(shape) != 3:
-        raise DatasetError(f"{path}: expected images of shape (N, 28, 28), found shape {shape}")
-    check_digit_count(shape[0], limits, str(path))
+        raise DatasetError(f"{name}: expected images of shape (N, 28, 28), found shape {shape}")
+    check_digit_count(shape[0], limits, name)
     if shape[1:] not in ((28, 28), (32, 32)):
-        raise DatasetError(f"{path}: expected 28x28 digits, found {shape[1]}x{shape[2]} images")
-    data = load_idx(path, max_bytes=limits.max_bytes)
+        raise DatasetError(f"{name}: expected 28x28 digits, found {shape[1]}x{shape[2]} images")
+    data = load_idx(path, max_bytes=limits.max_bytes, display_name=name)
     if data.dtype != np.uint8 or data.shape[1:] != (28, 28):
-        return _to_uint8_digits(data, str(path), notes)
+        return _to_uint8_digits(data, name, notes)
     return data
 
 
@@ -774,11 +776,11 @@ def _read_folder(folder: Path, split: Optional[str], limits: ReadLimits, only: O
         metrics_source=("CSV " + ", ".join(sources)) if have_metrics else None, notes=notes, parts=parts)
 
 
-def _read_array_dataset(path: Path, kind: str, limits: ReadLimits) -> DigitData:
+def _read_array_dataset(path: Path, kind: str, limits: ReadLimits, display_name: Optional[str]) -> DigitData:
     DatasetError = _dataset_error()
-    name = str(path)
+    name = display_name or str(path)
     notes: list = []
-    with open_arrays(path, limits=limits, kind=kind) as arrays:
+    with open_arrays(path, limits=limits, kind=kind, display_name=name) as arrays:
         heads = arrays.headers
         img_key = next((k for k in _DATASET_IMAGE_KEYS if k in heads), None)
         if img_key is None:
@@ -788,8 +790,7 @@ def _read_array_dataset(path: Path, kind: str, limits: ReadLimits) -> DigitData:
             raise DatasetError(f"{name}: no image array among {', '.join(heads) or 'no arrays'} (name it 'images' "
                                "or 'x')")
         shape = heads[img_key].shape
-        n = shape[0] if len(shape) >= 2 and shape[-1] != 784 or len(shape) == 2 else 0
-        check_digit_count(n, limits, name)
+        check_digit_count(shape[0] if len(shape) >= 2 else 0, limits, name)  # digits lie along the first axis
         what = name if arrays.kind == "npy" else f"{name} [{img_key}]"
         images = _to_uint8_digits(arrays.read(img_key), what, notes)
         labels = perts = None
@@ -799,15 +800,18 @@ def _read_array_dataset(path: Path, kind: str, limits: ReadLimits) -> DigitData:
         if "perturbations" in heads:
             perts = _as_labels(arrays.read("perturbations"), len(images), f"{name} [perturbations]")
     metrics = source = None
+    shown = Path(display_name) if display_name else path
     csv = path.parent / f"{path.stem}-morpho.csv"
     if os.path.lexists(csv):
-        metrics = read_metrics_table(csv, n=len(images), limits=limits).loc[:, list(METRICS)]
+        csv_name = str(shown.parent / f"{shown.stem}-morpho.csv")
+        metrics = read_metrics_table(csv, n=len(images), limits=limits, display_name=csv_name).loc[:, list(METRICS)]
         source = f"CSV {csv.name}"
-    return DigitData(images=images, labels=labels, metrics=metrics, perturbations=perts, name=path.name, split=None,
-                     path=path, metrics_source=source, notes=notes, parts=[(path.stem, len(images))])
+    return DigitData(images=images, labels=labels, metrics=metrics, perturbations=perts, name=shown.name, split=None,
+                     path=path, metrics_source=source, notes=notes, parts=[(shown.stem, len(images))])
 
 
-def read_dataset(path, *, split: Optional[str] = None, limits: Optional[ReadLimits] = None) -> DigitData:
+def read_dataset(path, *, split: Optional[str] = None, limits: Optional[ReadLimits] = None,
+                 display_name: Optional[str] = None) -> DigitData:
     """Read digits: an MNIST / Morpho-MNIST folder, one IDX images file, or a .npy/.npz (or PyTorch) array.
 
     Parameters
@@ -825,6 +829,9 @@ def read_dataset(path, *, split: Optional[str] = None, limits: Optional[ReadLimi
         Read only this split of a folder.
     limits : ReadLimits, optional
         Bounds on bytes and digits read (default :data:`DEFAULT_LIMITS`).
+    display_name : str, optional
+        For a single file (e.g. an upload saved to a temporary file): its name in messages and in
+        ``DigitData.name``, instead of `path`.
 
     Returns
     -------
@@ -841,32 +848,34 @@ def read_dataset(path, *, split: Optional[str] = None, limits: Optional[ReadLimi
         Files that do not agree (label or metrics counts), a folder without digits, unusable arrays.
     """
     limits = as_limits(limits)
-    path = Path(os.path.expanduser(str(path)))
     if not str(path).strip():
         raise _dataset_error()("no path given")
+    path = Path(os.path.expanduser(str(path)))
+    name = display_name or str(path)
     try:
         st = os.stat(path)
     except FileNotFoundError:
-        raise FileNotFoundError(f"{path}: no such file or folder") from None
+        raise FileNotFoundError(f"{name}: no such file or folder") from None
     except OSError as e:
-        raise UnreadableFileError(f"{path}: cannot read ({e.strerror or e})") from None
-    import stat as _stat
-    if _stat.S_ISDIR(st.st_mode):
+        raise UnreadableFileError(f"{name}: cannot read ({e.strerror or e})") from None
+    if stat.S_ISDIR(st.st_mode):
         return _read_folder(path, split, limits)
-    check_regular_file(path, "data file")
-    kind = sniff(path)
+    check_regular_file(path, "data file", display_name=display_name)
+    kind = sniff(path, display_name=display_name)
     if kind in ("npy", "npz", "torch"):
-        return _read_array_dataset(path, kind, limits)
+        return _read_array_dataset(path, kind, limits, display_name)
     if kind == "idx":
-        if _IMAGES_RE.match(path.name):
+        if _IMAGES_RE.match(path.name) and display_name is None:
             return _read_folder(path.parent, split, limits, only=path)
         notes: list = []
-        images = _read_idx_digits(path, limits, notes)
-        return DigitData(images=images, labels=None, metrics=None, perturbations=None, name=path.name, split=None,
-                         path=path, notes=notes + [f"{path.name}: no labels (not an MNIST-style file name)"],
-                         parts=[(path.name, len(images))])
-    raise UnreadableFileError(f"{path}: {describe_kind(path, kind)}; open a folder of MNIST IDX files, a "
-                              "Morpho-MNIST dataset folder, an IDX images file or a .npy/.npz array")
+        images = _read_idx_digits(path, limits, notes, name)
+        shown = Path(name).name
+        return DigitData(images=images, labels=None, metrics=None, perturbations=None, name=shown, split=None,
+                         path=path, notes=notes + [f"{shown}: no labels (not an MNIST-style file name beside its "
+                                                   "label file)"],
+                         parts=[(shown, len(images))])
+    raise UnreadableFileError(f"{name}: {describe_kind(path, kind, display_name)}; open a folder of MNIST IDX files, "
+                              "a Morpho-MNIST dataset folder, an IDX images file or a .npy/.npz array")
 
 
 def describe_kind(path: Path, kind: str, display_name: Optional[str] = None) -> str:

@@ -1,8 +1,8 @@
 """Hostile files (issue 10): FIFOs and devices, decompression bombs, malformed content, killed writers.
 
 Anything that could block or exhaust memory runs in a child process with a timeout and an address-space
-limit, and reports its peak resident memory (``ru_maxrss``), so a regression fails the test instead of
-hanging the suite or the machine.
+limit, and reports its peak resident memory (``VmHWM``), so a regression fails the test instead of hanging
+the suite or the machine.
 """
 from __future__ import annotations
 
@@ -40,15 +40,26 @@ def attempt(fn):
         return {"type": None, "message": "", "mro": []}
     except BaseException as e:
         return {"type": type(e).__name__, "message": str(e)[:600], "mro": [c.__name__ for c in type(e).__mro__]}
+def peak_mb():
+    # VmHWM: this process image's peak resident memory. ru_maxrss would also count the parent's memory at
+    # fork time, which Linux carries across exec.
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 def done(**out):
-    out["peak_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    out["peak_mb"] = peak_mb()
     print("RESULT " + json.dumps(out))
 '''
 
 
-def run_child(code: str, cwd: Path, timeout: float = 60) -> dict:
-    """Run `code` (after PRELUDE) in a fresh interpreter; return what it passed to done()."""
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
+def run_child(code: str, cwd: Path, timeout: float = 60, root: Path = ROOT) -> dict:
+    """Run `code` (after PRELUDE) in a fresh interpreter importing `root`; return what it passed to done()."""
+    env = dict(os.environ, PYTHONPATH=str(root))
     proc = subprocess.run([sys.executable, "-c", PRELUDE + textwrap.dedent(code)], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=timeout)
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
@@ -510,3 +521,53 @@ def test_read_dataset_limits_and_messages(tmp_path):
     (tmp_path / "notes.txt").write_text("hello\n")
     with pytest.raises(UnreadableFileError, match="a text file starting with 'hello'"):
         read_dataset(tmp_path / "notes.txt")
+
+
+def test_read_dataset_upload_messages_name_the_upload(tmp_path):
+    hidden = tmp_path / "tmp-upload-91xk"
+    hidden.mkdir()
+    (hidden / "f").write_bytes(npy_header((10, 28, 28), "|u1") + bytes(100))
+    with pytest.raises(UnreadableFileError) as e:
+        read_dataset(hidden / "f", display_name="digits.npy")
+    assert str(e.value).startswith("digits.npy: truncated data") and "91xk" not in str(e.value)
+    np.save(hidden / "g", np.zeros((3, 28, 28), np.uint8))
+    data = read_dataset(hidden / "g.npy", display_name="mine.npy")
+    assert data.name == "mine.npy" and data.images.shape == (3, 28, 28)
+
+
+def _print_bomb_figures(trees: list[str]) -> None:
+    """Peak memory and time of load_samples on the three bombs, per source tree, each call in a fresh child."""
+    import tempfile
+
+    folder = Path(tempfile.mkdtemp())
+    (folder / "bomb-images-idx3-ubyte.gz").write_bytes(gzip_bomb(_idx_prefix(1), 400 << 20))
+    (folder / "bomb.npz").write_bytes(zip_bomb("images.npy", npy_header((500_000, 28, 28), "|u1"), 500_000 * 784))
+    (folder / "bomb.png").write_bytes(png_bomb(8200, 8200))
+    cases = {"gzip IDX, 0.4 MB -> 400 MiB": ("bomb-images-idx3-ubyte.gz", None),
+             "npz, 0.4 MB, 500,000 digits (max_digits=100,000)": ("bomb.npz", 100_000),
+             "PNG, 0.3 MB, 8200x8200 RGBA": ("bomb.png", None)}
+    for label, (name, max_digits) in cases.items():
+        cells = []
+        for tree in trees:
+            kw = "" if max_digits is None else f", limits=ReadLimits(max_digits={max_digits})"
+            code = f'''
+                import time
+                from core.samples import load_samples
+                try:
+                    from core.reading import ReadLimits
+                except ImportError:  # the old tree: no limits at all
+                    ReadLimits = None
+                t = time.perf_counter()
+                kw = "{kw}" if ReadLimits else ""
+                r = attempt(lambda: eval("load_samples('{name}'" + kw + ")"))
+                done(result=r["type"] or "accepted", seconds=time.perf_counter() - t)
+            '''
+            out = run_child(code, folder, timeout=300, root=Path(tree))
+            cells.append(f"{out['result']}, peak {out['peak_mb']:.0f} MB, {out['seconds']:.2f} s")
+        print(f"{label}: " + " | ".join(f"{t}: {c}" for t, c in zip(trees, cells)))
+
+
+if __name__ == "__main__":
+    # python tests/test_hostile_files.py [OLD_TREE ...]: figures for this tree and any other source trees
+    # (e.g. `git archive <old commit> core | tar -x -C /tmp/old`).
+    _print_bomb_figures(sys.argv[1:] + [str(ROOT)])
