@@ -564,7 +564,7 @@ def _digit_count(shape: tuple) -> int:
     return math.prod(shape[:-2]) if shape[-1] != 1 else math.prod(shape[:-3])
 
 
-def _choose_key(heads: dict, key: Optional[str], prefs, want, name: str) -> str:
+def _choose_key(heads: dict, key: Optional[str], prefs, want, name: str, what: str = "the images") -> str:
     if key is not None:
         if key not in heads:
             found = ", ".join(f"{k} {h.shape} {h.dtype}" for k, h in heads.items())
@@ -577,7 +577,7 @@ def _choose_key(heads: dict, key: Optional[str], prefs, want, name: str) -> str:
     if len(candidates) == 1:
         return candidates[0]
     found = ", ".join(f"{k} {h.shape} {h.dtype}" for k, h in heads.items())
-    raise SampleFormatError(f"{name}: found arrays {found}; expected one of them to be the images "
+    raise SampleFormatError(f"{name}: found arrays {found}; expected one of them to be {what} "
                             f"(named one of {list(prefs)}), or pass key=")
 
 
@@ -981,7 +981,8 @@ def _load_codes(path: Path, name: str, key, limits: ReadLimits) -> pd.DataFrame:
     if kind in ("npy", "npz", "torch"):
         with open_arrays(path, limits=limits, display_name=name, kind=kind) as arrays:
             k = "arr_0" if arrays.kind == "npy" else _choose_key(arrays.headers, key, _CODE_KEYS,
-                                                                 lambda h: len(h.shape) in (1, 2), name)
+                                                                 lambda h: len(h.shape) in (1, 2), name,
+                                                                 "the codes")
             arr = arrays.read(k)
     elif kind == "text":
         with open_regular_file(path, "CSV file", display_name=name) as f:
