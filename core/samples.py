@@ -419,16 +419,28 @@ class _Layout:
     outer: bool  # padding also around the grid (torchvision's make_grid)
 
 
-def _pad_mask(H: int, W: int, lay: _Layout) -> np.ndarray:
-    """True on the padding pixels of a layout."""
-    mask = np.ones((H, W), bool)
-    off = lay.pad if lay.outer else 0
-    for i in range(lay.rows):
-        y = off + i * (lay.cell_h + lay.pad)
-        for j in range(lay.cols):
-            x = off + j * (lay.cell_w + lay.pad)
-            mask[y:y + lay.cell_h, x:x + lay.cell_w] = False
-    return mask
+def _pad_lines(size: int, cell: int, lay: _Layout) -> np.ndarray:
+    """True on the padding rows (or columns) of a layout."""
+    pos = np.arange(size) % (cell + lay.pad)
+    return pos < lay.pad if lay.outer else pos >= cell
+
+
+@dataclass
+class _LineStats:
+    """Each row's and column's darkest and brightest value: every padding pixel lies on a padding row or
+    column, so a layout's padding is checked in O(H + W) from these, whatever the number of candidates."""
+
+    row_min: np.ndarray
+    row_max: np.ndarray
+    col_min: np.ndarray
+    col_max: np.ndarray
+    tol: float
+
+    @classmethod
+    def of(cls, img: np.ndarray) -> "_LineStats":
+        a = img.astype(np.float64) if img.dtype.kind == "f" else img
+        return cls(a.min(axis=1).astype(np.float64), a.max(axis=1).astype(np.float64),
+                   a.min(axis=0).astype(np.float64), a.max(axis=0).astype(np.float64), _tolerance(img))
 
 
 def _tolerance(img: np.ndarray) -> float:
@@ -436,18 +448,19 @@ def _tolerance(img: np.ndarray) -> float:
     return 0.03 * span  # JPEG grids are lossy: the padding is uniform only up to a few levels
 
 
-def _uniform_padding(img: np.ndarray, lay: _Layout) -> Optional[float]:
+def _uniform_padding(stats: _LineStats, lay: _Layout) -> Optional[float]:
     """The padding value when every padding pixel has (nearly) the same value, else None."""
-    mask = _pad_mask(*img.shape, lay)
-    pad = img[mask]
-    if pad.size == 0:
+    if lay.pad == 0:
         return None
-    value = float(np.median(pad))
-    if np.abs(pad.astype(np.float64) - value).max() > _tolerance(img):
+    rows = _pad_lines(len(stats.row_min), lay.cell_h, lay)
+    cols = _pad_lines(len(stats.col_min), lay.cell_w, lay)
+    if not rows.any() and not cols.any():
         return None
-    if np.abs(img[~mask].astype(np.float64) - value).max() <= _tolerance(img):
-        return None  # every cell blank as well: nothing tells the layout
-    return value
+    lo = min(stats.row_min[rows].min(initial=np.inf), stats.col_min[cols].min(initial=np.inf))
+    hi = max(stats.row_max[rows].max(initial=-np.inf), stats.col_max[cols].max(initial=-np.inf))
+    if hi - lo > 2 * stats.tol:
+        return None
+    return (lo + hi) / 2
 
 
 def _fixed_cell_layouts(size: int, n: int, cell: int) -> list:
@@ -465,6 +478,9 @@ def _fixed_cell_layouts(size: int, n: int, cell: int) -> list:
 def _find_layout(img: np.ndarray, rows: Optional[int], cols: Optional[int], what: str) -> _Layout:
     H, W = img.shape
     if rows is None and cols is None:
+        if img.size and img.max() == img.min():
+            raise SampleFormatError(f"{what}: found a {W}x{H} image of one uniform value; expected digits")
+        stats = _LineStats.of(img)
         candidates = []
         if H % _SIDE == 0 and W % _SIDE == 0:
             candidates.append(_Layout(H // _SIDE, W // _SIDE, _SIDE, _SIDE, 0, False))
@@ -476,7 +492,7 @@ def _find_layout(img: np.ndarray, rows: Optional[int], cols: Optional[int], what
         if H % 32 == 0 and W % 32 == 0 and (H, W) != (32, 32):
             candidates.append(_Layout(H // 32, W // 32, 32, 32, 0, False))
         for lay in candidates:
-            if lay.rows >= 1 and lay.cols >= 1 and (lay.pad == 0 or _uniform_padding(img, lay) is not None):
+            if lay.rows >= 1 and lay.cols >= 1 and (lay.pad == 0 or _uniform_padding(stats, lay) is not None):
                 return lay
         # torchvision's make_grid with another cell size: the smallest period whose padding lines are all
         # uniform (a larger one would merge cells).
@@ -484,7 +500,7 @@ def _find_layout(img: np.ndarray, rows: Optional[int], cols: Optional[int], what
             if (H - 2) % (c + 2) or (W - 2) % (c + 2):
                 continue
             lay = _Layout((H - 2) // (c + 2), (W - 2) // (c + 2), c, c, 2, True)
-            if lay.rows * lay.cols > 1 and _uniform_padding(img, lay) is not None:
+            if lay.rows * lay.cols > 1 and _uniform_padding(stats, lay) is not None:
                 return lay
         raise SampleFormatError(f"{what}: found a {W}x{H} image that is not an obvious grid of digit cells (cells "
                                 "without gaps, or torchvision's make_grid with 2-pixel padding); give its rows "
@@ -517,7 +533,7 @@ def _split_grid(img: np.ndarray, rows: Optional[int], cols: Optional[int], what:
             y0 = off + i * (lay.cell_h + lay.pad)
             x0 = off + j * (lay.cell_w + lay.pad)
             cells[i, j] = img[y0:y0 + lay.cell_h, x0:x0 + lay.cell_w]
-    pad_value = _uniform_padding(img, lay) if lay.pad else None
+    pad_value = _uniform_padding(_LineStats.of(img), lay) if lay.pad else None
     return cells, lay, pad_value
 
 
