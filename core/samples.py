@@ -391,14 +391,10 @@ def as_digit_images(a: np.ndarray, what: str, resize=None, *, found: Optional[st
             hint = " (colour images: convert to grayscale first)"
         raise SampleFormatError(f"{what}: found an array of shape {s}{hint}; expected (N,28,28), "
                                 "(N,1,28,28) or (N,784)")
-    if stack.ndim == 3 and (stack.shape[1] < 4 or stack.shape[2] < 4):
+    if stack.shape[1] < 4 or stack.shape[2] < 4:
         raise SampleFormatError(f"{what}: found an array of shape {a.shape}; expected (N,28,28), "
                                 "(N,1,28,28) or (N,784)")
     return _fit_28(stack, what, method, found or f"an array of shape {a.shape}")
-
-
-def _check_polarity_any(images: np.ndarray, what: str) -> str:
-    return _check_polarity(images.reshape(-1, _SIDE, _SIDE), what)
 
 
 # --------------------------------------------------------------------------------------------
@@ -573,10 +569,15 @@ class _Raw:
 
 
 def _digit_count(shape: tuple) -> int:
+    """How many images an array of this shape holds (for the max_digits limit, before reading it)."""
     if len(shape) <= 1:
         return 1
+    if len(shape) == 2 and shape in ((_SIDE, _SIDE), (32, 32)):
+        return 1
+    if shape[-1] in (_SIDE * _SIDE, 32 * 32):  # flattened images: (..., 784)
+        return math.prod(shape[:-1])
     if len(shape) == 2:
-        return shape[0] if shape[1] in (_SIDE * _SIDE, 32 * 32) and shape not in ((28, 28), (32, 32)) else 1
+        return 1
     return math.prod(shape[:-2]) if shape[-1] != 1 else math.prod(shape[:-3])
 
 
