@@ -738,13 +738,18 @@ def _read_folder(folder: Path, split: Optional[str], limits: ReadLimits, only: O
                            f"t10k-images-idx3-ubyte){hint}")
     splits = sorted(found, key=lambda s: (_SPLIT_ORDER.get(s, 2), s))
     images, labels, perts, metrics, parts, notes, sources = [], [], [], [], [], [], []
-    total = 0
+    # The splits together stay within the limits: their headers are checked before any is read.
+    total = total_bytes = 0
+    for s in splits:
+        _, shape = read_idx_header(found[s])
+        total += shape[0] if shape else 0
+        total_bytes += math.prod(shape)
+        check_digit_count(total, limits, str(folder))
+        check_size(total_bytes, limits.max_bytes, str(folder), f"the images of {', '.join(splits)}")
     for s in splits:
         img_path = found[s]
         imgs = _read_idx_digits(img_path, limits, notes)
         n = len(imgs)
-        total += n
-        check_digit_count(total, limits, str(folder))
         lab_path = _beside(folder, s, "labels")
         labels.append(None if lab_path is None else _read_idx_vector(lab_path, n, "labels", limits))
         if lab_path is None:
