@@ -202,6 +202,12 @@ def test_check_regular_file(tmp_path):
     (tmp_path / "dev").symlink_to("/dev/null")
     with pytest.raises(UnreadableFileError, match=r"character device \(a link to /dev/null\)"):
         check_regular_file(tmp_path / "dev", "IDX file")
+    import socket
+
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.bind(str(tmp_path / "s.npy"))
+        with pytest.raises(SampleFormatError, match=r"s.npy: is a socket, not a regular file"):
+            load_samples(tmp_path / "s.npy")
 
 
 # ------------------------------------------------------------------------------------------------
