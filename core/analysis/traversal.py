@@ -293,6 +293,11 @@ class TraversalEffects:
         return getattr(self.__dict__["table"], name)
 
 
+def _plain(v):
+    """numpy scalar -> Python scalar (readable reprs, JSON)."""
+    return v.item() if isinstance(v, np.generic) else v
+
+
 def _check_method(method):
     if method not in ("spearman", "slope"):
         raise ValueError(f"method must be 'slope' or 'spearman'; got {method!r}")
@@ -406,7 +411,7 @@ def traversal_effects(grid, *, method: str = "slope", reference_metrics: Optiona
             strongest[m] = []
             continue
         top = np.nanmax(col)
-        strongest[m] = [index[i] for i in np.flatnonzero(col >= top * (1 - TIE_RTOL))]
+        strongest[m] = [_plain(index[i]) for i in np.flatnonzero(col >= top * (1 - TIE_RTOL))]
     settings = {"method": method, "metrics": metrics, "confidence": confidence, "bases": B, "latents": L,
                 "steps": S, "values": "given" if values_known else "unknown (slopes per step)",
                 "reference": "given: slopes in its standard deviations" if ref_sd is not None else "none"}
