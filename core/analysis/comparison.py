@@ -11,7 +11,7 @@ import pandas as pd
 from scipy import stats
 
 from ._common import ALPHA, DIAGNOSTIC_METRICS, METRICS, format_p, json_safe
-from .mmd import QUADRATIC_MAX_N, MMDResult, mmd_test
+from .mmd import PERMUTATION_STAGES, QUADRATIC_MAX_N, MMDResult, mmd_test
 
 __all__ = ["metric_distances", "ComparisonReport", "compare_report", "distance_to_data"]
 
@@ -161,9 +161,9 @@ class ComparisonReport:
     def verdict(self) -> str:
         """One sentence: the decision, the test it rests on and its p-value."""
         r = self.mmd
-        how = f"{r.test_name} MMD on {', '.join(r.columns)}, {'permutation ' if not r.linear else ''}{r.p_text}"
+        how = f"{r.test_name} MMD on {', '.join(r.columns)}: {'permutation ' if not r.linear else ''}{r.p_text}"
         if self.differs:
-            text = (f"The samples' morphometrics differ from the reference data's ({how} < "
+            text = (f"The samples' morphometrics differ from the reference data's ({how}, below "
                     f"{self.alpha:g}).")
         else:
             text = (f"The samples' morphometrics are not distinguishable from the reference data's "
@@ -290,8 +290,8 @@ def compare_report(sample_metrics: pd.DataFrame, reference_metrics: pd.DataFrame
                    sample_labels=None, reference_labels=None, linear: Optional[bool] = None, seed=0,
                    max_quadratic_n: int = QUADRATIC_MAX_N, n_permutations="auto", per_label: bool = True,
                    alpha: float = ALPHA, columns: Sequence[str] = DIAGNOSTIC_METRICS,
-                   provenance: Optional[dict] = None, shuffle: str = "default", sem: str = "default"
-                   ) -> ComparisonReport:
+                   provenance: Optional[dict] = None, shuffle: str = "default", sem: str = "default",
+                   estimator: str = "default") -> ComparisonReport:
     """Compare a model's sample morphometrics with reference data (``morpho compare``, the app's Compare view).
 
     Two kernel two-sample tests on ``columns`` (:data:`DIAGNOSTIC_METRICS`), both reported:
@@ -323,7 +323,9 @@ def compare_report(sample_metrics: pd.DataFrame, reference_metrics: pd.DataFrame
     n_permutations : int or 'auto'
         Permutations of the quadratic tests (see :func:`mmd_test`).
     per_label : bool
-        Run the per-label tests when both sides have labels.
+        Run the per-label tests when both sides have labels. They use the adaptive permutation count
+        (resolution 1e-4) unless ``n_permutations`` is 0 or at least 9,999, since Holm's correction
+        over ten labels needs p-values below 1e-3.
     alpha : float
         Significance level of the verdict.
     columns : sequence of str
@@ -331,8 +333,9 @@ def compare_report(sample_metrics: pd.DataFrame, reference_metrics: pd.DataFrame
     provenance : dict, optional
         Where the data came from, copied into the report (e.g. ``{"samples": "vae.npy (1,000 digits,
         range [0,1])", "reference": "MNIST t10k, metrics: released CSV"}``).
-    shuffle, sem : {'default', 'original'}
-        Passed to :func:`mmd_test` (the original analysis/ code's choices).
+    shuffle, sem, estimator : {'default', 'original'}
+        Passed to :func:`mmd_test` (the original analysis/ code's choices). With
+        ``shuffle='original'``, ``seed`` must be an int or None.
 
     Returns
     -------
@@ -365,8 +368,8 @@ def compare_report(sample_metrics: pd.DataFrame, reference_metrics: pd.DataFrame
 
     qs, _ = subset(s_df, s_lab, "samples")
     qr, _ = subset(r_df, r_lab, "reference digits")
-    quad = mmd_test(qs, qr, linear=False, seed=rng, columns=columns, n_permutations=n_permutations,
-                    sem=sem)
+    quad = mmd_test(qs, qr, linear=False, seed=rng if shuffle == "default" else seed, columns=columns,
+                    n_permutations=n_permutations, shuffle=shuffle, sem=sem, estimator=estimator)
     if linear is None:
         verdict_test = "quadratic" if min(len(s_df), len(r_df)) <= max_quadratic_n else "linear"
     else:
@@ -384,7 +387,7 @@ def compare_report(sample_metrics: pd.DataFrame, reference_metrics: pd.DataFrame
                                  "rows, else linear-time on all rows" if linear is None else
                                  f"forced: {verdict_test}"),
                 "kernel": "Gaussian, per-metric bandwidth = sd x Scott's factor of each side, combined",
-                "shuffle": shuffle, "sem": sem}
+                "shuffle": shuffle, "sem": sem, "estimator": estimator}
     return ComparisonReport(quad if verdict_test == "quadratic" else lin, distances, n_s, n_r,
                             mmd_linear=lin, mmd_quadratic=quad, verdict_test=verdict_test,
                             per_label=labelled, alpha=alpha, settings=settings,
@@ -394,6 +397,11 @@ def compare_report(sample_metrics: pd.DataFrame, reference_metrics: pd.DataFrame
 
 
 def _per_label(s_df, s_lab, r_df, r_lab, columns, rng, max_n, n_permutations, alpha, notes):
+    # Holm over ~10 labels needs p-values well below alpha / 10: a fixed count of permutations too
+    # small for that (999 gives p >= 1e-3, Holm-adjusted >= 0.01) is replaced by the adaptive one.
+    label_perms = n_permutations
+    if not isinstance(n_permutations, str) and 0 < n_permutations < PERMUTATION_STAGES[-1]:
+        label_perms = "auto"
     rows = []
     for lab in np.union1d(np.unique(s_lab), np.unique(r_lab)):
         sm, rm = s_lab == lab, r_lab == lab
@@ -410,7 +418,7 @@ def _per_label(s_df, s_lab, r_df, r_lab, columns, rng, max_n, n_permutations, al
             try:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore", RuntimeWarning)
-                    r = mmd_test(a, b, linear=False, seed=rng, columns=columns, n_permutations=n_permutations)
+                    r = mmd_test(a, b, linear=False, seed=rng, columns=columns, n_permutations=label_perms)
                 row.update(mmd2=r.mmd2, sem=r.sem, p_value=r.p_value, n_permutations=r.n_permutations)
             except ValueError as e:  # e.g. a metric constant within the label
                 notes.append(f"label {lab_py}: no kernel test ({e})")

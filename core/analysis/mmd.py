@@ -58,7 +58,7 @@ class MMDResult:
         Names of the D compared columns.
     n_permutations : int
         Permutations used for the quadratic test's p-value (0 for the linear test).
-    shuffle, sem_estimator : str
+    shuffle, sem_estimator, estimator : str
         ``'default'`` or ``'original'`` (see :func:`mmd_test`).
     """
 
@@ -74,6 +74,7 @@ class MMDResult:
     n_permutations: int = 0
     shuffle: str = "default"
     sem_estimator: str = "default"
+    estimator: str = "default"
 
     @property
     def statistic(self) -> str:
@@ -113,7 +114,7 @@ class MMDResult:
             "p_resolution": self.p_resolution, "n_permutations": self.n_permutations,
             "n_x": self.n_x, "n_y": self.n_y, "columns": list(self.columns),
             "bandwidth": dict(zip(self.columns, np.asarray(self.bandwidth).tolist())),
-            "shuffle": self.shuffle, "sem_estimator": self.sem_estimator})
+            "shuffle": self.shuffle, "sem_estimator": self.sem_estimator, "estimator": self.estimator})
 
     def __str__(self) -> str:
         return self.to_text()
@@ -196,7 +197,7 @@ def _check_choice(name, value, allowed):
 
 def mmd_test(x, y, *, linear: bool = True, seed=None, columns: Optional[Sequence[str]] = None,
              scale=None, factor="scott", chunksize: int = 2048, n_permutations="auto",
-             shuffle: str = "default", sem: str = "default") -> MMDResult:
+             shuffle: str = "default", sem: str = "default", estimator: str = "default") -> MMDResult:
     """Kernel two-sample test between two morphometric tables (Gretton et al., 2012).
 
     Parameters
@@ -241,6 +242,13 @@ def mmd_test(x, y, *, linear: bool = True, seed=None, columns: Optional[Sequence
         ``ddof=0``; quadratic, ``sqrt(2 var(H_ij) / (m² - m))`` over the pair terms ``H_ij`` (i ≠ j)
         of the first ``m = min(N_x, N_y)`` rows of both samples after shuffling them as ``shuffle``
         says. The p-values do not depend on this choice except through the linear test's z.
+    estimator : {'default', 'original'}
+        Quadratic statistic. ``'default'``: the unbiased ``MMD²_u`` of Gretton et al. (2012, eq. 3)
+        on all rows of both samples. ``'original'``: as the original ``analysis/mmd.py``, both
+        samples shuffled (``shuffle``) and cut to ``m = min(N_x, N_y)`` rows, and the mean of
+        ``H_ij = k(x_i, x_j) + k(y_i, y_j) - k(x_i, y_j) - k(y_i, x_j)`` over i ≠ j (which also
+        drops the m cross terms k(x_i, y_i)). The permutation p-value is that of the default
+        statistic on all rows either way. Ignored if linear.
 
     Returns
     -------
@@ -249,6 +257,7 @@ def mmd_test(x, y, *, linear: bool = True, seed=None, columns: Optional[Sequence
     """
     _check_choice("shuffle", shuffle, ("default", "original"))
     _check_choice("sem", sem, ("default", "original"))
+    _check_choice("estimator", estimator, ("default", "original"))
     if columns is None and isinstance(x, pd.DataFrame) and isinstance(y, pd.DataFrame):
         if all(c in x.columns and c in y.columns for c in DIAGNOSTIC_METRICS):
             columns = DIAGNOSTIC_METRICS
@@ -284,7 +293,8 @@ def mmd_test(x, y, *, linear: bool = True, seed=None, columns: Optional[Sequence
         if int(n_permutations) < 0:
             raise ValueError(f"n_permutations must be >= 0; got {n_permutations}")
         stages = (int(n_permutations),)
-    return _mmd_quadratic(xa / h, ya / h, rng, shuffler, h, names, int(chunksize), stages, shuffle, sem)
+    return _mmd_quadratic(xa / h, ya / h, rng, shuffler, h, names, int(chunksize), stages, shuffle, sem,
+                          estimator)
 
 
 def _mmd_linear(x, y, shuffler, h, names, shuffle, sem_mode) -> MMDResult:
@@ -314,7 +324,8 @@ def _stat(Sxx, Syy, Sxy, m, n):
     return Sxx / (m * (m - 1)) + Syy / (n * (n - 1)) - 2.0 * Sxy / (m * n)
 
 
-def _mmd_quadratic(x, y, rng, shuffler, h, names, chunksize, stages, shuffle, sem_mode) -> MMDResult:
+def _mmd_quadratic(x, y, rng, shuffler, h, names, chunksize, stages, shuffle, sem_mode,
+                   estimator="default") -> MMDResult:
     m, n = len(x), len(y)
     if m < 2 or n < 2:
         raise ValueError(f"the quadratic MMD needs at least 2 observations per sample; got {m}, {n}")
@@ -342,8 +353,12 @@ def _mmd_quadratic(x, y, rng, shuffler, h, names, chunksize, stages, shuffle, se
     r = R[:m].sum()
     Sxx = kx[:m].sum()
     mmd2 = float(_stat(Sxx, T - 2.0 * r + Sxx, r - Sxx, m, n))
+    if sem_mode == "original" or estimator == "original":
+        h_mean, h_sem = _original_quadratic(shuffler(x), shuffler(y), cs)
+        if estimator == "original":
+            mmd2 = h_mean
     if sem_mode == "original":
-        sem = _original_quadratic_sem(shuffler(x), shuffler(y), cs)
+        sem = h_sem
     else:
         # Delta-method variance of the two-sample U-statistic: 4 var(h_x)/m + 4 var(h_y)/n with
         # h_x(x_i) = mean_j k(x_i, x_j) - mean_j k(x_i, y_j), h_y likewise.
@@ -355,7 +370,7 @@ def _mmd_quadratic(x, y, rng, shuffler, h, names, chunksize, stages, shuffle, se
     zval = mmd2 / sem if sem > 0 else 0.0
     if not want_perm:
         return MMDResult(mmd2, sem, float("nan"), float(zval), False, m, n, h, tuple(names), 0,
-                         shuffle, sem_mode)
+                         shuffle, sem_mode, estimator)
 
     indicator = np.zeros(N, np.float32)
     indicator[:m] = 1.0
@@ -394,11 +409,12 @@ def _mmd_quadratic(x, y, rng, shuffler, h, names, chunksize, stages, shuffle, se
         if (1 + exceed) / (1 + done) > _CONTINUE_BELOW:
             break
     p = float((1 + exceed) / (1 + done))
-    return MMDResult(mmd2, sem, p, float(zval), False, m, n, h, tuple(names), done, shuffle, sem_mode)
+    return MMDResult(mmd2, sem, p, float(zval), False, m, n, h, tuple(names), done, shuffle, sem_mode,
+                     estimator)
 
 
-def _original_quadratic_sem(x, y, cs) -> float:
-    """The original analysis/mmd.py's standard error of its quadratic statistic (see mmd_test)."""
+def _original_quadratic(x, y, cs) -> tuple[float, float]:
+    """The original analysis/mmd.py's quadratic statistic and its standard error (see mmd_test)."""
     k = min(len(x), len(y))
     x, y = x[:k], y[:k]
     s1 = s2 = 0.0
@@ -412,4 +428,4 @@ def _original_quadratic_sem(x, y, cs) -> float:
         s2 += (H * H).sum()
     count = k * k - k
     mean = s1 / count
-    return float(math.sqrt(max(2.0 * (s2 / count - mean ** 2) / count, 0.0)))
+    return float(mean), float(math.sqrt(max(2.0 * (s2 / count - mean ** 2) / count, 0.0)))
