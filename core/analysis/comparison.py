@@ -119,7 +119,7 @@ class ComparisonReport:
     per_label : pandas.DataFrame or None
         One row per label when both sides have labels: ``label``, ``n_samples``, ``n_reference``,
         ``mmd2``, ``sem``, ``p_value``, ``p_holm`` (Holm-adjusted over labels), ``p_text``,
-        ``n_permutations``, ``differs`` (``p_holm < alpha``).
+        ``p_holm_text``, ``n_permutations``, ``differs`` (``p_holm < alpha``).
     alpha : float
         Significance level of the verdict (0.01).
     settings : dict
@@ -211,7 +211,7 @@ class ComparisonReport:
             for _, row in self.per_label.iterrows():
                 lines.append(f"  label {row['label']}: MMD²_u = {row['mmd2']:.4g} "
                              f"(n = {row['n_samples']} vs {row['n_reference']}), {row['p_text']}, "
-                             f"Holm {format_p(row['p_holm'])}")
+                             f"Holm {row['p_holm_text']}")
         for note in self.notes:
             lines.append(f"Note: {note}")
         lines += ["", "Per-metric distances (W1 in the metric's units; KS = max CDF difference):",
@@ -425,8 +425,11 @@ def _per_label(s_df, s_lab, r_df, r_lab, columns, rng, max_n, n_permutations, al
         rows.append(row)
     out = pd.DataFrame(rows)
     out["p_holm"] = _holm(out["p_value"].to_numpy())
-    out["p_text"] = [format_p(p, resolution=1.0 / (k + 1) if k else None)
-                     for p, k in zip(out["p_value"], out["n_permutations"])]
+    res = [1.0 / (k + 1) if k else None for k in out["n_permutations"]]
+    out["p_text"] = [format_p(p, resolution=r) for p, r in zip(out["p_value"], res)]
+    # a p at its resolution is an upper bound, and so is its adjusted value
+    out["p_holm_text"] = [("p ≤ " + format_p(ph)[4:]) if (r is not None and p <= r * (1 + 1e-9)) else format_p(ph)
+                          for p, ph, r in zip(out["p_value"], out["p_holm"], res)]
     out["differs"] = out["p_holm"] < alpha
     skipped = out.loc[out["n_permutations"] == 0, "label"].tolist()
     if skipped:
