@@ -358,7 +358,7 @@ def comparison_html(report) -> str:
     for name, r in (("quadratic", report.mmd_quadratic), ("linear", report.mmd_linear)):
         if r is None:
             continue
-        rows.append({"test": f"{r.test_name}{' (verdict)' if name == report.verdict_test else ''}",
+        rows.append({"test": f"{r.test_name}{' (verdict)' if report.verdict_test in (name, 'both') else ''}",
                      "statistic": r.statistic, "estimate": r.mmd2, "standard error": r.sem, "z": r.z,
                      "p-value": r.p_text + (f" ({r.n_permutations:,} permutations)" if not r.linear else " (asymptotic)"),
                      "n samples": r.n_x, "n reference": r.n_y})

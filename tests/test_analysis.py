@@ -300,7 +300,8 @@ def test_verdict_uses_quadratic_test_up_to_its_n_and_linear_beyond(metrics, labe
     assert rep.mmd_linear.linear and rep.mmd_linear.n_x == 250
     assert "quadratic-time MMD" in rep.verdict and "not distinguishable" in rep.verdict
     big = compare_report(x, y, max_quadratic_n=100, n_permutations=199)
-    assert big.verdict_test == "linear" and big.mmd.linear
+    assert big.verdict_test == "both" and big.mmd in (big.mmd_linear, big.mmd_quadratic)
+    assert "Bonferroni" in big.verdict and big.differs == (min(big.mmd_linear.p_value, big.mmd_quadratic.p_value) < 0.005)
     assert big.mmd_quadratic.n_x == big.mmd_quadratic.n_y == 100
     assert any("random subset of 100" in n for n in big.notes)
     forced = compare_report(x, y, linear=True, n_permutations=0)

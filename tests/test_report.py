@@ -72,7 +72,7 @@ def test_comparison_html_is_standalone_and_says_the_verdict(report, tmp_path):
     assert "script" not in p.tags and "link" not in p.tags and "img" not in p.tags
     assert p.tags.count("svg") == 6                                  # one histogram per metric
     for needed in ("Per label", "Per-metric distances", "Settings", "Data provenance", "Versions",
-                   "every 4th digit", "numpy", "quadratic-time (verdict)", "linear-time"):
+                   "every 4th digit", "numpy", "quadratic-time (verdict)", "linear-time (verdict)"):
         assert needed in html.unescape(body), needed
     assert "4.941e-324" not in text and "nan" not in body.lower().split()
 
@@ -83,7 +83,7 @@ def test_comparison_json_round_trips(report, tmp_path):
     d = json.loads(path.read_text(encoding="utf-8"))
     assert d == json.loads(text)
     assert d["verdict"] == report.verdict and d["differs"] is True
-    assert d["tests"]["verdict"]["test"] == "quadratic-time"
+    assert d["verdict_test"] == "both" and d["tests"]["quadratic"]["n_x"] == 1000
     assert d["tests"]["quadratic"]["n_permutations"] == report.mmd_quadratic.n_permutations
     assert len(d["distances"]) == 6 * 11 and len(d["per_label"]) == 10
     thick = [r for r in d["distances"] if r["label"] == "all" and r["metric"] == "thickness"][0]

@@ -17,9 +17,10 @@ __all__ = ["MMDResult", "bandwidth", "gaussian_kernel", "mmd_test", "QUADRATIC_M
 #: Largest sample size (per side) on which :func:`core.analysis.compare_report` runs the quadratic-time
 #: test; bigger sides are randomly subsampled to it for that test. The verdict uses the quadratic
 #: test when the smaller side has at most this many rows, the linear-time test on all rows beyond.
-#: At 1,500 per side the kernel matrix (3,000², float32) takes 36 MB and 10,000 permutations about
-#: 10^11 floating-point operations, a second or two on a laptop (benchmarks/bench_diagnostics.py).
-QUADRATIC_MAX_N = 1500
+#: At 1,000 per side the kernel matrix (2,000², float32) takes 16 MB and 10,000 permutations about
+#: 8·10^10 floating-point operations, a second or two on a laptop (benchmarks/bench_diagnostics.py).
+#: Beyond 1,000 rows per side the linear-time test has more than 500 pairs.
+QUADRATIC_MAX_N = 1000
 
 #: Permutation counts of the adaptive permutation test (``n_permutations="auto"``): 999 first; when
 #: that p-value is at most :data:`_CONTINUE_BELOW` (the decision at 1% is close, or p is small),
