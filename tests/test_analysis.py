@@ -499,3 +499,15 @@ def test_traversal_inputs_are_checked(multi_base_grid):
         traversal_effects(np.zeros((2, 3, 28, 28)), method="pearson")
     with pytest.raises(ValueError, match="MultiIndex"):
         traversal_effects(pd.DataFrame({"slant": [1.0, 2.0]}))
+
+
+def test_discretise_matches_histogram_edges_per_column(metrics):
+    from core.analysis import discretise
+
+    x = np.column_stack([metrics.to_numpy(), np.ones(len(metrics)), np.arange(len(metrics)) % 7])
+    for bins in (20, 7):
+        loop = np.column_stack([
+            np.clip(np.digitize(x[:, k], np.histogram_bin_edges(x[:, k], bins)[1:-1]), 0, bins - 1)
+            for k in range(x.shape[1])])
+        np.testing.assert_array_equal(discretise(x, bins), loop)
+    assert discretise(x[:, :2], "auto").max() > 0
