@@ -44,6 +44,8 @@ def _to_digits(out, n: int, value_range: Optional[str], name: str) -> tuple[np.n
     """Decoder output -> uint8 (n, 28, 28), the value range and a note."""
     from core.samples import SampleFormatError, normalise_range
 
+    if hasattr(out, "detach") and hasattr(out, "cpu"):    # a torch tensor from a plain function
+        out = out.detach().cpu().numpy()
     a = np.asarray(out)
     s = a.shape
     if a.ndim >= 1 and s[0] != n:
@@ -349,6 +351,9 @@ def as_decoder(obj, latent_dim: Optional[int] = None, *, name: Optional[str] = N
         return _from_onnx(path, latent_dim, value_range)
     if _is_torch_module(obj):
         return _from_torch(obj, latent_dim, name or type(obj).__name__, value_range)
+    if isinstance(obj, type):
+        raise DecoderError(f"{name or obj.__name__}: is a class; give a function, a module instance or an "
+                           "ONNX file (e.g. 'package.module:decode', or build the model and pass it)")
     if callable(obj):
         D = latent_dim if latent_dim is not None else getattr(obj, "latent_dim", None)
         if D is None:

@@ -8,6 +8,7 @@ review or an e-mail and opened anywhere. Files are written atomically (:func:`co
 """
 from __future__ import annotations
 
+import functools
 import html
 import json
 import math
@@ -36,14 +37,39 @@ _CITATION = ("Castro, Tan, Kainz, Konukoglu, Glocker. Morpho-MNIST: quantitative
 # --------------------------------------------------------------------------------------------------
 
 def versions() -> dict:
-    """Versions of the software that produced a report (project, Python, numpy, scipy, pandas)."""
+    """Versions of the software that produced a report (project and its git commit when known, Python,
+    numpy, scipy, pandas, platform)."""
     import scipy
 
     import core
 
-    return {"morpho-mnist-explorer": getattr(core, "__version__", "unknown"),
-            "python": platform.python_version(), "numpy": np.__version__, "scipy": scipy.__version__,
-            "pandas": pd.__version__, "platform": platform.platform(terse=True)}
+    out = {"morpho-mnist-explorer": getattr(core, "__version__", "unknown")}
+    commit = _git_commit()
+    if commit:
+        out["git commit"] = commit
+    out.update({"python": platform.python_version(), "numpy": np.__version__, "scipy": scipy.__version__,
+                "pandas": pd.__version__, "platform": platform.platform(terse=True)})
+    return out
+
+
+@functools.lru_cache(maxsize=1)
+def _git_commit() -> Optional[str]:
+    """Short commit of the checkout core/ was imported from (None outside a git checkout)."""
+    import subprocess
+
+    root = Path(__file__).resolve().parent.parent
+    if not (root / ".git").exists():
+        return None
+    try:
+        r = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"], capture_output=True,
+                           text=True, timeout=5)
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if r.returncode != 0:
+        return None
+    return r.stdout.strip() + (" (modified)" if dirty.returncode == 0 and dirty.stdout.strip() else "")
 
 
 def dumps_json(obj, *, indent: int = 2) -> str:
