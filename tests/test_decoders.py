@@ -121,7 +121,7 @@ def test_output_layouts_and_ranges_are_normalised(decode):
         assert np.abs(got.astype(int) - want).max() <= 1, f.__name__
     padded = as_decoder(padded_32, D)
     padded(z)
-    assert "cropped to their central 28x28" in padded.note
+    assert "cropped" in padded.note and "28x28" in padded.note
 
 
 def test_bad_outputs_and_inputs_say_what_was_found(decode):
