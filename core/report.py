@@ -372,7 +372,8 @@ def _page(title: str, body: str) -> str:
 
 def comparison_html(report) -> str:
     """The HTML text of a :class:`core.analysis.ComparisonReport`."""
-    from core.analysis import METRICS, format_p
+    from core.analysis import METRICS
+    from core.analysis._common import format_p_cell
 
     units = {"area": "px²", "length": "px", "thickness": "px", "slant": "rad", "width": "px", "height": "px"}
     parts = ["<h1>Morpho-MNIST comparison: samples vs reference data</h1>",
@@ -422,7 +423,7 @@ def comparison_html(report) -> str:
     parts += ["<h2>Per-metric distances</h2>",
               "<p>W1: Wasserstein-1 distance in the metric's units (and in reference standard deviations); "
               "KS: largest difference of the two cumulative distributions, with its two-sided p-value.</p>",
-              _table(d, left=("label", "metric"), formats={"KS p": format_p})]
+              _table(d, left=("label", "metric"), formats={"KS p": format_p_cell})]
     if report.notes:
         parts += ["<h2>Notes</h2><ul>" + "".join(f"<li>{_esc(n)}</li>" for n in report.notes) + "</ul>"]
     parts += ["<h2>Settings</h2>", _dl(report.settings),

@@ -255,6 +255,9 @@ def test_format_p_reads_as_people_write_it():
     assert format_p(0.0011, resolution=1e-3) == "p = 0.0011"
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
         format_p(1.5)
+    from core.analysis import format_p_cell
+    assert [format_p_cell(p) for p in (0.51, 4.6e-6, 0.0)] == ["0.51", "4.6e-6", "< 1e-300"]
+    assert format_p_cell(1e-4, resolution=1e-4) == "≤ 1e-4"
 
 
 def test_permutation_p_reaches_1e4_when_small_and_stops_early_when_not(metrics):
@@ -511,3 +514,13 @@ def test_discretise_matches_histogram_edges_per_column(metrics):
             for k in range(x.shape[1])])
         np.testing.assert_array_equal(discretise(x, bins), loop)
     assert discretise(x[:, :2], "auto").max() > 0
+
+
+def test_tiny_p_values_are_never_printed_as_denormals(metrics):
+    x = metrics.iloc[0:2000:2].copy()
+    x["thickness"] += 5.0                                   # every sample far thicker
+    rep = compare_report(x, metrics.iloc[1:2000:2], n_permutations=99)
+    ks = rep.distances.set_index("metric").loc["thickness", "ks_p_value"]
+    assert ks < 1e-300                                      # what scipy returns: 0 or a denormal
+    text = rep.to_text() + rep.to_html()
+    assert "e-324" not in text and "e-323" not in text and "< 1e-300" in text

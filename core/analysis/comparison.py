@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from ._common import ALPHA, DIAGNOSTIC_METRICS, METRICS, format_p, json_safe
+from ._common import ALPHA, DIAGNOSTIC_METRICS, METRICS, format_p, format_p_cell, json_safe
 from .mmd import PERMUTATION_STAGES, QUADRATIC_MAX_N, MMDResult, mmd_test
 
 __all__ = ["metric_distances", "ComparisonReport", "compare_report", "distance_to_data"]
@@ -217,6 +217,7 @@ class ComparisonReport:
                        "sample_mean": "mean(samples)", "reference_mean": "mean(reference)",
                        "wasserstein": "W1", "wasserstein_std": "W1/std",
                        "ks_statistic": "KS", "ks_p_value": "KS p"})
+        table["KS p"] = [format_p_cell(p) for p in table["KS p"]]    # never 4.941e-324
         lines = [f"Samples: {self.n_samples}   reference: {self.n_reference}",
                  f"Verdict: {self.verdict}",
                  f"Kernel two-sample tests on {', '.join(self.mmd.columns)}:"]
