@@ -7,8 +7,9 @@ digits on a dark background as :mod:`core.measure` expects. :func:`as_decoder` a
   :func:`core.samples.load_samples` accepts: (N, 28, 28), (N, 1, 28, 28), (N, 28, 28, 1) or (N, 784);
   uint8, float in [0, 1] or [-1, 1]; 32x32 with a blank 2-pixel border is cropped);
 - a ``torch.nn.Module`` (only when torch is installed; never required), run on CPU under
-  ``torch.no_grad()``; codes are passed as (N, D), or (N, D, 1, 1) for convolutional generators
-  that want it;
+  ``torch.no_grad()``; the module itself is moved to the CPU and set to eval mode (dropout off,
+  batch-norm running statistics), as for any evaluation; codes are passed as (N, D), or
+  (N, D, 1, 1) for convolutional generators that want it;
 - the path of an ONNX file (``onnxruntime``, the optional extra ``pip install .[onnx]``);
 - a ``"package.module:function"`` string naming any of the above.
 
@@ -26,7 +27,7 @@ import os
 import re
 import sys
 from pathlib import Path
-from typing import Callable, Optional, Sequence, Union
+from typing import Callable, Optional, Sequence
 
 import numpy as np
 
