@@ -405,6 +405,9 @@ def compare_report(sample_metrics: pd.DataFrame, reference_metrics: pd.DataFrame
     else:
         main = quad if verdict_test == "quadratic" else lin
     have_labels = s_lab is not None and r_lab is not None
+    if (s_lab is None) != (r_lab is None):
+        notes.append(f"only the {'samples' if s_lab is not None else 'reference digits'} have labels: no "
+                     "per-label tests or distances (they need labels on both sides)")
     labelled = None
     if have_labels and per_label:
         labelled = _per_label(s_df, s_lab, r_df, r_lab, columns, rng, max_quadratic_n, n_permutations,
