@@ -524,3 +524,26 @@ def test_tiny_p_values_are_never_printed_as_denormals(metrics):
     assert ks < 1e-300                                      # what scipy returns: 0 or a denormal
     text = rep.to_text() + rep.to_html()
     assert "e-324" not in text and "e-323" not in text and "< 1e-300" in text
+
+
+def test_uncached_permutations_give_the_same_p(metrics, monkeypatch):
+    import core.analysis.mmd as mmd_module
+
+    cols = list(DIAGNOSTIC_METRICS)
+    x, y = metrics.iloc[0:1500:10][cols], metrics.iloc[3:1500:10][cols]   # 150 vs 150, labels 0-2
+    cached = mmd_test(x, y, linear=False, seed=4, n_permutations=499)
+    monkeypatch.setattr(mmd_module, "_KERNEL_CACHE_N", 10)            # force block recomputation
+    blocks = mmd_test(x, y, linear=False, seed=4, n_permutations=499, chunksize=64)
+    assert blocks.mmd2 == pytest.approx(cached.mmd2, rel=1e-9)
+    assert blocks.p_value == pytest.approx(cached.p_value, abs=2 / 500)   # same permutations; float32 ties aside
+
+
+def test_compare_report_says_what_is_wrong_with_its_input(metrics):
+    with pytest.raises(ValueError, match=r"no column\(s\) \['slant'\]"):
+        compare_report(metrics.drop(columns="slant"), metrics)
+    with pytest.raises(ValueError, match="3 labels for 100 rows"):
+        compare_report(metrics.iloc[:100], metrics, sample_labels=[1, 2, 3])
+    with pytest.raises(ValueError, match="at least 4 measurable digits"):
+        compare_report(metrics.iloc[:3], metrics)
+    with pytest.raises(TypeError, match="pandas DataFrame"):
+        compare_report(metrics.to_numpy(), metrics)
