@@ -1,0 +1,79 @@
+"""The ``morpho`` command: measure, perturb, generate, download, inspect, compare and explore MNIST digits.
+
+Run ``morpho --help`` or ``morpho SUBCOMMAND --help``. Every subcommand returns 0 on success, 1 on an error
+(a one-line message naming the file and the problem on stderr), 2 on a usage error and 130 when
+interrupted. Outputs are written atomically and existing files are replaced only with ``--force``.
+
+One module per subcommand (``core.cli.measure``, ``perturb``, ``generate``, ``download``, ``info``,
+``serve``, ``compare``), each with ``add_parser(subparsers, formatter)`` and ``run(args) -> int``; what
+they share (argument types, compute options, progress bars, input streaming, output checks) is in
+``core.cli.common``.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from core.cli.common import METRICS_HEADER, CLIError
+
+__all__ = ["main", "build_parser", "CLIError", "METRICS_HEADER", "COMMANDS"]
+
+#: Subcommands in the order ``morpho --help`` lists them; each is the module ``core.cli.NAME``.
+COMMANDS = ("measure", "perturb", "generate", "download", "info", "serve", "compare")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``morpho`` argument parser (one sub-parser per subcommand)."""
+    from core.cli.common import Formatter
+
+    parser = argparse.ArgumentParser(
+        prog="morpho", description="Morpho-MNIST: measure, perturb and generate MNIST-like digit datasets "
+                                   "(Castro et al., JMLR 2019), inspect them, compare samples and explore them.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for name in COMMANDS:
+        importlib.import_module(f"core.cli.{name}").add_parser(sub, Formatter)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the ``morpho`` command.
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        Arguments (default: ``sys.argv[1:]``).
+
+    Returns
+    -------
+    int
+        Exit code: 0 success, 1 error, 2 usage error, 130 interrupted.
+    """
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:
+        return int(e.code) if isinstance(e.code, int) else 2
+    from core.datasets import DatasetError
+    from core.download import DownloadError
+    from core.io import IDXError
+    errors: tuple = (CLIError, DatasetError, IDXError, DownloadError)
+    try:
+        from core.samples import SampleFormatError
+        errors += (SampleFormatError,)
+    except ImportError:
+        pass
+
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        print(f"morpho {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except errors as e:
+        print(f"morpho {args.command}: error: {e}", file=sys.stderr)
+        return 1
+    except OSError as e:
+        where = f"{e.filename}: " if getattr(e, "filename", None) else ""
+        print(f"morpho {args.command}: error: {where}{e.strerror or e}", file=sys.stderr)
+        return 1
