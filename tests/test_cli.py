@@ -316,12 +316,14 @@ def test_perturb_swelling_seeded(digits, tmp_path):
 
 def test_perturb_errors(digits, tmp_path, capsys):
     folder, _ = digits
-    assert main(["perturb", str(folder), "-p", "melting", "-o", str(tmp_path / "x"), "-q"]) == 1
+    # usage errors (exit 2), found before any output is made
+    assert main(["perturb", str(folder), "-p", "melting", "-o", str(tmp_path / "x"), "-q"]) == 2
     assert "unknown perturbation 'melting'" in capsys.readouterr().err
-    assert main(["perturb", str(folder), "-p", "thinning", "--radius", "3", "-o", str(tmp_path / "x"), "-q"]) == 1
+    assert main(["perturb", str(folder), "-p", "thinning", "--radius", "3", "-o", str(tmp_path / "x"), "-q"]) == 2
     assert "--radius is not a parameter of thinning" in capsys.readouterr().err
-    assert main(["perturb", str(folder), "-p", "fracture", "--num-frac", "two", "-o", str(tmp_path / "x"), "-q"]) == 1
+    assert main(["perturb", str(folder), "-p", "fracture", "--num-frac", "two", "-o", str(tmp_path / "x"), "-q"]) == 2
     assert "expected an integer" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
     locked = _unwritable_folder(tmp_path)
     assert main(["perturb", str(folder), "-p", "thinning", "-o", str(locked / "out"), "-q"]) == 1
     assert str(locked) in capsys.readouterr().err

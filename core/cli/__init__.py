@@ -12,12 +12,14 @@ they share (argument types, compute options, progress bars, input streaming, out
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
+import os
 import sys
 
-from core.cli.common import METRICS_HEADER, CLIError
+from core.cli.common import METRICS_HEADER, CLIError, UsageError
 
-__all__ = ["main", "build_parser", "CLIError", "METRICS_HEADER", "COMMANDS"]
+__all__ = ["main", "build_parser", "CLIError", "UsageError", "METRICS_HEADER", "COMMANDS"]
 
 #: Subcommands in the order ``morpho --help`` lists them; each is the module ``core.cli.NAME``.
 COMMANDS = ("measure", "perturb", "generate", "download", "info", "serve", "compare")
@@ -25,9 +27,9 @@ COMMANDS = ("measure", "perturb", "generate", "download", "info", "serve", "comp
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``morpho`` argument parser (one sub-parser per subcommand)."""
-    from core.cli.common import Formatter
+    from core.cli.common import ArgumentParser, Formatter
 
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="morpho", description="Morpho-MNIST: measure, perturb and generate MNIST-like digit datasets "
                                    "(Castro et al., JMLR 2019), inspect them, compare samples and explore them.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -67,6 +69,16 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return args.func(args)
+    except UsageError as e:  # a bad option value found after parsing: a usage error, as argparse's
+        print(f"morpho {args.command}: error: {e} (see morpho {args.command} --help)", file=sys.stderr)
+        return 2
+    except BrokenPipeError:
+        # the reader of our standard output went away (e.g. `morpho measure ... | head`): stop quietly, and
+        # point stdout at /dev/null so the interpreter's final flush does not complain
+        with contextlib.suppress(OSError):
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        return 141
     except KeyboardInterrupt:
         print(f"morpho {args.command}: interrupted", file=sys.stderr)
         return 130

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import math
 import os
+import re
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -20,24 +23,87 @@ class CLIError(Exception):
 # argument types
 # --------------------------------------------------------------------------------------------------------
 
-def positive_int(text: str) -> int:
+class UsageError(CLIError):
+    """A bad option value found after parsing (e.g. a perturbation parameter): exit code 2, like argparse's."""
+
+
+def _number(text: str, integer: bool, what: str):
     try:
-        value = int(text)
+        value = int(text) if integer else float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, not {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, not {value}")
+        raise argparse.ArgumentTypeError(f"expected {what}, not {text!r}") from None
+    if not integer and not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected {what}, not {text!r}")
     return value
 
 
-def seed(text: str) -> int:
+def bounded(low=None, high=None, *, integer: bool = False, low_open: bool = False, high_open: bool = False,
+            what: str | None = None):
+    """An argparse type: a finite number (an integer when `integer`) within [low, high] (open ends optional).
+
+    The error names the accepted range, e.g. ``expected an integer in 1..16, not 40``.
+    """
+    kind = "an integer" if integer else "a number"
+    lo_txt = "" if low is None else (f"> {low}" if low_open else f">= {low}")
+    hi_txt = "" if high is None else (f"< {high}" if high_open else f"<= {high}")
+    if low is not None and high is not None and not low_open and not high_open:
+        rng = f" in {low}..{high}"
+    elif low is not None and high is not None:
+        rng = f" in {'(' if low_open else '['}{low}, {high}{')' if high_open else ']'}"
+    else:
+        rng = f" {lo_txt or hi_txt}" if (lo_txt or hi_txt) else ""
+    what = what or f"{kind}{rng}"
+
+    def convert(text: str):
+        value = _number(text, integer, what)
+        if low is not None and (value < low or (low_open and value == low)):
+            raise argparse.ArgumentTypeError(f"expected {what}, not {text}")
+        if high is not None and (value > high or (high_open and value == high)):
+            raise argparse.ArgumentTypeError(f"expected {what}, not {text}")
+        return value
+
+    convert.__name__ = "integer" if integer else "number"  # argparse names the type in some messages
+    return convert
+
+
+def max_workers() -> int:
+    """Upper bound of --workers: 4 processes per CPU this process may use (more only adds memory and
+    switching), at least 8."""
     try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer seed, not {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer seed, not {value}")
-    return value
+        cpus = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cpus = os.cpu_count() or 1
+    return max(8, 4 * cpus)
+
+
+#: --chunksize bound: 100,000 digits are 78 MB of uint8 images, plenty to amortise task overhead.
+MAX_CHUNKSIZE = 100_000
+#: --scale bound: the paper uses 4; 16 already makes 448x448 images per digit.
+MAX_SCALE = 16
+#: --seed bound: numpy's SeedSequence takes any non-negative int; 2**63 - 1 keeps seeds printable and portable.
+MAX_SEED = 2 ** 63 - 1
+
+positive_int = bounded(1, integer=True, what="a positive integer")
+seed = bounded(0, MAX_SEED, integer=True, what="a non-negative integer seed (at most 2**63 - 1)")
+threshold = bounded(0, 1, low_open=True, high_open=True,
+                    what="a binarisation threshold in (0, 1) (relative to each image's intensity range)")
+scale = bounded(1, MAX_SCALE, integer=True, what=f"an integer up-scaling factor in 1..{MAX_SCALE}")
+chunksize = bounded(1, MAX_CHUNKSIZE, integer=True, what=f"an integer in 1..{MAX_CHUNKSIZE:,}")
+seconds = bounded(0, 24 * 3600, low_open=True, what="a number of seconds in (0, 86400]")
+port = bounded(1, 65535, integer=True, what="a TCP port in 1..65535")
+
+
+def workers(text: str) -> int:
+    """argparse type of --workers: 1..:func:`max_workers`."""
+    return bounded(1, max_workers(), integer=True)(text)
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """An argparse parser whose usage errors are ONE line on stderr (exit 2): ``PROG: error: MESSAGE (see
+    PROG --help)``, so scripts and logs show the problem without a usage block."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 class Formatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -49,17 +115,17 @@ class Formatter(argparse.ArgumentDefaultsHelpFormatter):
         return super()._get_help_string(action)
 
 
-def add_compute_options(p: argparse.ArgumentParser, chunksize: int) -> None:
+def add_compute_options(p: argparse.ArgumentParser, default_chunksize: int) -> None:
     g = p.add_mutually_exclusive_group()
-    g.add_argument("--workers", type=positive_int, default=None, metavar="N",
+    g.add_argument("--workers", type=workers, default=None, metavar="N",
                    help="local worker processes (default: the number of CPUs; 1 runs in this process)")
     g.add_argument("--scheduler", metavar="ADDRESS",
                    help="run on a Dask distributed cluster, e.g. tcp://HOST:8786 (the workers need this package "
                         "installed)")
-    p.add_argument("--connect-timeout", type=float, default=10., metavar="SECONDS",
+    p.add_argument("--connect-timeout", type=seconds, default=10., metavar="SECONDS",
                    help="how long to try reaching the scheduler")
-    p.add_argument("--chunksize", type=positive_int, default=chunksize, metavar="N",
-                   help=f"digits per task and per streamed chunk (default: {chunksize}); results do not depend "
+    p.add_argument("--chunksize", type=chunksize, default=default_chunksize, metavar="N",
+                   help=f"digits per task and per streamed chunk (default: {default_chunksize}); results do not depend "
                         "on it")
 
 
@@ -135,16 +201,223 @@ def prepare_outdir(outdir: Path) -> None:
     check_writable(outdir)
 
 
+def fsync_dir(folder: Path) -> None:
+    """Make a rename in `folder` durable (POSIX: the directory entry is only safe once the folder is synced)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return  # not supported here (e.g. some network file systems): the rename itself has happened
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+# mkstemp's suffix: 8 characters of [a-z0-9_] (tempfile._RandomNameSequence)
+_PART_RANDOM = re.compile(r"[a-z0-9_]{8}")
+
+
+def remove_stale_parts(path: Path) -> list[Path]:
+    """Remove the temporary files that a killed atomic write of `path` left beside it.
+
+    ``core.io.atomic_write`` writes ``.NAME.XXXXXXXX.part`` (mkstemp) and renames it when complete; a run
+    killed with SIGKILL (or a lost machine) leaves it. Only call this while holding :func:`output_lock` of
+    `path`: then no other morpho run can be writing such a file. Only regular files matching exactly that
+    pattern are removed (download's resumable ``.NAME.part`` has no random part and is kept).
+
+    Returns
+    -------
+    list of pathlib.Path
+        The files removed.
+    """
+    try:
+        from core.io import remove_stale_parts as shared  # the reading layer's version, when present
+    except ImportError:
+        shared = None
+    if shared is not None:
+        return [Path(p) for p in (shared(path) or [])]
+    path = Path(path)
+    folder = path.parent if str(path.parent) else Path(".")
+    prefix, suffix = f".{path.name}.", ".part"
+    removed = []
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return removed
+    for entry in entries:
+        name = entry.name
+        if not (name.startswith(prefix) and name.endswith(suffix)):
+            continue
+        middle = name[len(prefix):-len(suffix)]
+        if not _PART_RANDOM.fullmatch(middle):
+            continue
+        try:
+            if not entry.is_file(follow_symlinks=False):
+                continue
+            os.unlink(entry.path)
+        except OSError:
+            continue
+        removed.append(Path(entry.path))
+    return removed
+
+
+def report_removed(args, removed: list[Path]) -> None:
+    if removed and progress(args):
+        print(f"removed {len(removed)} temporary file(s) left by an interrupted run: "
+              f"{', '.join(p.name for p in removed)}", file=sys.stderr)
+
+
+@contextlib.contextmanager
+def output_lock(path: Path, *, lock_path: Path | None = None):
+    """Hold an exclusive lock on an output for the whole run; refuse at once if another run holds it.
+
+    The lock is ``fcntl.flock`` on ``.NAME.lock`` beside `path` (or `lock_path`): the kernel releases it when
+    the process dies, even by SIGKILL, so a killed run never blocks the next one. The lock file is removed
+    on exit; a run that opened it just before is told by the inode check below and retries on a new file.
+
+    Raises
+    ------
+    CLIError
+        "busy" when another process holds the lock; a folder where the lock file cannot be created.
+    """
+    import fcntl
+
+    path = Path(path)
+    lock = lock_path or path.with_name(f".{path.name}.lock")
+    flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0)
+    while True:
+        try:
+            fd = os.open(lock, flags, 0o644)
+        except OSError as e:
+            raise CLIError(f"{path}: cannot create the lock file {lock} ({e.strerror or e})") from e
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = ""
+            with contextlib.suppress(OSError, ValueError):
+                pid = int(os.pread(fd, 32, 0).decode().strip() or 0)
+                holder = f" (process {pid})" if pid else ""
+            os.close(fd)
+            raise CLIError(f"{path} is busy: another morpho run{holder} is writing it (it holds {lock}); wait for "
+                           f"that run to finish or choose another output") from None
+        except OSError as e:
+            os.close(fd)
+            raise CLIError(f"{path}: cannot lock {lock} ({e.strerror or e})") from e
+        # the previous holder may have removed the file between our open and our flock
+        try:
+            same = os.path.samestat(os.stat(lock, follow_symlinks=False), os.fstat(fd))
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        os.close(fd)
+    try:
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)  # who holds it, for the busy message
+        yield lock
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(lock)
+        os.close(fd)
+
+
 # --------------------------------------------------------------------------------------------------------
 # inputs
 # --------------------------------------------------------------------------------------------------------
+
+def check_input(path_text: str | os.PathLike, what: str = "file", *, folder_ok: bool = True) -> Path:
+    """Refuse what morpho must not open, BEFORE opening it: a missing path, and anything but a regular file
+    (or a folder where `folder_ok`) -- a FIFO would block forever, /dev/zero or /dev/urandom never end.
+
+    Uses ``core.reading.check_regular_file`` (the one reading layer) when present.
+
+    Raises
+    ------
+    CLIError
+        Naming the path and what it is.
+    """
+    import stat
+
+    path = Path(path_text)
+    try:
+        st = os.stat(path)  # follows symlinks: a link to /dev/zero is a character device
+    except FileNotFoundError:
+        raise CLIError(f"{path}: no such file or folder") from None
+    except OSError as e:
+        raise CLIError(f"{path}: cannot read ({e.strerror or e})") from e
+    if stat.S_ISDIR(st.st_mode):
+        if folder_ok:
+            return path
+        raise CLIError(f"{path}: is a folder; a {what} is needed here")
+    try:
+        from core.reading import UnreadableFileError, check_regular_file
+    except ImportError:
+        check_regular_file = None
+    if check_regular_file is not None:
+        try:
+            return Path(check_regular_file(path, what))
+        except FileNotFoundError:
+            raise CLIError(f"{path}: no such file or folder") from None
+        except UnreadableFileError as e:
+            raise CLIError(str(e)) from e
+    if not stat.S_ISREG(st.st_mode):
+        kind = ("a FIFO (named pipe)" if stat.S_ISFIFO(st.st_mode) else
+                "a character device" if stat.S_ISCHR(st.st_mode) else
+                "a block device" if stat.S_ISBLK(st.st_mode) else
+                "a socket" if stat.S_ISSOCK(st.st_mode) else "not a regular file")
+        raise CLIError(f"{path}: is {kind}, not a regular file; morpho reads only regular files")
+    return path
+
+
+def check_idx_stream(path: Path) -> None:
+    """Check that an IDX file holds exactly what its header declares, reading it as a stream (bounded memory,
+    and never past the declared size + 1 byte): the same files ``core.io.load_idx`` accepts -- truncated
+    data and trailing bytes are refused before any work starts.
+
+    Raises
+    ------
+    core.io.IDXError
+    """
+    import gzip
+    import zlib
+
+    from core.io import IDXError, read_idx_header
+
+    dtype, shape = read_idx_header(path)
+    header = 4 + 4 * len(shape)
+    expected = math.prod(shape) * dtype.itemsize
+    gz = path.name.endswith(".gz")
+    if not gz:
+        size = path.stat().st_size - header
+    else:
+        size = 0
+        try:
+            with gzip.open(path, "rb") as f:
+                f.seek(header)
+                while size <= expected:
+                    block = f.read(min(1 << 20, expected + 1 - size))
+                    if not block:
+                        break
+                    size += len(block)
+        except (EOFError, zlib.error, gzip.BadGzipFile) as e:
+            raise IDXError(f"{path}: corrupted gzip data after {size} bytes of data ({e})") from e
+    if size < expected:
+        raise IDXError(f"{path}: truncated data: shape {shape} needs {expected} bytes after the header, the file "
+                       f"has {size}")
+    if size > expected:
+        more = f"{size - expected}" if not gz else "at least 1"
+        raise IDXError(f"{path}: {more} trailing byte(s) after the data of shape {shape}")
+
 
 def image_source(path_text: str):
     """Return (idx_path or None, in-memory images or None, count) for an IMAGES argument."""
     from core.datasets import DatasetError, resolve_images
     from core.io import IDXError, read_idx_header
 
-    path = resolve_images(path_text)
+    path = resolve_images(check_input(path_text, "image file"))
+    path = check_input(path, "image file", folder_ok=False)
     try:
         dtype, shape = read_idx_header(path)
     except IDXError as idx_error:
@@ -154,6 +427,7 @@ def image_source(path_text: str):
         raise DatasetError(f"{path}: expected images of shape (N, H, W), found an IDX array of shape {shape}")
     if dtype != np.uint8:
         raise DatasetError(f"{path}: expected uint8 images, found {dtype}")
+    check_idx_stream(path)
     return path, None, shape[0]
 
 

@@ -6,7 +6,6 @@ from pathlib import Path
 import numpy as np
 
 from core.cli import common
-from core.cli.common import CLIError
 
 
 def add_parser(sub, fmt) -> None:
@@ -25,6 +24,7 @@ def _describe_idx(path: Path, lines: list[str], indent: str = "") -> tuple[int, 
     dtype, shape = read_idx_header(path)
     fmt = "IDX, gzip-compressed" if path.name.endswith(".gz") else "IDX"
     lines.append(f"{indent}{path.name}: {fmt}, {dtype} array of shape {shape}")
+    common.check_idx_stream(path)  # truncated data or trailing bytes: refused, as load_idx does
     n = shape[0]
     if n == 0:
         return n, shape
@@ -88,10 +88,8 @@ def _describe_folder(folder: Path, lines: list[str], indent: str = "") -> None:
 
 
 def run(args) -> int:
-    path = Path(args.path)
+    path = common.check_input(args.path)  # FIFOs and devices refused before opening
     lines: list[str] = []
-    if not path.exists():
-        raise CLIError(f"{path}: no such file or folder")
     try:
         _info(path, lines)
     finally:  # what was found is shown even when a problem stops the description

@@ -24,8 +24,9 @@ def add_parser(sub, fmt) -> None:
     p.add_argument("--mode", choices=("released", "upstream"), default="released",
                    help="released reproduces the published numbers; upstream follows the original code's current "
                         "algorithms")
-    p.add_argument("--threshold", type=float, default=.5, help="binarisation threshold")
-    p.add_argument("--scale", type=common.positive_int, default=4, help="up-scaling factor")
+    p.add_argument("--threshold", type=common.threshold, default=.5,
+                   help="binarisation threshold, relative to each image's intensity range")
+    p.add_argument("--scale", type=common.scale, default=4, help="up-scaling factor (1..16)")
     p.add_argument("--force", action="store_true", help="replace an existing OUT.csv and discard a partial run")
     common.add_compute_options(p, 1000)
     common.add_common(p)
@@ -84,33 +85,58 @@ def _report_failed(failed: list, n: int) -> None:
               f"are empty: {shown}", file=sys.stderr)
 
 
+def _failed_rows(partial: Path) -> list[int]:
+    """Indices of the empty rows (digits that could not be measured) of a complete table, resumed runs
+    included."""
+    with open(partial, encoding="utf-8") as f:
+        next(f)
+        return [int(line.split(",", 1)[0]) for line in f if line.rstrip("\r\n").endswith(",,,,,,")]
+
+
+def _stdout(args, idx_path, images, n) -> int:
+    failed: list[int] = []
+    with common.executor(args) as (executor, workers), common.bar(args, n, "measure") as bar:
+        sys.stdout.write(METRICS_HEADER + "\n")
+        for start, chunk in common.chunks(idx_path, images, n, args.chunksize):
+            measure_chunk_df(chunk, start, args, executor, workers, failed).to_csv(sys.stdout, header=False)
+            sys.stdout.flush()
+            if bar is not None:
+                bar.update(len(chunk))
+    _report_failed(failed, n)
+    return 0
+
+
 def run(args) -> int:
+    idx_path, images, n = common.image_source(args.images)
+    if args.output is None:
+        return _stdout(args, idx_path, images, n)
+    out = Path(args.output)
+    common.check_output_file(out, args.force)  # folder exists and is writable (again under the lock below)
+    # one run per output at a time: a second run on the same OUT.csv is refused at once (no race on the
+    # partial file); the lock is released by the kernel even when this process is killed
+    with common.output_lock(out):
+        return _to_file(args, idx_path, images, n, out)
+
+
+def _to_file(args, idx_path, images, n, out: Path) -> int:
     from core.io import atomic_write
 
-    idx_path, images, n = common.image_source(args.images)
-    failed: list[int] = []
-    if args.output is None:
-        with common.executor(args) as (executor, workers), common.bar(args, n, "measure") as bar:
-            sys.stdout.write(METRICS_HEADER + "\n")
-            for start, chunk in common.chunks(idx_path, images, n, args.chunksize):
-                measure_chunk_df(chunk, start, args, executor, workers, failed).to_csv(sys.stdout, header=False)
-                sys.stdout.flush()
-                if bar is not None:
-                    bar.update(len(chunk))
-        _report_failed(failed, n)
-        return 0
-
-    out = Path(args.output)
     common.check_output_file(out, args.force)
     partial = out.with_name(out.name + ".partial")
     meta = out.with_name(out.name + ".partial.json")
+    # temporary files of atomic writes a killed run left (ours: we hold the lock)
+    common.report_removed(args, [p for t in (out, partial, meta) for p in common.remove_stale_parts(t)])
     ident = _partial_identity(idx_path, images, n, args)
     done = 0
     if partial.exists() and not args.force:
         try:
             old = json.loads(meta.read_text())
-        except (OSError, ValueError):
-            old = None
+        except FileNotFoundError:
+            raise CLIError(f"{partial} is left from an earlier run but its record {meta.name} is missing, so it "
+                           f"cannot be resumed safely; remove it or use --force to start over") from None
+        except (OSError, ValueError) as e:
+            raise CLIError(f"{partial} is left from an earlier run but its record {meta.name} is unreadable "
+                           f"({e}); remove both or use --force to start over") from e
         if old != ident:
             raise CLIError(f"{partial} is left from a run on other images or settings; remove it (and {meta.name})"
                            f" or use --force to start over")
@@ -119,7 +145,7 @@ def run(args) -> int:
             raise CLIError(f"{partial} has {done} rows but the images hold {n}; remove it or use --force")
         if done and common.progress(args):
             print(f"resuming {partial} at digit {done} of {n}", file=sys.stderr)
-    if done == 0:
+    else:
         with atomic_write(meta, "w") as f:
             json.dump(ident, f)
         with atomic_write(partial, "w", newline="") as f:
@@ -128,10 +154,10 @@ def run(args) -> int:
         with common.executor(args) as (executor, workers), common.bar(args, n, "measure", initial=done) as bar, \
                 open(partial, "a", newline="", encoding="utf-8") as f:
             for start, chunk in common.chunks(idx_path, images, n, args.chunksize, start=done):
-                df = measure_chunk_df(chunk, start, args, executor, workers, failed)
+                df = measure_chunk_df(chunk, start, args, executor, workers)
                 df.to_csv(f, header=False)
                 f.flush()
-                os.fsync(f.fileno())
+                os.fsync(f.fileno())  # a row on disk is a row a resumed run need not measure again
                 if bar is not None:
                     bar.update(len(chunk))
     except KeyboardInterrupt:
@@ -141,12 +167,14 @@ def run(args) -> int:
         return 130
     rows = _resume_point(partial)
     if rows != n:
-        raise CLIError(f"{partial}: {rows} rows measured, {n} expected; run the same command again")
+        raise CLIError(f"{partial}: {rows} rows measured, {n} expected (the images ended early); nothing was "
+                       f"written to {out}")
+    failed = _failed_rows(partial)
     os.replace(partial, out)
     with contextlib.suppress(OSError):
         meta.unlink()
+    common.fsync_dir(out.parent if str(out.parent) else Path("."))
     _report_failed(failed, n)
     if common.progress(args):
         print(f"wrote {out} ({n} digits)", file=sys.stderr)
     return 0
-

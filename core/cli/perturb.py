@@ -9,7 +9,7 @@ import numpy as np
 
 from core.cli import common
 from core.cli.measure import measure_chunk_df
-from core.cli.common import CLIError
+from core.cli.common import CLIError, UsageError
 
 
 def add_parser(sub, fmt) -> None:
@@ -26,8 +26,9 @@ def add_parser(sub, fmt) -> None:
     p.add_argument("--seed", type=common.seed, default=0, help="random seed (swelling and fracture locations)")
     p.add_argument("-o", "--output", required=True, metavar="OUTDIR", help="output folder (created)")
     p.add_argument("--mode", choices=("released", "upstream"), default="released")
-    p.add_argument("--threshold", type=float, default=.5, help="binarisation threshold")
-    p.add_argument("--scale", type=common.positive_int, default=4, help="up-scaling factor")
+    p.add_argument("--threshold", type=common.threshold, default=.5,
+                   help="binarisation threshold, relative to each image's intensity range")
+    p.add_argument("--scale", type=common.scale, default=4, help="up-scaling factor (1..16)")
     p.add_argument("--measure", action="store_true", help="also write {prefix}-morpho.csv")
     p.add_argument("--force", action="store_true", help="replace existing output files")
     common.add_compute_options(p, 500)
@@ -56,7 +57,7 @@ def _all_params() -> dict[str, str]:
     for name in reg:
         for pname, spec in _perturbation_params(name).items():
             unit = f" {spec.unit}" if spec.unit else ""
-            out.setdefault(pname, []).append(f"{name}: {spec.doc}, default {spec.default}{unit}, sensible range "
+            out.setdefault(pname, []).append(f"{name}: {spec.doc}, default {spec.default}{unit}, range "
                                              f"{spec.low}..{spec.high}")
     return {k: "; ".join(v) for k, v in out.items()}
 
@@ -73,25 +74,53 @@ def _resolve_perturbation(name: str) -> str:
             return cand
         if cand.lower() in keys:
             return keys[cand.lower()]
-    raise CLIError(f"unknown perturbation {name!r}; choose one of {', '.join(reg)}")
+    raise UsageError(f"unknown perturbation {name!r}; choose one of {', '.join(reg)}")
 
 
-def _convert(value: str, spec, pert: str):
-    option = f"--{spec.name.replace('_', '-')}"
+def param_value(text: str, spec, pert: str, option: str | None = None):
+    """A perturbation parameter from the command line, checked against its registry range (the same ranges
+    as the explorer's sliders and share links).
+
+    Raises
+    ------
+    UsageError
+        Not a number (an integer for integer parameters), not finite, or outside ``spec.low..spec.high``.
+    """
+    option = option or f"--{spec.name.replace('_', '-')}"
+    integer = bool(getattr(spec, "integer", False)) or isinstance(spec.default, int)
+    kind = "an integer" if integer else "a number"
     try:
-        number = int(value) if isinstance(spec.default, int) else float(value)
+        number = int(text) if integer else float(text)
     except ValueError:
-        kind = "an integer" if isinstance(spec.default, int) else "a number"
-        raise CLIError(f"{option} of {pert}: expected {kind}, not {value!r}") from None
-    if not np.isfinite(number):
-        raise CLIError(f"{option} of {pert}: expected a finite number, not {value!r}")
-    if not spec.low <= number <= spec.high:
-        print(f"warning: {option} {number} is outside the sensible range {spec.low}..{spec.high} of {pert}",
-              file=sys.stderr)
+        raise UsageError(f"argument {option}: expected {kind} in {spec.low}..{spec.high} ({pert}), not "
+                         f"{text!r}") from None
+    if not np.isfinite(number) or not spec.low <= number <= spec.high:
+        raise UsageError(f"argument {option}: expected {kind} in {spec.low}..{spec.high} ({pert}: {spec.doc}), "
+                         f"not {text}")
     return number
 
 
+def spec_type(pert: str, pname: str, option: str):
+    """An argparse type for registry parameter `pname` of perturbation `pert` (range checked at parse time)."""
+    import argparse
+
+    spec = _perturbation_params(pert)[pname]
+
+    def convert(text: str):
+        try:
+            return param_value(text, spec, pert, option)
+        except UsageError as e:
+            raise argparse.ArgumentTypeError(str(e).split(": ", 1)[1]) from None
+
+    return convert
+
+
 def run(args) -> int:
+    with contextlib.ExitStack() as stack:
+        return _run(args, stack)
+
+
+def _run(args, stack: contextlib.ExitStack) -> int:
     from core.datasets import (OTHER_SPLIT_ID, SPLIT_IDS, DatasetError, IdxWriter, find_split, make_perturbation,
                                map_ordered, perturb_chunk, split_of)
     from core.io import atomic_write, atomic_write_csv, load_idx, save_idx
@@ -104,13 +133,13 @@ def run(args) -> int:
         if value is None:
             continue
         if dest not in params_spec:
-            raise CLIError(f"--{dest.replace('_', '-')} is not a parameter of {name} (its parameters: "
+            raise UsageError(f"--{dest.replace('_', '-')} is not a parameter of {name} (its parameters: "
                            f"{', '.join(params_spec) or 'none'})")
-        params[dest] = _convert(value, params_spec[dest], name)
+        params[dest] = param_value(value, params_spec[dest], name)
     try:
         make_perturbation(name, params, rng=0)
     except (TypeError, ValueError) as e:
-        raise CLIError(f"invalid parameters for {name}: {e}") from e
+        raise UsageError(f"invalid parameters for {name}: {e}") from e
 
     idx_path, images, n = common.image_source(args.images)
     src = Path(idx_path) if idx_path is not None else Path(args.images)
@@ -118,6 +147,8 @@ def run(args) -> int:
     split_id = SPLIT_IDS.get(prefix, OTHER_SPLIT_ID)
     outdir = Path(args.output)
     common.prepare_outdir(outdir)
+    # one run per output folder at a time (released by the kernel if this process is killed)
+    stack.enter_context(common.output_lock(outdir, lock_path=outdir / ".morpho.lock"))
     out_images = outdir / f"{prefix}-images-idx3-ubyte.gz"
     out_labels = outdir / f"{prefix}-labels-idx1-ubyte.gz"
     out_metrics = outdir / f"{prefix}-morpho.csv"
@@ -134,6 +165,7 @@ def run(args) -> int:
                                    f"labels (in {src.parent})")
     targets = [out_images, out_readme] + ([out_labels] if labels is not None else []) + \
         ([out_metrics] if args.measure else [])
+    common.report_removed(args, [p for t in targets for p in common.remove_stale_parts(t)])
     existing = [str(p) for p in targets if p.exists()]
     if existing and not args.force:
         raise CLIError(f"output files exist already: {', '.join(existing)}; use --force to replace them")
@@ -175,6 +207,7 @@ def run(args) -> int:
              "byte-identical files whatever the number of workers.", ""]
     with atomic_write(out_readme, "w", newline="\n") as f:
         f.write("\n".join(lines))
+    common.fsync_dir(outdir)
     if common.progress(args):
         print(f"wrote {out_images}" + (f", {out_labels.name}" if labels is not None else "")
               + (f", {out_metrics.name}" if args.measure else "") + f" ({n} digits)", file=sys.stderr)

@@ -5,6 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from core.cli import common
 from core.cli.common import CLIError
 
 
@@ -13,8 +14,15 @@ def add_parser(sub, fmt) -> None:
                        description="Start the Panel explorer app on DATA (a dataset folder or file).")
     p.add_argument("data", metavar="DATA", nargs="?", help="dataset to open (default: the bundled sample)")
     p.add_argument("--address", default="127.0.0.1", help="address to listen on")
-    p.add_argument("--port", type=int, default=5006, help="port")
+    p.add_argument("--port", type=common.port, default=5006, help="port")
     p.add_argument("--show", action="store_true", help="open a browser")
+    p.add_argument("--data-root", action="append", metavar="DIR",
+                   help="confine the app's path boxes to this folder (repeatable); without one, a server listening "
+                        "on a non-loopback address turns the path boxes off")
+    p.add_argument("--decoder", metavar="MODEL",
+                   help="a decoder for the Model tab: an ONNX file or package.module:function")
+    p.add_argument("--latent-dim", type=common.positive_int, metavar="D",
+                   help="latent dimension of --decoder (when it cannot be read from the model)")
     p.set_defaults(func=run)
 
 
@@ -30,18 +38,58 @@ def explorer_main() -> Path:
     return main_py
 
 
+#: Upload cap used when explorer.limits is not importable (its documented default, 50 MB).
+_FALLBACK_UPLOAD_BYTES = 50 * 1000 * 1000
+
+
+def max_upload_bytes() -> int:
+    """The app's upload cap, ``explorer.limits.MAX_UPLOAD_BYTES`` (env MORPHO_MAX_UPLOAD_MB)."""
+    try:
+        from explorer.limits import MAX_UPLOAD_BYTES
+        return int(MAX_UPLOAD_BYTES)
+    except (ImportError, AttributeError, TypeError, ValueError):
+        import os
+        try:
+            return int(float(os.environ["MORPHO_MAX_UPLOAD_MB"]) * 1000 * 1000)
+        except (KeyError, ValueError):
+            return _FALLBACK_UPLOAD_BYTES
+
+
+def websocket_max_message_size(upload_bytes: int | None = None) -> int:
+    """Bytes of the largest websocket message the server accepts: one upload of the cap, base64-encoded
+    (4 bytes per 3) inside a JSON patch, plus 1 MiB for the message's other fields. A larger message closes
+    the session ("connection lost"); an upload within the cap always arrives, and the app refuses anything
+    between the cap and this size with a clear message."""
+    upload_bytes = max_upload_bytes() if upload_bytes is None else int(upload_bytes)
+    return -(-upload_bytes * 4 // 3) + (1 << 20)
+
+
 def serve_command(args) -> list[str]:
     """The ``panel serve`` command line for ``morpho serve``."""
     cmd = [sys.executable, "-m", "panel", "serve", str(explorer_main()), "--address", args.address,
            "--port", str(args.port), "--allow-websocket-origin", f"{args.address}:{args.port}",
-           "--allow-websocket-origin", f"localhost:{args.port}"]
+           "--allow-websocket-origin", f"localhost:{args.port}",
+           "--websocket-max-message-size", str(websocket_max_message_size())]
     if args.show:
         cmd.append("--show")
+    app_args = []
     if args.data is not None:
-        data = Path(args.data)
-        if not data.exists():
-            raise CLIError(f"{data}: no such file or folder")
-        cmd += ["--args", "--data", str(data.resolve())]
+        data = common.check_input(args.data, "dataset file")
+        app_args += ["--data", str(data.resolve())]
+    for root in args.data_root or ():
+        folder = common.check_input(root, "folder")
+        if not folder.is_dir():
+            raise CLIError(f"{folder}: --data-root must be a folder")
+        app_args += ["--data-root", str(folder.resolve())]
+    if args.decoder is not None:
+        decoder = args.decoder
+        if ":" not in decoder or Path(decoder).exists():  # a model file, not package.module:function
+            decoder = str(common.check_input(decoder, "model file", folder_ok=False).resolve())
+        app_args += ["--decoder", decoder]
+    if args.latent_dim is not None:
+        app_args += ["--latent-dim", str(args.latent_dim)]
+    if app_args:
+        cmd += ["--args", *app_args]
     return cmd
 
 
