@@ -116,8 +116,8 @@ def test_folder_with_wrong_size_image(tmp_path, digits):
     folder = tmp_path / "pngs"
     folder.mkdir()
     Image.fromarray(digits[0]).save(folder / "a.png")
-    Image.fromarray(np.zeros((32, 32), np.uint8)).save(folder / "b.png")
-    with pytest.raises(SampleFormatError, match=r"b.png: found a 32x32 image; expected 28x28"):
+    Image.fromarray(np.zeros((30, 30), np.uint8)).save(folder / "b.png")
+    with pytest.raises(SampleFormatError, match=r"b.png: found a 30x30 image; expected 28x28"):
         load_samples(folder)
 
 
@@ -146,8 +146,8 @@ def test_png_grid_with_rows_cols_and_inner_gaps(tmp_path, digits):
     cells = digits.reshape(3, 8, 28, 28)
     Image.fromarray(_grid(cells, 5, False)).save(tmp_path / "grid.png")
     t = load_traversal(tmp_path / "grid.png", rows=3, cols=8)
-    assert t.shape == (3, 8)
-    np.testing.assert_array_equal(t.images, cells)
+    assert t.shape == (3, 8) and t.images.shape == (1, 3, 8, 28, 28)
+    np.testing.assert_array_equal(t.images[0], cells)
     with pytest.raises(SampleFormatError, match=r"expected a grid of 4 rows x 8 columns"):
         load_traversal(tmp_path / "grid.png", rows=4, cols=8)
 
@@ -185,11 +185,12 @@ def test_pickles_are_never_loaded(tmp_path):
 
 
 def test_wrong_shape_message_says_found_and_expected(tmp_path):
-    np.save(tmp_path / "big.npy", np.zeros((5, 32, 32), np.float32))
+    np.save(tmp_path / "big.npy", np.zeros((5, 30, 30), np.float32))
     with pytest.raises(SampleFormatError) as e:
         load_samples(tmp_path / "big.npy")
-    assert "found an array of shape (5, 32, 32)" in str(e.value)
+    assert "found an array of shape (5, 30, 30)" in str(e.value)
     assert "expected (N,28,28), (N,1,28,28) or (N,784)" in str(e.value)
+    assert "resize='area'" in str(e.value)
 
 
 def test_unknown_files(tmp_path):
@@ -211,11 +212,11 @@ def test_traversal_arrays(tmp_path, digits):
     np.save(tmp_path / "t1.npy", (grid / 127.5 - 1)[:, :, None])
     np.save(tmp_path / "flat.npy", digits[:20])
     t = load_traversal(tmp_path / "t.npy")
-    np.testing.assert_array_equal(t.images, grid)
+    np.testing.assert_array_equal(t.images, grid[None])
     t1 = load_traversal(tmp_path / "t1.npy")
-    assert t1.source_range == "[-1,1]" and t1.shape == (4, 5)
-    np.testing.assert_allclose(t1.images, grid / 255.0, atol=1e-6)
-    np.testing.assert_array_equal(load_traversal(tmp_path / "flat.npy", rows=4, cols=5).images, grid)
+    assert t1.source_range == "[-1,1]" and t1.shape == (4, 5) and t1.n_bases == 1
+    np.testing.assert_allclose(t1.images, grid[None] / 255.0, atol=1e-6)
+    np.testing.assert_array_equal(load_traversal(tmp_path / "flat.npy", rows=4, cols=5).images, grid[None])
     with pytest.raises(SampleFormatError, match="give rows and cols"):
         load_traversal(tmp_path / "flat.npy")
     with pytest.raises(SampleFormatError, match=r"found 20 images; expected rows x cols = 3 x 5 = 15"):
