@@ -62,6 +62,11 @@ def main(argv: list[str] | None = None) -> int:
     from core.io import IDXError
     errors: tuple = (CLIError, DatasetError, IDXError, DownloadError)
     try:
+        from core.io import UnreadableFileError
+        errors += (UnreadableFileError,)
+    except ImportError:
+        pass
+    try:
         from core.samples import SampleFormatError
         errors += (SampleFormatError,)
     except ImportError:

@@ -372,43 +372,19 @@ def check_input(path_text: str | os.PathLike, what: str = "file", *, folder_ok: 
 
 
 def check_idx_stream(path: Path) -> None:
-    """Check that an IDX file holds exactly what its header declares, reading it as a stream (bounded memory,
-    and never past the declared size + 1 byte): the same files ``core.io.load_idx`` accepts -- truncated
-    data and trailing bytes are refused before any work starts.
+    """Check a whole IDX file before any work starts, streaming it in bounded chunks: the files
+    ``core.io.load_idx`` accepts pass, truncated data, trailing bytes and corrupt gzip are refused (the reading
+    layer's ``iter_idx`` checks them).
 
     Raises
     ------
     core.io.IDXError
     """
-    import gzip
-    import zlib
-
-    from core.io import IDXError, read_idx_header
-
-    dtype, shape = read_idx_header(path)
-    header = 4 + 4 * len(shape)
-    expected = math.prod(shape) * dtype.itemsize
-    gz = path.name.endswith(".gz")
-    if not gz:
-        size = path.stat().st_size - header
-    else:
-        size = 0
-        try:
-            with gzip.open(path, "rb") as f:
-                f.seek(header)
-                while size <= expected:
-                    block = f.read(min(1 << 20, expected + 1 - size))
-                    if not block:
-                        break
-                    size += len(block)
-        except (EOFError, zlib.error, gzip.BadGzipFile) as e:
-            raise IDXError(f"{path}: corrupted gzip data after {size} bytes of data ({e})") from e
-    if size < expected:
-        raise IDXError(f"{path}: truncated data: shape {shape} needs {expected} bytes after the header, the file "
-                       f"has {size}")
-    if size > expected:
-        more = f"{size - expected}" if not gz else "at least 1"
-        raise IDXError(f"{path}: {more} trailing byte(s) after the data of shape {shape}")
+    from core.io import iter_idx
+    # start past the end: nothing is yielded, but the data is streamed through (gzip) or its size checked
+    # (plain files), and what follows the declared data is checked
+    for _ in iter_idx(path, 4096, start=1 << 62):
+        pass
 
 
 def image_source(path_text: str):

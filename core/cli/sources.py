@@ -124,6 +124,11 @@ def _from_dataset(path: Path, split: str | None) -> Source:
         from core.reading import read_dataset
     except ImportError:
         read_dataset = None
+    if path.is_dir() and split is None:
+        from core.datasets import find_splits
+        names = [f.split for f in find_splits(path)]
+        if len(names) > 1:  # as before the reading layer: the test split unless told otherwise
+            split = "t10k" if "t10k" in names else names[0]
     if read_dataset is not None:
         data = read_dataset(path, split=split)
         src = Source(path, images=None if data.metrics is not None else data.images,
@@ -140,8 +145,7 @@ def _from_dataset(path: Path, split: str | None) -> Source:
     from core.io import load_idx
     if path.is_dir():
         files = find_splits(path)
-        chosen = [f for f in files if f.split == split] if split else \
-            ([f for f in files if f.split == "t10k"] or files[:1])
+        chosen = [f for f in files if f.split == split] if split else files[:1]
         if not chosen:
             raise CLIError(f"{path}: no {split} split (found {', '.join(f.split for f in files)})")
         files = chosen[0]
