@@ -8,8 +8,9 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from core.analysis import (MMD_COLUMNS, METRICS, bandwidth, compare_report, gaussian_kernel,
-                           metric_distances, mig, mmd_test, partial_correlations, traversal_effects)
+from core.analysis import (DIAGNOSTIC_METRICS, MMD_COLUMNS, METRICS, bandwidth, compare_report,
+                           gaussian_kernel, measure_traversal, metric_distances, mig, mmd_test,
+                           partial_correlations, traversal_effects)
 from core.io import load_idx
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets" / "mnist-5k"
@@ -158,12 +159,13 @@ def test_compare_report_text(metrics, labels):
     rep = compare_report(metrics.iloc[0::2], metrics.iloc[1::2], sample_labels=labels[0::2],
                          reference_labels=labels[1::2])
     text = rep.to_text()
-    assert "MMD²_l = " in text and "length, thickness, slant, width, height" in text
+    assert "MMD²_l = " in text and "MMD²_u = " in text and "length, thickness, slant, width, height" in text
     assert "W1" in text and "KS p" in text
     assert rep.n_samples == rep.n_reference == 2500
     assert set(rep.distances["label"].astype(str)) == {"all", *map(str, range(10))}
     short = rep.to_text(per_label=False)
-    assert len(short.splitlines()) == len(text.splitlines()) - 60
+    # 60 per-label distance rows, 10 per-label test lines and their heading (with a blank line)
+    assert len(short.splitlines()) == len(text.splitlines()) - 60 - 12
 
 
 # ------------------------------------------------------------------------------------------------
@@ -218,17 +220,19 @@ def test_traversal_reads_back_thickness_and_slant(images):
         [perturb_image(base, SetSlant(s)) for s in np.linspace(-0.5, 0.5, steps)],
         [base] * steps,  # a latent that changes nothing
     ])
-    eff = traversal_effects(grid)
-    assert list(eff.index) == [0, 1, 2] and list(eff.columns) == list(METRICS)
-    assert eff.attrs["method"] == "spearman"
+    eff = traversal_effects(grid, method="spearman")
+    assert list(eff.index) == [0, 1, 2] and list(eff.columns) == list(DIAGNOSTIC_METRICS)
+    assert eff.method == "spearman" and eff.n_bases == 1
     assert eff.loc[0, "thickness"] > 0.9 and eff.loc[1, "slant"] > 0.9
     assert eff["thickness"].abs().idxmax() == 0
     assert eff["slant"].abs().idxmax() == 1
-    assert (eff.loc[2] == 0).all()
-    per_step = eff.attrs["per_step"]
+    assert (eff.table.loc[2] == 0).all()
+    # strongest by effect size (the slope), whatever the method shown
+    assert eff.strongest["thickness"] == [0] and eff.strongest["slant"] == [1]
+    per_step = eff.per_step
     assert per_step.shape == (3 * steps, 6)
-    np.testing.assert_allclose(per_step.loc[(1, steps - 1), "slant"], 0.5, atol=0.1)
+    np.testing.assert_allclose(per_step.loc[(0, 1, steps - 1), "slant"], 0.5, atol=0.1)
 
-    slope = traversal_effects(per_step, method="slope")
-    assert slope["thickness"].abs().idxmax() == 0 and slope["slant"].abs().idxmax() == 1
-    assert slope.loc[0, "thickness"] > 0 and slope.loc[1, "slant"] > 0
+    slope = traversal_effects(measure_traversal(grid), method="slope")
+    assert slope.table["thickness"].abs().idxmax() == 0 and slope.table["slant"].abs().idxmax() == 1
+    assert slope.table.loc[0, "thickness"] > 0 and slope.table.loc[1, "slant"] > 0
