@@ -57,6 +57,7 @@ def main(argv: list[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as e:
         return int(e.code) if isinstance(e.code, int) else 2
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # as typed, for reports' provenance
     from core.datasets import DatasetError
     from core.download import DownloadError
     from core.io import IDXError

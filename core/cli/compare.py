@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import contextlib
-import os
 import sys
 from pathlib import Path
 
@@ -35,8 +34,11 @@ def add_parser(sub, fmt) -> None:
     p.add_argument("--force", action="store_true", help="replace an existing REPORT")
     p.add_argument("--mode", choices=("released", "upstream"), default="released",
                    help="measuring mode for digits without metrics")
-    p.add_argument("--quadratic", action="store_true",
-                   help="quadratic-time unbiased MMD statistic whatever the sample size")
+    p.add_argument("--test", choices=("auto", "quadratic", "linear"), default="auto",
+                   help="the MMD test the verdict rests on: auto = quadratic-time with permutation p-value up to "
+                        "1,500 digits per side, linear-time beyond (both are always reported)")
+    p.add_argument("--quadratic", action="store_const", dest="test", const="quadratic",
+                   help="same as --test quadratic")
     p.add_argument("--seed", type=common.seed, default=0, help="seed of the report's random parts")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--workers", type=common.workers, default=None, metavar="N", help="local worker processes")
@@ -67,39 +69,24 @@ def report_output(args) -> tuple[Path, str] | tuple[None, None]:
     return out, kind
 
 
-def call_supported(fn, *args, **kwargs):
-    """Call `fn` with the keyword arguments its signature takes (the report API grows options over time)."""
-    import inspect
-    try:
-        params = inspect.signature(fn).parameters
-    except (TypeError, ValueError):
-        return fn(*args, **kwargs)
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
-        return fn(*args, **kwargs)
-    return fn(*args, **{k: v for k, v in kwargs.items() if k in params})
-
-
 def write_report(report, out: Path, kind: str) -> None:
-    """Write `report` atomically in the format of `out`'s suffix (``to_html(path)`` or ``to_json()``)."""
-    from core.io import atomic_write
+    """Write `report` in the format of `out`'s suffix; ``to_json(path)`` / ``to_html(path)`` write atomically
+    (temporary file beside, fsync, rename, folder fsync)."""
     if kind == "json":
-        with atomic_write(out, "w", newline="\n") as f:
-            f.write(report.to_json())
+        report.to_json(out)
     else:
-        # written beside and renamed: a final name never holds a partial report, whatever to_html does
-        tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp.html")
-        try:
-            report.to_html(tmp)
-            os.replace(tmp, out)
-        finally:
-            with contextlib.suppress(OSError):
-                tmp.unlink()
-    common.fsync_dir(out.parent if str(out.parent) else Path("."))
+        report.to_html(out)
+
+
+def command_line(argv=None) -> str:
+    """The command as typed, for the report's provenance."""
+    import shlex
+    return "morpho " + " ".join(shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
 
 
 def run(args) -> int:
     from core.analysis import compare_report
-    from core.cli.sources import drop_unmeasured, load_source, measure_source
+    from core.cli.sources import check_measured, load_source, measure_source
 
     # every input and the output are checked before any measuring starts
     out, kind = report_output(args)
@@ -113,22 +100,26 @@ def run(args) -> int:
             common.check_output_file(out, args.force)  # again, now that no other run can be writing it
             common.report_removed(args, common.remove_stale_parts(out))
         measure_source(samples, args, "samples")
-        drop_unmeasured(samples, "samples")
+        check_measured(samples, "samples")
         measure_source(reference, args, "reference")
-        drop_unmeasured(reference, "reference digits")
-        for note in samples.notes + reference.notes:
-            print(f"note: {note}", file=sys.stderr)
+        check_measured(reference, "reference digits")
         ref_labels = reference.labels if samples.labels is not None else None
+        notes = samples.notes + reference.notes
         if samples.labels is not None and reference.labels is None:
-            print("note: the samples have labels but the reference has none: no per-label comparison",
-                  file=sys.stderr)
-        kwargs = dict(sample_labels=samples.labels, reference_labels=ref_labels, seed=args.seed,
-                      sample_name=str(args.samples), reference_name=str(ref_path),
-                      sample_description=samples.description, reference_description=reference.description,
-                      reference_source=reference.metrics_source, mode=args.mode)
-        if args.quadratic:
-            kwargs.update(linear=False, method="quadratic")
-        report = call_supported(compare_report, samples.metrics, reference.metrics, **kwargs)
+            notes.append("the samples have labels but the reference has none: no per-label comparison")
+        provenance = {"samples": f"{samples.path}: {samples.description}",
+                      "reference": f"{reference.path}: {reference.description}",
+                      "sample metrics": samples.metrics_source or f"measured here ({args.mode} mode)",
+                      "reference metrics": reference.metrics_source or f"measured here ({args.mode} mode)",
+                      "command": command_line(getattr(args, "argv", None))}
+        try:
+            report = compare_report(samples.metrics, reference.metrics, sample_labels=samples.labels,
+                                    reference_labels=ref_labels, seed=args.seed,
+                                    linear={"auto": None, "quadratic": False, "linear": True}[args.test],
+                                    provenance=provenance)
+        except ValueError as e:  # e.g. fewer than 4 measurable digits on a side
+            raise CLIError(f"cannot compare {samples.path} with {reference.path}: {e}") from e
+        report.notes.extend(notes)
         if out is not None:
             write_report(report, out, kind)
     print(report.to_json() if args.json else report.to_text())

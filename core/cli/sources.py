@@ -231,14 +231,9 @@ def measure_source(src: Source, args, desc: str) -> None:
                                     progress=common.progress(args))[_metric_columns()].reset_index(drop=True)
 
 
-def drop_unmeasured(src: Source, role: str) -> None:
-    """Leave out rows that could not be measured (blank digits), saying how many."""
+def check_measured(src: Source, role: str) -> None:
+    """Refuse data none of whose digits could be measured (blank images); rows that could not be measured
+    are left out by the analysis, with a note in its report."""
     bad = src.metrics.isna().any(axis=1).to_numpy()
-    if bad.all():
+    if len(bad) and bad.all():
         raise CLIError(f"{src.path}: none of the {len(bad)} {role} could be measured (blank images?)")
-    if bad.any():
-        msg = f"{int(bad.sum())} of {len(bad)} {role} could not be measured and are left out"
-        src.notes.append(msg)
-        src.metrics = src.metrics[~bad].reset_index(drop=True)
-        if src.labels is not None:
-            src.labels = src.labels[~bad]
