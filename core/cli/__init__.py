@@ -5,9 +5,10 @@ Run ``morpho --help`` or ``morpho SUBCOMMAND --help``. Every subcommand returns 
 interrupted. Outputs are written atomically and existing files are replaced only with ``--force``.
 
 One module per subcommand (``core.cli.measure``, ``perturb``, ``generate``, ``download``, ``info``,
-``serve``, ``compare``), each with ``add_parser(subparsers, formatter)`` and ``run(args) -> int``; what
-they share (argument types, compute options, progress bars, input streaming, output checks) is in
-``core.cli.common``.
+``serve``, ``compare``, ``traverse``), each with ``add_parser(subparsers, formatter)`` and ``run(args) ->
+int``; what they share (argument types, compute options, progress bars, input streaming, output checks and
+locks) is in ``core.cli.common``, and what a data argument holds (digits, metrics, labels) in
+``core.cli.sources``.
 """
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from core.cli.common import METRICS_HEADER, CLIError, UsageError
 __all__ = ["main", "build_parser", "CLIError", "UsageError", "METRICS_HEADER", "COMMANDS"]
 
 #: Subcommands in the order ``morpho --help`` lists them; each is the module ``core.cli.NAME``.
-COMMANDS = ("measure", "perturb", "generate", "download", "info", "serve", "compare")
+COMMANDS = ("measure", "perturb", "generate", "download", "info", "serve", "compare", "traverse")
 
 
 def build_parser() -> argparse.ArgumentParser:
