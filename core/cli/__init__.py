@@ -26,8 +26,16 @@ __all__ = ["main", "build_parser", "CLIError", "UsageError", "METRICS_HEADER", "
 COMMANDS = ("measure", "perturb", "generate", "download", "info", "serve", "compare", "traverse")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The ``morpho`` argument parser (one sub-parser per subcommand)."""
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The ``morpho`` argument parser (one sub-parser per subcommand).
+
+    Parameters
+    ----------
+    only : str, optional
+        Build only this subcommand's options; the others are listed (for ``morpho --help``) without theirs.
+        Some subcommands' options come from heavy modules (the perturbation registry imports numba), so
+        ``main`` builds only the one it runs: a usage error or ``--help`` answers at once.
+    """
     from core.cli.common import ArgumentParser, Formatter
 
     parser = ArgumentParser(
@@ -36,7 +44,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for name in COMMANDS:
-        importlib.import_module(f"core.cli.{name}").add_parser(sub, Formatter)
+        module = importlib.import_module(f"core.cli.{name}")
+        if only is None or name == only:
+            module.add_parser(sub, Formatter)
+        else:
+            sub.add_parser(name, help=module.HELP)
     return parser
 
 
@@ -53,12 +65,13 @@ def main(argv: list[str] | None = None) -> int:
     int
         Exit code: 0 success, 1 error, 2 usage error, 130 interrupted.
     """
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(only=argv[0] if argv and argv[0] in COMMANDS else "")
     try:
         args = parser.parse_args(argv)
     except SystemExit as e:
         return int(e.code) if isinstance(e.code, int) else 2
-    args.argv = list(sys.argv[1:] if argv is None else argv)  # as typed, for reports' provenance
+    args.argv = argv  # as typed, for reports' provenance
     from core.datasets import DatasetError
     from core.download import DownloadError
     from core.io import IDXError

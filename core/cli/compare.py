@@ -9,12 +9,16 @@ from core.cli import common
 from core.cli.common import CLIError, UsageError
 
 
+#: One line for ``morpho --help``.
+HELP = "compare a model's samples with reference digits"
+
+
 #: Report formats by output suffix.
 REPORT_FORMATS = {".html": "html", ".htm": "html", ".json": "json"}
 
 
 def add_parser(sub, fmt) -> None:
-    p = sub.add_parser("compare", help="compare a model's samples with reference digits", formatter_class=fmt,
+    p = sub.add_parser("compare", help=HELP, formatter_class=fmt,
                        description="Measure SAMPLES and compare their morphometrics with a reference (default: the "
                                    "bundled sample's table): kernel two-sample test, per-metric distances, per "
                                    "label when both sides have labels. Every input and the output are checked "

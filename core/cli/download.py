@@ -5,8 +5,12 @@ from core.cli import common
 from core.cli.common import CLIError
 
 
+#: One line for ``morpho --help``.
+HELP = "fetch the four MNIST files (sha256-checked, resumable)"
+
+
 def add_parser(sub, fmt) -> None:
-    p = sub.add_parser("download", help="fetch the four MNIST files (sha256-checked, resumable)",
+    p = sub.add_parser("download", help=HELP,
                        formatter_class=fmt,
                        description="Download train/t10k images and labels from the official mirrors, verify their "
                                    "sha256, resume partial downloads; a partial file never has the final name.")

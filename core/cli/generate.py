@@ -8,6 +8,10 @@ from pathlib import Path
 from core.cli import common
 
 
+#: One line for ``morpho --help``.
+HELP = "build plain, thin, thic, swel, frac, global and local"
+
+
 #: option, GenerateParams field, registry perturbation, its parameter, help
 _PERTURBATION_OPTIONS = (
     ("--thin-amount", "thin_amount", "thinning", "amount", "Thinning amount"),
@@ -24,7 +28,7 @@ def add_parser(sub, fmt) -> None:
     from core.datasets import GenerateParams
 
     d = GenerateParams()
-    p = sub.add_parser("generate", help="build plain, thin, thic, swel, frac, global and local", formatter_class=fmt,
+    p = sub.add_parser("generate", help=HELP, formatter_class=fmt,
                        description="Build the Morpho-MNIST datasets from the MNIST files: plain, thin, thic, swel, "
                                    "frac and the interleaved global (plain+thin+thic) and local (plain+swel+frac), "
                                    "for each split, in the released layout, each folder with a README. The same seed "

@@ -8,8 +8,12 @@ import numpy as np
 from core.cli import common
 
 
+#: One line for ``morpho --help``.
+HELP = "what a file or folder holds"
+
+
 def add_parser(sub, fmt) -> None:
-    p = sub.add_parser("info", help="what a file or folder holds", formatter_class=fmt,
+    p = sub.add_parser("info", help=HELP, formatter_class=fmt,
                        description="Describe an IDX file (format, count, shape, dtype, value range, label counts), "
                                    "a morphometrics CSV (rows, summary), a samples file, or a dataset folder (each "
                                    "split, and whether its counts agree).")

@@ -13,8 +13,12 @@ from core.cli import common
 from core.cli.common import METRICS_HEADER, CLIError
 
 
+#: One line for ``morpho --help``.
+HELP = "morphometrics table of images (released CSV layout)"
+
+
 def add_parser(sub, fmt) -> None:
-    p = sub.add_parser("measure", help="morphometrics table of images (released CSV layout)", formatter_class=fmt,
+    p = sub.add_parser("measure", help=HELP, formatter_class=fmt,
                        description="Measure area, length, thickness, slant, width and height of every digit and "
                                    "write the table in the released layout (index,area,length,thickness,slant,width,"
                                    "height). With -o the run is resumable: an interrupted run continues where it "

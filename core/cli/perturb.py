@@ -12,8 +12,12 @@ from core.cli.measure import measure_chunk_df
 from core.cli.common import CLIError, UsageError
 
 
+#: One line for ``morpho --help``.
+HELP = "perturb images (thinning, thickening, swelling, fracture, ...)"
+
+
 def add_parser(sub, fmt) -> None:
-    p = sub.add_parser("perturb", help="perturb images (thinning, thickening, swelling, fracture, ...)",
+    p = sub.add_parser("perturb", help=HELP,
                        formatter_class=fmt,
                        description="Apply one perturbation to every digit and write OUTDIR/{prefix}-images-idx3-"
                                    "ubyte.gz (plus the labels found beside IMAGES, a README and, with --measure, the "

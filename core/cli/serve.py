@@ -9,8 +9,12 @@ from core.cli import common
 from core.cli.common import CLIError
 
 
+#: One line for ``morpho --help``.
+HELP = "start the explorer"
+
+
 def add_parser(sub, fmt) -> None:
-    p = sub.add_parser("serve", help="start the explorer", formatter_class=fmt,
+    p = sub.add_parser("serve", help=HELP, formatter_class=fmt,
                        description="Start the Panel explorer app on DATA (a dataset folder or file).")
     p.add_argument("data", metavar="DATA", nargs="?", help="dataset to open (default: the bundled sample)")
     p.add_argument("--address", default="127.0.0.1", help="address to listen on")

@@ -19,6 +19,10 @@ from core.cli import common
 from core.cli.common import CLIError, UsageError
 
 
+#: One line for ``morpho --help``.
+HELP = "latent traversal effects on the morphometrics (multi-base)"
+
+
 def _latent_list(text: str) -> list[int]:
     """``0,3,5-7`` -> [0, 3, 5, 6, 7] (argparse type of --latents)."""
     import argparse
@@ -42,7 +46,7 @@ def _latent_list(text: str) -> list[int]:
 
 
 def add_parser(sub, fmt) -> None:
-    p = sub.add_parser("traverse", help="latent traversal effects on the morphometrics (multi-base)",
+    p = sub.add_parser("traverse", help=HELP,
                        formatter_class=fmt,
                        description="Measure a latent traversal -- a GRID file, or one made here from --decoder -- "
                                    "and print each latent's effect on each metric: the mean over base codes with "
