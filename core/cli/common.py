@@ -215,32 +215,50 @@ def fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-# mkstemp's suffix: 8 characters of [a-z0-9_] (tempfile._RandomNameSequence)
-_PART_RANDOM = re.compile(r"[a-z0-9_]{8}")
+# the middle of ``.<name>.<middle>.part``: core.io's ``<pid>-<host>.<random>`` (this version), or mkstemp's 8
+# characters of [a-z0-9_] (earlier versions)
+_PART_PID = re.compile(r"(?P<pid>\d+)-(?P<host>[0-9a-f]{8})\.[A-Za-z0-9_]{6,}")
+_PART_OLD = re.compile(r"[a-z0-9_]{8}")
+
+
+def _host_tag() -> str:
+    """The writer-host tag of core.io's part names (crc32 of the host name)."""
+    import socket
+    import zlib
+    return zlib.crc32(socket.gethostname().encode()).to_bytes(4, "big").hex()
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # exists (another user's) or cannot tell: keep its file
+    return True
 
 
 def remove_stale_parts(path: Path) -> list[Path]:
-    """Remove the temporary files that a killed atomic write of `path` left beside it.
+    """Remove the temporary files that killed atomic writes of `path` left beside it.
 
-    ``core.io.atomic_write`` writes ``.NAME.XXXXXXXX.part`` (mkstemp) and renames it when complete; a run
-    killed with SIGKILL (or a lost machine) leaves it. Only call this while holding :func:`output_lock` of
-    `path`: then no other morpho run can be writing such a file. Only regular files matching exactly that
-    pattern are removed (download's resumable ``.NAME.part`` has no random part and is kept).
+    ``core.io.atomic_write`` writes ``.NAME.<pid>-<host>.<random>.part`` (earlier versions
+    ``.NAME.<random>.part``) and renames it when complete; a writer killed with SIGKILL leaves it. Call this
+    only while holding :func:`output_lock` of `path`. A part is removed when its writer, on this host, is gone;
+    an old-style part (no writer recorded) is removed too, since under the lock no morpho run can be writing
+    it. Only regular files whose name is exactly ``.NAME.`` + one of those patterns + ``.part`` are touched
+    (download's resumable ``.NAME.part`` has no middle part and is kept).
 
     Returns
     -------
     list of pathlib.Path
         The files removed.
     """
-    try:
-        from core.io import remove_stale_parts as shared  # the reading layer's version, when present
-    except ImportError:
-        shared = None
-    if shared is not None:
-        return [Path(p) for p in (shared(path) or [])]
     path = Path(path)
     folder = path.parent if str(path.parent) else Path(".")
     prefix, suffix = f".{path.name}.", ".part"
+    host = _host_tag()
     removed = []
     try:
         entries = list(os.scandir(folder))
@@ -248,10 +266,14 @@ def remove_stale_parts(path: Path) -> list[Path]:
         return removed
     for entry in entries:
         name = entry.name
-        if not (name.startswith(prefix) and name.endswith(suffix)):
+        if not (name.startswith(prefix) and name.endswith(suffix)) or len(name) <= len(prefix) + len(suffix):
             continue
         middle = name[len(prefix):-len(suffix)]
-        if not _PART_RANDOM.fullmatch(middle):
+        m = _PART_PID.fullmatch(middle)
+        if m is not None:
+            if m.group("host") != host or _pid_alive(int(m.group("pid"))):
+                continue  # a live writer's, or another machine's (its pid means nothing here)
+        elif not _PART_OLD.fullmatch(middle):
             continue
         try:
             if not entry.is_file(follow_symlinks=False):
