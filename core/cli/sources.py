@@ -99,10 +99,23 @@ def read_metrics_csv(path: Path) -> Source:
         from core.reading import read_metrics_table
     except ImportError:
         read_metrics_table = None
+    from core.datasets import DatasetError, read_metrics
+    notes = []
     if read_metrics_table is not None:
-        df = read_metrics_table(path)
+        try:
+            df = read_metrics_table(path)
+        except DatasetError as e:
+            # a dataset's table numbers its digits 0..N-1; a table of chosen digits (a subset of the released
+            # one, say) need not, and a comparison does not depend on row identity: read it as it is
+            if "index column is not a permutation" not in str(e):
+                raise
+            from core.reading import DEFAULT_LIMITS
+            if path.stat().st_size > DEFAULT_LIMITS.max_bytes:
+                raise
+            df = read_metrics(path).reset_index()
+            notes.append(f"{path.name}: its index column does not number the rows 0..{len(df) - 1}; rows used "
+                         "as they are")
     else:
-        from core.datasets import read_metrics
         df = read_metrics(path)
     cols = _metric_columns()
     metrics = df[cols].reset_index(drop=True).astype(float)
@@ -115,7 +128,7 @@ def read_metrics_csv(path: Path) -> Source:
         labels = _sibling_labels(path, prefix, len(df))
         how = "labels from the split's label file" if labels is not None else "no labels"
     return Source(path, metrics=metrics, labels=labels, metrics_source=f"metrics table {path.name}",
-                  description=f"{path.name}: metrics table, {len(df)} rows, {how}")
+                  description=f"{path.name}: metrics table, {len(df)} rows, {how}", notes=notes)
 
 
 def _from_dataset(path: Path, split: str | None) -> Source:
