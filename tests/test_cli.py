@@ -25,7 +25,7 @@ from core.perturb import Swelling, Thinning
 ROOT = Path(__file__).resolve().parent.parent
 ASSETS = ROOT / "assets" / "mnist-5k"
 HEADER = "index,area,length,thickness,slant,width,height"
-SUBCOMMANDS = ["measure", "perturb", "generate", "download", "info", "serve", "compare"]
+SUBCOMMANDS = ["measure", "perturb", "generate", "download", "info", "serve", "compare", "traverse"]
 
 
 @pytest.fixture(scope="module")
@@ -424,6 +424,27 @@ def test_serve_starts_the_explorer(tmp_path):
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+
+
+def test_serve_command_line(tmp_path, monkeypatch):
+    """The panel serve command: websocket messages big enough for the app's upload cap (base64 + 1 MB),
+    app options passed after --args, paths resolved."""
+    from core.cli import build_parser
+    from core.cli.serve import serve_command
+
+    def command(*argv):
+        return serve_command(build_parser("serve").parse_args(["serve", *argv]))
+
+    monkeypatch.setenv("MORPHO_MAX_UPLOAD_MB", "90")
+    cmd = command(str(ASSETS), "--data-root", str(tmp_path), "--port", "5123")
+    size = int(cmd[cmd.index("--websocket-max-message-size") + 1])
+    assert size >= 90_000_000 * 4 / 3 and size <= 90_000_000 * 4 / 3 + 2_000_000
+    assert cmd[cmd.index("--args"):] == ["--args", "--data", str(ASSETS.resolve()), "--data-root",
+                                         str(tmp_path.resolve())]
+    monkeypatch.setenv("MORPHO_MAX_UPLOAD_MB", "5")
+    cmd = command()
+    assert int(cmd[cmd.index("--websocket-max-message-size") + 1]) >= 20 * 1024 * 1024  # never below Tornado's
+    assert "--args" not in cmd
 
 
 def test_serve_missing_data(tmp_path, capsys):

@@ -48,24 +48,47 @@ _FALLBACK_UPLOAD_BYTES = 50 * 1000 * 1000
 
 def max_upload_bytes() -> int:
     """The app's upload cap, ``explorer.limits.MAX_UPLOAD_BYTES`` (env MORPHO_MAX_UPLOAD_MB)."""
+    limits = _app_limits()
+    if limits is not None and hasattr(limits, "MAX_UPLOAD_BYTES"):
+        return int(limits.MAX_UPLOAD_BYTES)
+    import os
     try:
-        from explorer.limits import MAX_UPLOAD_BYTES
-        return int(MAX_UPLOAD_BYTES)
-    except (ImportError, AttributeError, TypeError, ValueError):
-        import os
-        try:
-            return int(float(os.environ["MORPHO_MAX_UPLOAD_MB"]) * 1000 * 1000)
-        except (KeyError, ValueError):
-            return _FALLBACK_UPLOAD_BYTES
+        return int(float(os.environ["MORPHO_MAX_UPLOAD_MB"]) * 1000 * 1000)
+    except (KeyError, ValueError):
+        return _FALLBACK_UPLOAD_BYTES
 
 
-def websocket_max_message_size(upload_bytes: int | None = None) -> int:
-    """Bytes of the largest websocket message the server accepts: one upload of the cap, base64-encoded
-    (4 bytes per 3) inside a JSON patch, plus 1 MiB for the message's other fields. A larger message closes
-    the session ("connection lost"); an upload within the cap always arrives, and the app refuses anything
-    between the cap and this size with a clear message."""
-    upload_bytes = max_upload_bytes() if upload_bytes is None else int(upload_bytes)
-    return -(-upload_bytes * 4 // 3) + (1 << 20)
+def websocket_max_message_size() -> int:
+    """Bytes of the largest websocket message the server accepts: ``explorer.limits.websocket_max_message_size()``
+    -- one upload of the cap, base64-encoded (4 bytes per 3) inside a JSON patch, plus 1 MB, never below
+    Tornado's default 20 MiB. A larger message closes the session with no word to the user; with this
+    limit every allowed upload arrives and the app refuses bigger files with a message."""
+    limits = _app_limits()
+    if limits is not None and hasattr(limits, "websocket_max_message_size"):
+        return int(limits.websocket_max_message_size())
+    return max(20 * 1024 * 1024, -(-max_upload_bytes() * 4 // 3) + 1_000_000)
+
+
+def _app_limits():
+    """``explorer/limits.py`` loaded on its own (importing the ``explorer`` package would load Panel and
+    HoloViews in this process, seconds before the server even starts), or None."""
+    import importlib.util
+    try:
+        spec = importlib.util.find_spec("explorer")
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = Path(list(spec.submodule_search_locations)[0]) / "limits.py"
+    if not path.is_file():
+        return None
+    mod_spec = importlib.util.spec_from_file_location("_morpho_serve_explorer_limits", path)
+    module = importlib.util.module_from_spec(mod_spec)
+    try:
+        mod_spec.loader.exec_module(module)
+    except Exception as e:  # e.g. a bad MORPHO_MAX_UPLOAD_MB: the app would fail the same way
+        raise CLIError(f"the explorer's limits cannot be read: {e}") from e
+    return module
 
 
 def serve_command(args) -> list[str]:
