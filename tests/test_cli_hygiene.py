@@ -243,3 +243,51 @@ def test_measure_to_a_closed_pipe_stops_quietly(tmp_path):
     assert result.stdout.splitlines()[0] == "index,area,length,thickness,slant,width,height"
     assert len(result.stdout.splitlines()) == 3
     assert "Traceback" not in result.stderr and "Broken pipe" not in result.stderr
+
+
+def _children(pid: int) -> list[int]:
+    """Direct children of `pid` (Linux /proc)."""
+    out = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        if ppid == pid:
+            out.append(int(entry.name))
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc")
+def test_pool_workers_do_not_outlive_a_killed_run(mnist, tmp_path):
+    """kill -9 of `morpho perturb --workers 2`: its worker processes end too, within seconds."""
+    src = tmp_path / "t10k-images-idx3-ubyte.gz"
+    save_idx(mnist[:2000], src)
+    proc = popen_morpho("perturb", src, "-p", "swelling", "-o", tmp_path / "o", "--workers", "2",
+                        "--chunksize", "20", "-q")
+    workers: list[int] = []
+
+    def pool_started():
+        workers[:] = [w for c in _children(proc.pid) for w in _children(c)]  # forkserver -> workers
+        return len(workers) >= 2
+
+    try:
+        assert _wait_for(pool_started, proc), "the pool should have started"
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and any(_alive(w) for w in workers):
+        time.sleep(0.1)
+    assert not any(_alive(w) for w in workers), "pool workers outlived the killed run"

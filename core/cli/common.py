@@ -149,8 +149,17 @@ def bar(args, total, desc, initial=0, unit="digit"):
 
 
 @contextlib.contextmanager
-def executor(args):
-    """Yield (executor or None, workers) for --workers / --scheduler."""
+def executor(args, kind: str = "process"):
+    """Yield (executor or None, workers) for --workers / --scheduler.
+
+    Parameters
+    ----------
+    kind : {"process", "thread"}
+        Local pool for --workers N > 1. Measuring uses threads: the compiled measuring kernels release the
+        GIL, so threads run in parallel with no pickling, no start method and nothing that can outlive this
+        process. Perturbing (Python and scipy code that holds the GIL) uses processes, each of which dies
+        with this process (see :func:`_orphan_guard`).
+    """
     if getattr(args, "scheduler", None):
         try:
             from dask.distributed import Client
@@ -169,11 +178,46 @@ def executor(args):
     if workers <= 1:
         yield None, 1
         return
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-    # forkserver: workers start clean (no inherited threads or locks); tasks are importable functions
-    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("forkserver")) as pool:
+    if kind == "thread":
+        from concurrent.futures import ThreadPoolExecutor
+        pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="morpho")
+    else:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+        # forkserver: workers start clean (no inherited threads or locks); tasks are importable functions
+        pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("forkserver"),
+                                   initializer=_orphan_guard, initargs=(os.getpid(),))
+    try:
         yield pool, workers
+    finally:
+        # on Ctrl-C (or an error) queued chunks are dropped, running ones finish (one chunk each)
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _orphan_guard(parent_pid: int) -> None:
+    """Initializer of CLI pool processes: end this worker when the morpho process that started it is gone
+    (killed with SIGKILL, say), instead of computing on for nobody. Linux: the kernel sends SIGKILL when the
+    worker's parent (the forkserver, which exits with morpho) dies; everywhere: a thread checks morpho's pid
+    every second."""
+    import signal
+    import threading
+    import time
+    with contextlib.suppress(Exception):
+        import ctypes
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, int(signal.SIGKILL), 0, 0, 0)  # PR_SET_PDEATHSIG
+
+    def watch():
+        while True:
+            time.sleep(1.0)
+            try:
+                os.kill(parent_pid, 0)
+            except ProcessLookupError:
+                os._exit(1)
+            except OSError:
+                pass
+
+    threading.Thread(target=watch, name="morpho-orphan-guard", daemon=True).start()
 
 
 # --------------------------------------------------------------------------------------------------------

@@ -99,7 +99,7 @@ def _failed_rows(partial: Path) -> list[int]:
 
 def _stdout(args, idx_path, images, n) -> int:
     failed: list[int] = []
-    with common.executor(args) as (executor, workers), common.bar(args, n, "measure") as bar:
+    with common.executor(args, "thread") as (executor, workers), common.bar(args, n, "measure") as bar:
         sys.stdout.write(METRICS_HEADER + "\n")
         for start, chunk in common.chunks(idx_path, images, n, args.chunksize):
             measure_chunk_df(chunk, start, args, executor, workers, failed).to_csv(sys.stdout, header=False)
@@ -155,7 +155,8 @@ def _to_file(args, idx_path, images, n, out: Path) -> int:
         with atomic_write(partial, "w", newline="") as f:
             f.write(METRICS_HEADER + "\n")
     try:
-        with common.executor(args) as (executor, workers), common.bar(args, n, "measure", initial=done) as bar, \
+        with common.executor(args, "thread") as (executor, workers), \
+                common.bar(args, n, "measure", initial=done) as bar, \
                 open(partial, "a", newline="", encoding="utf-8") as f:
             for start, chunk in common.chunks(idx_path, images, n, args.chunksize, start=done):
                 df = measure_chunk_df(chunk, start, args, executor, workers)

@@ -239,7 +239,7 @@ def measure_source(src: Source, args, desc: str) -> None:
     if src.metrics is not None:
         return
     from core.measure import measure_batch
-    with common.executor(args) as (executor, workers):
+    with common.executor(args, "thread") as (executor, workers):
         src.metrics = measure_batch(src.images, mode=args.mode, workers=workers, executor=executor,
                                     progress=common.progress(args))[_metric_columns()].reset_index(drop=True)
 

@@ -256,7 +256,7 @@ def run(args) -> int:
             source["reference"] = f"{reference.path}: {reference.description}"
         source["command"] = command_line(getattr(args, "argv", None))
         from core.analysis import measure_traversal
-        with common.executor(args) as (executor, workers):
+        with common.executor(args, "thread") as (executor, workers):
             per_step = measure_traversal(grid, progress=common.progress(args), workers=workers, executor=executor,
                                          mode=args.mode)
         try:
