@@ -291,3 +291,15 @@ def test_pool_workers_do_not_outlive_a_killed_run(mnist, tmp_path):
     while time.monotonic() < deadline and any(_alive(w) for w in workers):
         time.sleep(0.1)
     assert not any(_alive(w) for w in workers), "pool workers outlived the killed run"
+
+
+def test_checksums_file_names_stay_in_the_destination(tmp_path, capsys):
+    from core.cli import main
+    sums = tmp_path / "SHA256SUMS"
+    sums.write_text("0" * 64 + "  ../../etc/evil\n")
+    assert main(["download", "--to", str(tmp_path / "d"), "--checksums", str(sums), "-q"]) == 1
+    assert "'../../etc/evil' is not a plain file name" in capsys.readouterr().err
+    os.mkfifo(tmp_path / "fifo")
+    assert main(["download", "--to", str(tmp_path / "d"), "--checksums", str(tmp_path / "fifo"), "-q"]) == 1
+    assert "FIFO" in capsys.readouterr().err
+    assert not (tmp_path / "d").exists()

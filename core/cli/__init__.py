@@ -109,3 +109,14 @@ def main(argv: list[str] | None = None) -> int:
         where = f"{e.filename}: " if getattr(e, "filename", None) else ""
         print(f"morpho {args.command}: error: {where}{e.strerror or e}", file=sys.stderr)
         return 1
+    except MemoryError:
+        print(f"morpho {args.command}: error: out of memory (try a smaller --chunksize or fewer --workers)",
+              file=sys.stderr)
+        return 1
+    except ValueError as e:
+        # the library's checks of values it was given (every reader's own errors are handled above); set
+        # MORPHO_DEBUG=1 to see where one came from
+        if os.environ.get("MORPHO_DEBUG"):
+            raise
+        print(f"morpho {args.command}: error: {e}", file=sys.stderr)
+        return 1

@@ -58,10 +58,12 @@ def _describe_idx(path: Path, lines: list[str], indent: str = "") -> tuple[int, 
 
 
 def _describe_metrics(path: Path, lines: list[str], indent: str = "") -> int:
-    from core.datasets import METRIC_COLUMNS, read_metrics
-    df = read_metrics(path)
+    from core.cli.sources import read_table
+    from core.datasets import METRIC_COLUMNS
+    df, notes = read_table(common.check_input(path, "metrics table", folder_ok=False))
     lines.append(f"{indent}{path.name}: morphometrics table, {len(df)} rows, columns "
-                 f"{', '.join(['index'] + [str(c) for c in df.columns])}")
+                 f"{', '.join(str(c) for c in df.columns)}")
+    lines += [f"{indent}  {note}" for note in notes]
     missing = int(df[list(METRIC_COLUMNS)].isna().any(axis=1).sum())
     if missing:
         lines.append(f"{indent}  {missing} row(s) with missing values")

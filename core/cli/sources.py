@@ -93,30 +93,35 @@ def _sibling_labels(path: Path, prefix: str | None, n: int) -> np.ndarray | None
     return None
 
 
-def read_metrics_csv(path: Path) -> Source:
-    """A metrics table: the six METRICS columns plus an optional label column (kept)."""
+def read_table(path: Path) -> tuple[pd.DataFrame, list[str]]:
+    """A metrics CSV through the reading layer (size and row limits, numeric columns), and notes.
+
+    Returns the table with every column of the file (``index``, ``label``, ...) and rows 0..N-1."""
     try:
         from core.reading import read_metrics_table
     except ImportError:
         read_metrics_table = None
     from core.datasets import DatasetError, read_metrics
-    notes = []
-    if read_metrics_table is not None:
-        try:
-            df = read_metrics_table(path)
-        except DatasetError as e:
-            # a dataset's table numbers its digits 0..N-1; a table of chosen digits (a subset of the released
-            # one, say) need not, and a comparison does not depend on row identity: read it as it is
-            if "index column is not a permutation" not in str(e):
-                raise
-            from core.reading import DEFAULT_LIMITS
-            if path.stat().st_size > DEFAULT_LIMITS.max_bytes:
-                raise
-            df = read_metrics(path).reset_index()
-            notes.append(f"{path.name}: its index column does not number the rows 0..{len(df) - 1}; rows used "
-                         "as they are")
-    else:
-        df = read_metrics(path)
+    if read_metrics_table is None:
+        return read_metrics(path).reset_index(), []
+    try:
+        return read_metrics_table(path), []
+    except DatasetError as e:
+        # a dataset's table numbers its digits 0..N-1; a table of chosen digits (a subset of the released
+        # one, say) need not, and a comparison does not depend on row identity: read it as it is
+        if "index column is not a permutation" not in str(e):
+            raise
+        from core.reading import DEFAULT_LIMITS
+        if path.stat().st_size > DEFAULT_LIMITS.max_bytes:
+            raise
+        df = read_metrics(path).reset_index()
+        return df, [f"{path.name}: its index column does not number the rows 0..{len(df) - 1}; rows used as "
+                    "they are"]
+
+
+def read_metrics_csv(path: Path) -> Source:
+    """A metrics table: the six METRICS columns plus an optional label column (kept)."""
+    df, notes = read_table(path)
     cols = _metric_columns()
     metrics = df[cols].reset_index(drop=True).astype(float)
     label_col = next((c for c in LABEL_COLUMNS if c in df.columns), None)
