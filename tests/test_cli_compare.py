@@ -14,7 +14,7 @@ import pytest
 
 import core.measure
 from core.cli import main
-from core.io import load_idx, save_idx
+from core.io import load_idx
 
 ROOT = Path(__file__).resolve().parent.parent
 ASSETS = ROOT / "assets" / "mnist-5k"
@@ -153,10 +153,11 @@ D = 6
 @pytest.fixture(scope="module")
 def pca(mnist):
     """A PCA decoder fitted on the bundled digits: codes (N, 6) in prior units -> images (N, 28, 28)."""
-    x = mnist[0].reshape(-1, 784).astype(np.float64) / 255
+    x = mnist[0][::2].reshape(-1, 784).astype(np.float64) / 255
     mean = x.mean(0)
-    _, s, vt = np.linalg.svd(x - mean, full_matrices=False)
-    comp = vt[:D] * (s[:D, None] / np.sqrt(len(x)))
+    xc = x - mean
+    var, vec = np.linalg.eigh(xc.T @ xc / len(x))  # ascending: the last D are the principal components
+    comp = (vec[:, ::-1][:, :D] * np.sqrt(np.clip(var[::-1][:D], 0, None))).T  # one prior sd per latent unit
 
     def decode(z):
         return np.clip(mean + np.asarray(z, dtype=np.float64) @ comp, 0, 1).reshape(-1, 28, 28)

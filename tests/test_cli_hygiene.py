@@ -149,6 +149,7 @@ def _wait_for(pred, proc, timeout=120.):
     return False
 
 
+@pytest.mark.slow
 def test_second_measure_on_the_same_output_is_refused_at_once(mnist, tmp_path):
     src = tmp_path / "train-images-idx3-ubyte.gz"
     save_idx(mnist[:3000], src)
@@ -209,6 +210,7 @@ def test_stale_parts_of_killed_writers_are_removed(mnist, tmp_path):
     assert len(pd.read_csv(out)) == 30
 
 
+@pytest.mark.slow
 def test_killed_perturb_leaves_a_part_that_the_next_run_removes(mnist, tmp_path):
     """kill -9 of a real `morpho perturb` mid-run: its image file's part stays; the next run removes it
     and writes the same bytes as an uninterrupted run."""
@@ -269,6 +271,7 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc")
 def test_pool_workers_do_not_outlive_a_killed_run(mnist, tmp_path):
     """kill -9 of `morpho perturb --workers 2`: its worker processes end too, within seconds."""

@@ -89,7 +89,6 @@ def command_line(argv=None) -> str:
 
 
 def run(args) -> int:
-    from core.analysis import compare_report
     from core.cli.sources import check_measured, load_source, measure_source
 
     # every input and the output are checked before any measuring starts
@@ -116,6 +115,7 @@ def run(args) -> int:
                       "sample metrics": samples.metrics_source or f"measured here ({args.mode} mode)",
                       "reference metrics": reference.metrics_source or f"measured here ({args.mode} mode)",
                       "command": command_line(getattr(args, "argv", None))}
+        from core.analysis import compare_report
         try:
             report = compare_report(samples.metrics, reference.metrics, sample_labels=samples.labels,
                                     reference_labels=ref_labels, seed=args.seed,

@@ -216,7 +216,6 @@ def _effects_text(effects) -> str:
 
 
 def run(args) -> int:
-    from core.analysis import traversal_effects
     from core.cli.compare import DEFAULT_REFERENCE, command_line, repo_root, write_report
     from core.cli.sources import check_measured, load_source, measure_source
 
@@ -255,7 +254,7 @@ def run(args) -> int:
             check_measured(reference, "reference digits")
             source["reference"] = f"{reference.path}: {reference.description}"
         source["command"] = command_line(getattr(args, "argv", None))
-        from core.analysis import measure_traversal
+        from core.analysis import measure_traversal, traversal_effects
         with common.executor(args, "thread") as (executor, workers):
             per_step = measure_traversal(grid, progress=common.progress(args), workers=workers, executor=executor,
                                          mode=args.mode)
