@@ -306,3 +306,20 @@ def test_checksums_file_names_stay_in_the_destination(tmp_path, capsys):
     assert main(["download", "--to", str(tmp_path / "d"), "--checksums", str(tmp_path / "fifo"), "-q"]) == 1
     assert "FIFO" in capsys.readouterr().err
     assert not (tmp_path / "d").exists()
+
+
+def test_force_never_overwrites_the_inputs(mnist, tmp_path, capsys):
+    from core.cli import main
+    folder = tmp_path / "data"
+    folder.mkdir()
+    src = folder / "t10k-images-idx3-ubyte.gz"
+    save_idx(mnist[:5], src)
+    before = src.read_bytes()
+    assert main(["measure", str(src), "-o", str(src), "--force", "-q"]) == 2
+    assert "is an input of this run" in capsys.readouterr().err
+    link = tmp_path / "link.csv"
+    link.symlink_to(src)
+    assert main(["measure", str(src), "-o", str(link), "--force", "-q"]) == 2
+    assert main(["perturb", str(src), "-p", "thinning", "-o", str(folder), "--force", "-q"]) == 2
+    assert "is an input of this run" in capsys.readouterr().err
+    assert src.read_bytes() == before

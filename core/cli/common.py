@@ -236,6 +236,22 @@ def check_output_file(path: Path, force: bool) -> None:
     check_writable(folder)
 
 
+def refuse_overwriting_inputs(outputs, inputs) -> None:
+    """Refuse an output that is one of the inputs (even through a link): ``--force`` must never turn a run
+    into the loss of its own source data."""
+    def key(p):
+        try:
+            st = os.stat(p)
+        except OSError:
+            return None
+        return st.st_dev, st.st_ino
+    sources = {key(p): Path(p) for p in inputs if p is not None and key(p) is not None}
+    for out in outputs:
+        k = key(out)
+        if k is not None and k in sources:
+            raise UsageError(f"{out} is an input of this run ({sources[k]}); choose another output")
+
+
 def prepare_outdir(outdir: Path) -> None:
     try:
         outdir.mkdir(parents=True, exist_ok=True)

@@ -115,6 +115,7 @@ def run(args) -> int:
     if args.output is None:
         return _stdout(args, idx_path, images, n)
     out = Path(args.output)
+    common.refuse_overwriting_inputs([out], [idx_path, Path(args.images)])
     common.check_output_file(out, args.force)  # folder exists and is writable (again under the lock below)
     # one run per output at a time: a second run on the same OUT.csv is refused at once (no race on the
     # partial file); the lock is released by the kernel even when this process is killed

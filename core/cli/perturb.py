@@ -157,9 +157,8 @@ def _run(args, stack: contextlib.ExitStack) -> int:
     out_labels = outdir / f"{prefix}-labels-idx1-ubyte.gz"
     out_metrics = outdir / f"{prefix}-morpho.csv"
     out_readme = outdir / "README.md"
-    labels = None
+    labels = lab_path = None
     if idx_path is not None and split_of(src):
-        lab_path = None
         with contextlib.suppress(DatasetError):
             lab_path = find_split(src.parent, prefix, require_labels=False).labels
         if lab_path is not None:
@@ -169,6 +168,7 @@ def _run(args, stack: contextlib.ExitStack) -> int:
                                    f"labels (in {src.parent})")
     targets = [out_images, out_readme] + ([out_labels] if labels is not None else []) + \
         ([out_metrics] if args.measure else [])
+    common.refuse_overwriting_inputs(targets, [src, idx_path, lab_path if labels is not None else None])
     common.report_removed(args, [p for t in targets for p in common.remove_stale_parts(t)])
     existing = [str(p) for p in targets if p.exists()]
     if existing and not args.force:
