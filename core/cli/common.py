@@ -19,12 +19,13 @@ class CLIError(Exception):
     """A user-facing error: printed as ``morpho CMD: error: MESSAGE`` with exit code 1."""
 
 
+class UsageError(CLIError):
+    """A bad option value found after parsing (e.g. a perturbation parameter): exit code 2, like argparse's."""
+
+
 # --------------------------------------------------------------------------------------------------------
 # argument types
 # --------------------------------------------------------------------------------------------------------
-
-class UsageError(CLIError):
-    """A bad option value found after parsing (e.g. a perturbation parameter): exit code 2, like argparse's."""
 
 
 def _number(text: str, integer: bool, what: str):
@@ -118,7 +119,8 @@ class Formatter(argparse.ArgumentDefaultsHelpFormatter):
 def add_compute_options(p: argparse.ArgumentParser, default_chunksize: int) -> None:
     g = p.add_mutually_exclusive_group()
     g.add_argument("--workers", type=workers, default=None, metavar="N",
-                   help="local worker processes (default: the number of CPUs; 1 runs in this process)")
+                   help="local workers: threads for measuring, processes for perturbing (default: the number "
+                        "of CPUs; 1 runs in this process)")
     g.add_argument("--scheduler", metavar="ADDRESS",
                    help="run on a Dask distributed cluster, e.g. tcp://HOST:8786 (the workers need this package "
                         "installed)")
