@@ -45,7 +45,7 @@ def add_parser(sub, fmt) -> None:
                    help="same as --test quadratic")
     p.add_argument("--seed", type=common.seed, default=0, help="seed of the report's random parts")
     g = p.add_mutually_exclusive_group()
-    g.add_argument("--workers", type=common.workers, default=None, metavar="N", help="local worker processes")
+    g.add_argument("--workers", type=common.workers, default=None, metavar="N", help="local workers (threads)")
     g.add_argument("--scheduler", metavar="ADDRESS", help="Dask scheduler address")
     p.add_argument("--connect-timeout", type=common.seconds, default=10., metavar="SECONDS",
                    help="how long to try reaching the scheduler")

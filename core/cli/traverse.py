@@ -89,7 +89,7 @@ def add_parser(sub, fmt) -> None:
     p.add_argument("--force", action="store_true", help="replace existing output files")
     p.add_argument("--mode", choices=("released", "upstream"), default="released", help="measuring mode")
     g = p.add_mutually_exclusive_group()
-    g.add_argument("--workers", type=common.workers, default=None, metavar="N", help="local worker processes")
+    g.add_argument("--workers", type=common.workers, default=None, metavar="N", help="local workers (threads)")
     g.add_argument("--scheduler", metavar="ADDRESS", help="Dask scheduler address")
     p.add_argument("--connect-timeout", type=common.seconds, default=10., metavar="SECONDS",
                    help="how long to try reaching the scheduler")
