@@ -33,7 +33,6 @@ import stat
 import struct
 import time
 import zlib
-import zlib as _zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, BinaryIO, Iterator, Optional
@@ -274,9 +273,6 @@ class _IdxSource:
             magic = self._read_raw(2)
             self.raw.seek(0)
             self.gz = magic == _GZIP_MAGIC
-            if not self.gz and _is_gzip_name(self.path) and self.file_size > 0:
-                raise IDXError(f"{self.name}: the name ends in .gz but the file is not gzip-compressed (it starts "
-                               f"with bytes {magic.hex(' ')}, a gzip file with 1f 8b); not a readable gzip file")
             self.stream = gzip.GzipFile(fileobj=self.raw, mode="rb") if self.gz else self.raw
             self.dtype, self.shape, self.header_size = self._header()
             self.count = math.prod(self.shape)  # Python ints: a forged header cannot overflow
@@ -328,18 +324,18 @@ class _IdxSource:
             head += self.read(4 * head[3])
         if self.gz and len(head) == 0:
             raise IDXError(f"{self.name}: file is empty once decompressed (a gzip file holding no data)")
-        return _parse_header(head, self.name)
+        return _parse_header(head, self.name, _gz_hint(self.path, self.gz))
 
     def _check_sizes(self) -> None:
         what = f"the data of shape {self.shape} ({_TYPE_NAMES[_code_of(self.dtype)]})"
-        if self.gz and self.nbytes > (self.file_size - 18) * _MAX_INFLATE_RATIO + self.header_size:
+        if not self.gz:  # the exact size is known: truncation and trailing bytes first
+            self.check_raw_length(self.file_size - self.header_size)
+        elif self.nbytes > max(self.file_size - 18, 0) * _MAX_INFLATE_RATIO + self.header_size:
             # Deflate cannot expand more than 1032:1, so this file cannot hold what its header declares:
             # refuse now rather than inflate up to the limit to find out.
             raise IDXError(f"{self.name}: truncated data: the header declares shape {self.shape}, "
                            f"{self.nbytes:,} bytes, but {self.file_size:,} compressed bytes can hold at most "
                            f"{max(self.file_size - 18, 0) * _MAX_INFLATE_RATIO:,}")
-        if not self.gz:  # the exact size is known: truncation and trailing bytes first
-            self.check_raw_length(self.file_size - self.header_size)
         check_size(self.nbytes, self.max_bytes, self.name, what, IDXError)
 
     def check_raw_length(self, have: int) -> None:
@@ -390,7 +386,15 @@ class _IdxSource:
         self.close()
 
 
-def _parse_header(data: bytes, name) -> tuple[np.dtype, tuple[int, ...], int]:
+def _gz_hint(path: Path, gz: bool) -> str:
+    # Browsers often decompress a downloaded .gz and keep its name, so plain content under a .gz name is
+    # read as plain; when it is not IDX either, the message says both.
+    if _is_gzip_name(path) and not gz:
+        return " (the name ends in .gz, but the file is not gzip-compressed either: not a readable gzip file)"
+    return ""
+
+
+def _parse_header(data: bytes, name, hint: str = "") -> tuple[np.dtype, tuple[int, ...], int]:
     """Return (big-endian dtype, shape, header size) of IDX bytes, validating the magic number."""
     if len(data) == 0:
         raise IDXError(f"{name}: file is empty")
@@ -399,7 +403,7 @@ def _parse_header(data: bytes, name) -> tuple[np.dtype, tuple[int, ...], int]:
     zero1, zero2, type_code, ndim = data[0], data[1], data[2], data[3]
     if zero1 != 0 or zero2 != 0:
         raise IDXError(f"{name}: wrong magic number 0x{data[:4].hex()} (an IDX file starts with two zero "
-                       f"bytes); not an IDX file")
+                       f"bytes); not an IDX file{hint}")
     if type_code not in _IDX_TYPES:
         raise IDXError(f"{name}: unknown IDX type code 0x{type_code:02x} (expected one of "
                        + ", ".join(f"0x{c:02x} {n}" for c, n in _TYPE_NAMES.items()) + ")")
@@ -438,9 +442,6 @@ def read_idx_header(path: str | os.PathLike, *, display_name: Optional[str] = No
         except OSError as e:
             raise IDXError(f"{name}: cannot read ({e.strerror or e})") from None
         gz = magic == _GZIP_MAGIC
-        if not gz and _is_gzip_name(path) and magic:
-            raise IDXError(f"{name}: the name ends in .gz but the file is not gzip-compressed (it starts with "
-                           f"bytes {magic.hex(' ')}); not a readable gzip file")
         f = gzip.GzipFile(fileobj=raw, mode="rb") if gz else raw
         try:
             head = f.read(4)
@@ -452,7 +453,7 @@ def read_idx_header(path: str | os.PathLike, *, display_name: Optional[str] = No
             raise IDXError(f"{name}: cannot read ({e.strerror or e})") from None
     if gz and not head:
         raise IDXError(f"{name}: file is empty once decompressed (a gzip file holding no data)")
-    dtype, shape, _ = _parse_header(head, name)
+    dtype, shape, _ = _parse_header(head, name, _gz_hint(path, gz))
     return dtype.newbyteorder("="), shape
 
 
@@ -626,11 +627,12 @@ def save_idx(data: np.ndarray, path: str | os.PathLike) -> None:
 def _host_tag() -> str:
     # Part names carry the writer's host, so that a pid is only judged on the machine that owns it
     # (a folder may be shared over the network).
-    return _zlib.crc32(socket.gethostname().encode()).to_bytes(4, "big").hex()
+    return zlib.crc32(socket.gethostname().encode()).to_bytes(4, "big").hex()
 
 
-#: ``.<name>.<pid>-<host>.<random>.part``; older versions wrote ``.<name>.<random>.part``.
-_PART_RE = re.compile(r"^\.(?P<name>.+)\.(?:(?P<pid>\d+)-(?P<host>[0-9a-f]{8})\.)?(?P<rand>[A-Za-z0-9_]{6,})\.part$")
+#: The middle of ``.<name>.<pid>-<host>.<random>.part``; older versions wrote ``.<name>.<random>.part``
+#: (tempfile.mkstemp's 8 random characters).
+_PART_RE = re.compile(r"^(?:(?P<pid>\d+)-(?P<host>[0-9a-f]{8})\.)?(?P<rand>[A-Za-z0-9_]{6,})$")
 
 
 def part_name(path: Path) -> str:
@@ -756,9 +758,12 @@ def remove_stale_parts(path: str | os.PathLike, older_than: float = 3600.0) -> l
         return removed
     host = _host_tag()
     now = time.time()
+    prefix, suffix = f".{path.name}.", ".part"
     for entry in entries:
-        m = _PART_RE.match(entry.name)
-        if not m or m.group("name") != path.name:
+        if not (entry.name.startswith(prefix) and entry.name.endswith(suffix)):
+            continue
+        m = _PART_RE.match(entry.name[len(prefix):-len(suffix)])
+        if not m:
             continue
         try:
             st = entry.stat(follow_symlinks=False)

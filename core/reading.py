@@ -24,7 +24,8 @@ import contextlib
 import math
 import os
 import re
-import warnings
+import stat
+import struct
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,7 +34,7 @@ from typing import BinaryIO, Callable, Optional
 import numpy as np
 import pandas as pd
 
-from core.io import (DEFAULT_LIMITS, IDXError, ReadLimits, UnreadableFileError, as_limits, check_regular_file,
+from core.io import (DEFAULT_LIMITS, ReadLimits, UnreadableFileError, as_limits, check_regular_file,
                      check_size, load_idx, open_regular_file, read_idx_header)
 
 __all__ = [
@@ -51,6 +52,7 @@ _DATASET_IMAGE_KEYS = ("images", "x", "X", "x_train", "x_test", "imgs", "digits"
 _DATASET_LABEL_KEYS = ("labels", "y", "Y", "y_train", "y_test", "targets", "arr_1")
 _TORCH_LEGACY_MAGIC = bytes.fromhex("8a0a6cfc9c46f9206aa85019")  # pickle LONG1 of torch's magic number
 _MAX_NPY_HEADER = 10_000  # bytes; numpy's own default limit for untrusted headers
+_MAX_NPZ_ARRAYS = 1_000  # every member's header is read: bound that work
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -308,6 +310,9 @@ def _open_npz(path: Path, name: str, limits: ReadLimits, display_name) -> ArrayF
         for info in zf.infolist():
             if info.filename.endswith(".npy") and not info.is_dir():
                 members[info.filename[:-4]] = info
+        if len(members) > _MAX_NPZ_ARRAYS:
+            raise UnreadableFileError(f"{name}: an archive of {len(members):,} arrays; expected an .npz of a few "
+                                      f"arrays (at most {_MAX_NPZ_ARRAYS:,})")
         if not members:
             names = zf.namelist()
             raise UnreadableFileError(
@@ -403,12 +408,14 @@ def _open_torch(path: Path, name: str, limits: ReadLimits, display_name) -> Arra
         except MemoryError:
             raise
         except Exception as e:
-            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            if path.as_posix() in first:
-                first = first.replace(path.as_posix(), name)
-            raise UnreadableFileError(f"{name}: a PyTorch file that torch.load(weights_only=True) refuses (it holds "
-                                      f"objects other than tensors, which are never unpickled, or is damaged: "
-                                      f"{first[:200]})") from None
+            # Not torch's own advice (it suggests weights_only=False, which would run the file's code):
+            # only the name of the refused object, when it says one.
+            m = re.search(r"GLOBAL ([\w.]+)", str(e))
+            what = f" ({m.group(1)})" if m else ""
+            damaged = "" if m else f", or it is damaged ({type(e).__name__})"
+            raise UnreadableFileError(f"{name}: a PyTorch file that holds objects other than tensors{what}, which are "
+                                      f"never unpickled{damaged}; save plain tensors (torch.save(tensor, path)) "
+                                      "or a NumPy array") from None
     arrays = _torch_arrays(obj, name)
     headers = {}
     for k, a in arrays.items():
@@ -423,6 +430,12 @@ def _open_torch(path: Path, name: str, limits: ReadLimits, display_name) -> Arra
 
 def is_image_file(p: Path) -> bool:
     return p.suffix.lower() in (".png", ".jpg", ".jpeg")
+
+
+def _check_pixels(w: int, h: int, limits: ReadLimits, name: str) -> None:
+    if w * h > limits.max_image_pixels:
+        raise UnreadableFileError(f"{name}: a {w}x{h} image ({w * h:,} pixels), over the limit of "
+                                  f"{limits.max_image_pixels:,} pixels; not decoded")
 
 
 def read_image(path, *, limits: Optional[ReadLimits] = None, display_name: Optional[str] = None) -> np.ndarray:
@@ -447,10 +460,14 @@ def read_image(path, *, limits: Optional[ReadLimits] = None, display_name: Optio
     path = Path(path)
     name = display_name or str(path)
     with open_regular_file(path, "image", display_name=display_name) as f:
+        head = f.read(24)
+        f.seek(0)
+        if head[:8] == b"\x89PNG\r\n\x1a\n" and head[12:16] == b"IHDR":
+            # The size is in the PNG header: refuse before PIL (whose own bomb check would only warn).
+            w, h = struct.unpack(">II", head[16:24])
+            _check_pixels(w, h, limits, name)
         try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-                im = Image.open(f, formats=["PNG", "JPEG"])
+            im = Image.open(f, formats=["PNG", "JPEG"])
         except Image.DecompressionBombError as e:
             raise UnreadableFileError(f"{name}: image too large ({e}); limit {limits.max_image_pixels:,} pixels"
                                       ) from None
@@ -460,9 +477,7 @@ def read_image(path, *, limits: Optional[ReadLimits] = None, display_name: Optio
             raise UnreadableFileError(f"{name}: damaged image header ({e})") from None
         with im:
             w, h = im.size
-            if w * h > limits.max_image_pixels:
-                raise UnreadableFileError(f"{name}: a {w}x{h} image ({w * h:,} pixels), over the limit of "
-                                          f"{limits.max_image_pixels:,} pixels; not decoded")
+            _check_pixels(w, h, limits, name)
             if w == 0 or h == 0:
                 raise UnreadableFileError(f"{name}: an empty {w}x{h} image")
             try:
@@ -679,17 +694,18 @@ def _beside(folder: Path, split: str, kind: str) -> Optional[Path]:
     return None
 
 
-def _read_idx_digits(path: Path, limits: ReadLimits, notes: list) -> np.ndarray:
+def _read_idx_digits(path: Path, limits: ReadLimits, notes: list, name: Optional[str] = None) -> np.ndarray:
     DatasetError = _dataset_error()
-    dtype, shape = read_idx_header(path)
+    name = name or str(path)
+    dtype, shape = read_idx_header(path, display_name=name)
     if len(shape) != 3:
-        raise DatasetError(f"{path}: expected images of shape (N, 28, 28), found shape {shape}")
-    check_digit_count(shape[0], limits, str(path))
+        raise DatasetError(f"{name}: expected images of shape (N, 28, 28), found shape {shape}")
+    check_digit_count(shape[0], limits, name)
     if shape[1:] not in ((28, 28), (32, 32)):
-        raise DatasetError(f"{path}: expected 28x28 digits, found {shape[1]}x{shape[2]} images")
-    data = load_idx(path, max_bytes=limits.max_bytes)
+        raise DatasetError(f"{name}: expected 28x28 digits, found {shape[1]}x{shape[2]} images")
+    data = load_idx(path, max_bytes=limits.max_bytes, display_name=name)
     if data.dtype != np.uint8 or data.shape[1:] != (28, 28):
-        return _to_uint8_digits(data, str(path), notes)
+        return _to_uint8_digits(data, name, notes)
     return data
 
 
@@ -722,13 +738,18 @@ def _read_folder(folder: Path, split: Optional[str], limits: ReadLimits, only: O
                            f"t10k-images-idx3-ubyte){hint}")
     splits = sorted(found, key=lambda s: (_SPLIT_ORDER.get(s, 2), s))
     images, labels, perts, metrics, parts, notes, sources = [], [], [], [], [], [], []
-    total = 0
+    # The splits together stay within the limits: their headers are checked before any is read.
+    total = total_bytes = 0
+    for s in splits:
+        _, shape = read_idx_header(found[s])
+        total += shape[0] if shape else 0
+        total_bytes += math.prod(shape)
+        check_digit_count(total, limits, str(folder))
+        check_size(total_bytes, limits.max_bytes, str(folder), f"the images of {', '.join(splits)}")
     for s in splits:
         img_path = found[s]
         imgs = _read_idx_digits(img_path, limits, notes)
         n = len(imgs)
-        total += n
-        check_digit_count(total, limits, str(folder))
         lab_path = _beside(folder, s, "labels")
         labels.append(None if lab_path is None else _read_idx_vector(lab_path, n, "labels", limits))
         if lab_path is None:
@@ -760,11 +781,11 @@ def _read_folder(folder: Path, split: Optional[str], limits: ReadLimits, only: O
         metrics_source=("CSV " + ", ".join(sources)) if have_metrics else None, notes=notes, parts=parts)
 
 
-def _read_array_dataset(path: Path, kind: str, limits: ReadLimits) -> DigitData:
+def _read_array_dataset(path: Path, kind: str, limits: ReadLimits, display_name: Optional[str]) -> DigitData:
     DatasetError = _dataset_error()
-    name = str(path)
+    name = display_name or str(path)
     notes: list = []
-    with open_arrays(path, limits=limits, kind=kind) as arrays:
+    with open_arrays(path, limits=limits, kind=kind, display_name=name) as arrays:
         heads = arrays.headers
         img_key = next((k for k in _DATASET_IMAGE_KEYS if k in heads), None)
         if img_key is None:
@@ -774,8 +795,7 @@ def _read_array_dataset(path: Path, kind: str, limits: ReadLimits) -> DigitData:
             raise DatasetError(f"{name}: no image array among {', '.join(heads) or 'no arrays'} (name it 'images' "
                                "or 'x')")
         shape = heads[img_key].shape
-        n = shape[0] if len(shape) >= 2 and shape[-1] != 784 or len(shape) == 2 else 0
-        check_digit_count(n, limits, name)
+        check_digit_count(shape[0] if len(shape) >= 2 else 0, limits, name)  # digits lie along the first axis
         what = name if arrays.kind == "npy" else f"{name} [{img_key}]"
         images = _to_uint8_digits(arrays.read(img_key), what, notes)
         labels = perts = None
@@ -785,15 +805,18 @@ def _read_array_dataset(path: Path, kind: str, limits: ReadLimits) -> DigitData:
         if "perturbations" in heads:
             perts = _as_labels(arrays.read("perturbations"), len(images), f"{name} [perturbations]")
     metrics = source = None
+    shown = Path(display_name) if display_name else path
     csv = path.parent / f"{path.stem}-morpho.csv"
     if os.path.lexists(csv):
-        metrics = read_metrics_table(csv, n=len(images), limits=limits).loc[:, list(METRICS)]
+        csv_name = str(shown.parent / f"{shown.stem}-morpho.csv")
+        metrics = read_metrics_table(csv, n=len(images), limits=limits, display_name=csv_name).loc[:, list(METRICS)]
         source = f"CSV {csv.name}"
-    return DigitData(images=images, labels=labels, metrics=metrics, perturbations=perts, name=path.name, split=None,
-                     path=path, metrics_source=source, notes=notes, parts=[(path.stem, len(images))])
+    return DigitData(images=images, labels=labels, metrics=metrics, perturbations=perts, name=shown.name, split=None,
+                     path=path, metrics_source=source, notes=notes, parts=[(shown.stem, len(images))])
 
 
-def read_dataset(path, *, split: Optional[str] = None, limits: Optional[ReadLimits] = None) -> DigitData:
+def read_dataset(path, *, split: Optional[str] = None, limits: Optional[ReadLimits] = None,
+                 display_name: Optional[str] = None) -> DigitData:
     """Read digits: an MNIST / Morpho-MNIST folder, one IDX images file, or a .npy/.npz (or PyTorch) array.
 
     Parameters
@@ -811,6 +834,9 @@ def read_dataset(path, *, split: Optional[str] = None, limits: Optional[ReadLimi
         Read only this split of a folder.
     limits : ReadLimits, optional
         Bounds on bytes and digits read (default :data:`DEFAULT_LIMITS`).
+    display_name : str, optional
+        For a single file (e.g. an upload saved to a temporary file): its name in messages and in
+        ``DigitData.name``, instead of `path`.
 
     Returns
     -------
@@ -827,32 +853,34 @@ def read_dataset(path, *, split: Optional[str] = None, limits: Optional[ReadLimi
         Files that do not agree (label or metrics counts), a folder without digits, unusable arrays.
     """
     limits = as_limits(limits)
-    path = Path(os.path.expanduser(str(path)))
     if not str(path).strip():
         raise _dataset_error()("no path given")
+    path = Path(os.path.expanduser(str(path)))
+    name = display_name or str(path)
     try:
         st = os.stat(path)
     except FileNotFoundError:
-        raise FileNotFoundError(f"{path}: no such file or folder") from None
+        raise FileNotFoundError(f"{name}: no such file or folder") from None
     except OSError as e:
-        raise UnreadableFileError(f"{path}: cannot read ({e.strerror or e})") from None
-    import stat as _stat
-    if _stat.S_ISDIR(st.st_mode):
+        raise UnreadableFileError(f"{name}: cannot read ({e.strerror or e})") from None
+    if stat.S_ISDIR(st.st_mode):
         return _read_folder(path, split, limits)
-    check_regular_file(path, "data file")
-    kind = sniff(path)
+    check_regular_file(path, "data file", display_name=display_name)
+    kind = sniff(path, display_name=display_name)
     if kind in ("npy", "npz", "torch"):
-        return _read_array_dataset(path, kind, limits)
+        return _read_array_dataset(path, kind, limits, display_name)
     if kind == "idx":
-        if _IMAGES_RE.match(path.name):
+        if _IMAGES_RE.match(path.name) and display_name is None:
             return _read_folder(path.parent, split, limits, only=path)
         notes: list = []
-        images = _read_idx_digits(path, limits, notes)
-        return DigitData(images=images, labels=None, metrics=None, perturbations=None, name=path.name, split=None,
-                         path=path, notes=notes + [f"{path.name}: no labels (not an MNIST-style file name)"],
-                         parts=[(path.name, len(images))])
-    raise UnreadableFileError(f"{path}: {describe_kind(path, kind)}; open a folder of MNIST IDX files, a "
-                              "Morpho-MNIST dataset folder, an IDX images file or a .npy/.npz array")
+        images = _read_idx_digits(path, limits, notes, name)
+        shown = Path(name).name
+        return DigitData(images=images, labels=None, metrics=None, perturbations=None, name=shown, split=None,
+                         path=path, notes=notes + [f"{shown}: no labels (not an MNIST-style file name beside its "
+                                                   "label file)"],
+                         parts=[(shown, len(images))])
+    raise UnreadableFileError(f"{name}: {describe_kind(path, kind, display_name)}; open a folder of MNIST IDX files, "
+                              "a Morpho-MNIST dataset folder, an IDX images file or a .npy/.npz array")
 
 
 def describe_kind(path: Path, kind: str, display_name: Optional[str] = None) -> str:

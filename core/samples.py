@@ -32,6 +32,7 @@ float32 in [0, 1] (from float sources), bright digits on a dark background.
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import re
@@ -351,7 +352,8 @@ def _fit_28(stack: np.ndarray, what: str, resize: Optional[str], shape_text: str
         "(N,28,28), (N,1,28,28) or (N,784), or pass resize='area' (or 'bilinear') to resize them to 28x28")
 
 
-def as_digit_images(a: np.ndarray, what: str, resize=None) -> tuple[np.ndarray, str]:
+def as_digit_images(a: np.ndarray, what: str, resize=None, *, found: Optional[str] = None
+                    ) -> tuple[np.ndarray, str]:
     """(N, 28, 28) images from an array shaped (28,28), (N,H,W), (N,1,H,W), (N,H,W,1), (N,784) or (N,1024).
 
     28x28 images are returned as they are (a view); 32x32 images whose 2-pixel border is blank are
@@ -364,6 +366,8 @@ def as_digit_images(a: np.ndarray, what: str, resize=None) -> tuple[np.ndarray, 
         Name used in messages.
     resize : {None, False, True, 'area', 'bilinear'}
         Resample images that are not 28x28 (True means 'area').
+    found : str, optional
+        What the images are, for messages (default: "an array of shape ...").
 
     Returns
     -------
@@ -387,14 +391,10 @@ def as_digit_images(a: np.ndarray, what: str, resize=None) -> tuple[np.ndarray, 
             hint = " (colour images: convert to grayscale first)"
         raise SampleFormatError(f"{what}: found an array of shape {s}{hint}; expected (N,28,28), "
                                 "(N,1,28,28) or (N,784)")
-    if stack.ndim == 3 and (stack.shape[1] < 4 or stack.shape[2] < 4):
+    if stack.shape[1] < 4 or stack.shape[2] < 4:
         raise SampleFormatError(f"{what}: found an array of shape {a.shape}; expected (N,28,28), "
                                 "(N,1,28,28) or (N,784)")
-    return _fit_28(stack, what, method, f"an array of shape {a.shape}")
-
-
-def _check_polarity_any(images: np.ndarray, what: str) -> str:
-    return _check_polarity(images.reshape(-1, _SIDE, _SIDE), what)
+    return _fit_28(stack, what, method, found or f"an array of shape {a.shape}")
 
 
 # --------------------------------------------------------------------------------------------
@@ -415,16 +415,28 @@ class _Layout:
     outer: bool  # padding also around the grid (torchvision's make_grid)
 
 
-def _pad_mask(H: int, W: int, lay: _Layout) -> np.ndarray:
-    """True on the padding pixels of a layout."""
-    mask = np.ones((H, W), bool)
-    off = lay.pad if lay.outer else 0
-    for i in range(lay.rows):
-        y = off + i * (lay.cell_h + lay.pad)
-        for j in range(lay.cols):
-            x = off + j * (lay.cell_w + lay.pad)
-            mask[y:y + lay.cell_h, x:x + lay.cell_w] = False
-    return mask
+def _pad_lines(size: int, cell: int, lay: _Layout) -> np.ndarray:
+    """True on the padding rows (or columns) of a layout."""
+    pos = np.arange(size) % (cell + lay.pad)
+    return pos < lay.pad if lay.outer else pos >= cell
+
+
+@dataclass
+class _LineStats:
+    """Each row's and column's darkest and brightest value: every padding pixel lies on a padding row or
+    column, so a layout's padding is checked in O(H + W) from these, whatever the number of candidates."""
+
+    row_min: np.ndarray
+    row_max: np.ndarray
+    col_min: np.ndarray
+    col_max: np.ndarray
+    tol: float
+
+    @classmethod
+    def of(cls, img: np.ndarray) -> "_LineStats":
+        a = img.astype(np.float64) if img.dtype.kind == "f" else img
+        return cls(a.min(axis=1).astype(np.float64), a.max(axis=1).astype(np.float64),
+                   a.min(axis=0).astype(np.float64), a.max(axis=0).astype(np.float64), _tolerance(img))
 
 
 def _tolerance(img: np.ndarray) -> float:
@@ -432,18 +444,19 @@ def _tolerance(img: np.ndarray) -> float:
     return 0.03 * span  # JPEG grids are lossy: the padding is uniform only up to a few levels
 
 
-def _uniform_padding(img: np.ndarray, lay: _Layout) -> Optional[float]:
+def _uniform_padding(stats: _LineStats, lay: _Layout) -> Optional[float]:
     """The padding value when every padding pixel has (nearly) the same value, else None."""
-    mask = _pad_mask(*img.shape, lay)
-    pad = img[mask]
-    if pad.size == 0:
+    if lay.pad == 0:
         return None
-    value = float(np.median(pad))
-    if np.abs(pad.astype(np.float64) - value).max() > _tolerance(img):
+    rows = _pad_lines(len(stats.row_min), lay.cell_h, lay)
+    cols = _pad_lines(len(stats.col_min), lay.cell_w, lay)
+    if not rows.any() and not cols.any():
         return None
-    if np.abs(img[~mask].astype(np.float64) - value).max() <= _tolerance(img):
-        return None  # every cell blank as well: nothing tells the layout
-    return value
+    lo = min(stats.row_min[rows].min(initial=np.inf), stats.col_min[cols].min(initial=np.inf))
+    hi = max(stats.row_max[rows].max(initial=-np.inf), stats.col_max[cols].max(initial=-np.inf))
+    if hi - lo > 2 * stats.tol:
+        return None
+    return (lo + hi) / 2
 
 
 def _fixed_cell_layouts(size: int, n: int, cell: int) -> list:
@@ -461,6 +474,9 @@ def _fixed_cell_layouts(size: int, n: int, cell: int) -> list:
 def _find_layout(img: np.ndarray, rows: Optional[int], cols: Optional[int], what: str) -> _Layout:
     H, W = img.shape
     if rows is None and cols is None:
+        if img.size and img.max() == img.min():
+            raise SampleFormatError(f"{what}: found a {W}x{H} image of one uniform value; expected digits")
+        stats = _LineStats.of(img)
         candidates = []
         if H % _SIDE == 0 and W % _SIDE == 0:
             candidates.append(_Layout(H // _SIDE, W // _SIDE, _SIDE, _SIDE, 0, False))
@@ -472,7 +488,7 @@ def _find_layout(img: np.ndarray, rows: Optional[int], cols: Optional[int], what
         if H % 32 == 0 and W % 32 == 0 and (H, W) != (32, 32):
             candidates.append(_Layout(H // 32, W // 32, 32, 32, 0, False))
         for lay in candidates:
-            if lay.rows >= 1 and lay.cols >= 1 and (lay.pad == 0 or _uniform_padding(img, lay) is not None):
+            if lay.rows >= 1 and lay.cols >= 1 and (lay.pad == 0 or _uniform_padding(stats, lay) is not None):
                 return lay
         # torchvision's make_grid with another cell size: the smallest period whose padding lines are all
         # uniform (a larger one would merge cells).
@@ -480,7 +496,7 @@ def _find_layout(img: np.ndarray, rows: Optional[int], cols: Optional[int], what
             if (H - 2) % (c + 2) or (W - 2) % (c + 2):
                 continue
             lay = _Layout((H - 2) // (c + 2), (W - 2) // (c + 2), c, c, 2, True)
-            if lay.rows * lay.cols > 1 and _uniform_padding(img, lay) is not None:
+            if lay.rows * lay.cols > 1 and _uniform_padding(stats, lay) is not None:
                 return lay
         raise SampleFormatError(f"{what}: found a {W}x{H} image that is not an obvious grid of digit cells (cells "
                                 "without gaps, or torchvision's make_grid with 2-pixel padding); give its rows "
@@ -513,7 +529,7 @@ def _split_grid(img: np.ndarray, rows: Optional[int], cols: Optional[int], what:
             y0 = off + i * (lay.cell_h + lay.pad)
             x0 = off + j * (lay.cell_w + lay.pad)
             cells[i, j] = img[y0:y0 + lay.cell_h, x0:x0 + lay.cell_w]
-    pad_value = _uniform_padding(img, lay) if lay.pad else None
+    pad_value = _uniform_padding(_LineStats.of(img), lay) if lay.pad else None
     return cells, lay, pad_value
 
 
@@ -553,14 +569,19 @@ class _Raw:
 
 
 def _digit_count(shape: tuple) -> int:
+    """How many images an array of this shape holds (for the max_digits limit, before reading it)."""
     if len(shape) <= 1:
         return 1
+    if len(shape) == 2 and shape in ((_SIDE, _SIDE), (32, 32)):
+        return 1
+    if shape[-1] in (_SIDE * _SIDE, 32 * 32):  # flattened images: (..., 784)
+        return math.prod(shape[:-1])
     if len(shape) == 2:
-        return shape[0] if shape[1] in (_SIDE * _SIDE, 32 * 32) and shape not in ((28, 28), (32, 32)) else 1
+        return 1
     return math.prod(shape[:-2]) if shape[-1] != 1 else math.prod(shape[:-3])
 
 
-def _choose_key(heads: dict, key: Optional[str], prefs, want, name: str) -> str:
+def _choose_key(heads: dict, key: Optional[str], prefs, want, name: str, what: str = "the images") -> str:
     if key is not None:
         if key not in heads:
             found = ", ".join(f"{k} {h.shape} {h.dtype}" for k, h in heads.items())
@@ -573,7 +594,7 @@ def _choose_key(heads: dict, key: Optional[str], prefs, want, name: str) -> str:
     if len(candidates) == 1:
         return candidates[0]
     found = ", ".join(f"{k} {h.shape} {h.dtype}" for k, h in heads.items())
-    raise SampleFormatError(f"{name}: found arrays {found}; expected one of them to be the images "
+    raise SampleFormatError(f"{name}: found arrays {found}; expected one of them to be {what} "
                             f"(named one of {list(prefs)}), or pass key=")
 
 
@@ -683,12 +704,10 @@ def _read_raw(path: Path, key: Optional[str], rows, cols, name: str, limits: Rea
 def _scrub(message: str, path: Path, name: str) -> str:
     """Replace every spelling of `path` in `message` by the name the user knows."""
     spellings = {str(path), path.as_posix()}
-    with_resolved = set(spellings)
-    try:
-        with_resolved.add(str(path.resolve()))
-    except (OSError, RuntimeError):
-        pass
-    for s in sorted(with_resolved, key=len, reverse=True):
+    with contextlib.suppress(OSError, RuntimeError):
+        if not path.is_symlink():  # a link's target is not the temporary path; keep it
+            spellings.add(str(path.resolve()))
+    for s in sorted(spellings, key=len, reverse=True):
         if s and s != name:
             message = message.replace(s, name)
     return message
@@ -789,7 +808,8 @@ def _load_samples(path, name, value_range, key, rows, cols, method, limits) -> S
             arr = arr[:len(arr) - tail]
             notes.append(f"{name}: dropped {tail} blank cell{'s' if tail > 1 else ''} at the end of the grid's "
                          "last row (a partial last row, as torchvision's make_grid leaves)")
-    imgs, note = as_digit_images(arr, name, method)
+    found = f"a grid of {raw.layout.cell_w}x{raw.layout.cell_h} cells" if raw.layout is not None else None
+    imgs, note = as_digit_images(arr, name, method, found=found)
     if note:
         notes.append(note)
     imgs, source_range, range_note = normalise_range(imgs, value_range, what=name)
@@ -909,9 +929,15 @@ def _traversal_grid(raw: np.ndarray, rows, cols, bases, method, name: str, desc:
 def _load_traversal(path, name, rows, cols, value_range, key, bases, method, limits) -> Traversal:
     raw = _read_raw(path, key, rows, cols, name, limits, method, prefs=_TRAVERSAL_KEYS)
     check_digit_count(_digit_count(raw.array.shape), limits, name)
-    grid = _traversal_grid(raw.array, rows, cols, bases, method, name, raw.desc)
+    if raw.layout is not None:  # a grid image: its rows are the latents, its columns the steps
+        if bases not in (None, 1):
+            raise SampleFormatError(f"{name}: found {raw.desc}, one base code; expected {bases}")
+        grid = raw.array[None]
+    else:
+        grid = _traversal_grid(raw.array, rows, cols, bases, method, name, raw.desc)
     B, L, S = grid.shape[:3]
-    imgs, note = as_digit_images(grid.reshape(B * L * S, *grid.shape[3:]), name, method)
+    found = f"a grid of {raw.layout.cell_w}x{raw.layout.cell_h} cells" if raw.layout is not None else None
+    imgs, note = as_digit_images(grid.reshape(B * L * S, *grid.shape[3:]), name, method, found=found)
     notes = [note] if note else []
     imgs, source_range, range_note = normalise_range(imgs, value_range, what=name)
     range_note += _check_polarity(imgs, name)
@@ -972,7 +998,8 @@ def _load_codes(path: Path, name: str, key, limits: ReadLimits) -> pd.DataFrame:
     if kind in ("npy", "npz", "torch"):
         with open_arrays(path, limits=limits, display_name=name, kind=kind) as arrays:
             k = "arr_0" if arrays.kind == "npy" else _choose_key(arrays.headers, key, _CODE_KEYS,
-                                                                 lambda h: len(h.shape) in (1, 2), name)
+                                                                 lambda h: len(h.shape) in (1, 2), name,
+                                                                 "the codes")
             arr = arrays.read(k)
     elif kind == "text":
         with open_regular_file(path, "CSV file", display_name=name) as f:

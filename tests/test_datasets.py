@@ -286,3 +286,96 @@ def test_generate_params_defaults_are_the_papers():
     p = GenerateParams()
     assert (p.threshold, p.scale, p.thin_amount, p.thick_amount) == (.5, 4, .7, 1.)
     assert (p.swel_strength, p.swel_radius, p.frac_num, p.frac_thickness, p.frac_prune) == (3, 7, 3, 1.5, 2)
+
+
+# ---- the reading layer (core.reading) over dataset folders ----------------------------------------------
+
+def test_read_dataset_folder_of_two_splits_with_metrics(tmp_path, tiny_mnist, generated):
+    from core.reading import read_dataset
+
+    data = read_dataset(tiny_mnist)
+    assert data.images.shape == (30, 28, 28) and data.parts == [("train", 20), ("t10k", 10)]
+    assert data.split is None and data.metrics is None and data.metrics_source is None
+    assert any("no metrics table (train-morpho.csv)" in n for n in data.notes)
+    t10k = read_dataset(tiny_mnist, split="t10k")
+    assert t10k.split == "t10k" and len(t10k) == 10
+    np.testing.assert_array_equal(t10k.labels, load_idx(tiny_mnist / "t10k-labels-idx1-ubyte"))
+    with pytest.raises(DatasetError, match="no test images .* splits here: t10k, train"):
+        read_dataset(tiny_mnist, split="test")
+
+    glob = read_dataset(generated / "global", split="train")
+    assert glob.metrics.shape == (20, 6) and glob.metrics_source == "CSV train-morpho.csv"
+    assert set(np.unique(glob.perturbations)) <= {0, 1, 2}
+    one_file = read_dataset(generated / "global" / "t10k-images-idx3-ubyte.gz")
+    assert one_file.split == "t10k" and len(one_file) == 10 and one_file.metrics is not None
+    with pytest.raises(DatasetError, match="these sub-folders hold digits: frac, global"):
+        read_dataset(generated)
+
+
+def test_read_dataset_files_that_disagree(tmp_path, mnist):
+    from core.reading import read_dataset
+
+    images, labels = mnist
+    save_idx(images[:10], tmp_path / "train-images-idx3-ubyte.gz")
+    save_idx(labels[:9], tmp_path / "train-labels-idx1-ubyte.gz")
+    with pytest.raises(DatasetError, match=r"train-labels-idx1-ubyte.gz: labels of shape \(9,\) for 10 digits"):
+        read_dataset(tmp_path)
+    save_idx(labels[:10], tmp_path / "train-labels-idx1-ubyte.gz")
+    pd.DataFrame({"index": range(8), **{m: 1.0 for m in datasets.METRIC_COLUMNS}}).to_csv(
+        tmp_path / "train-morpho.csv", index=False)
+    with pytest.raises(DatasetError, match="metrics table has 8 rows for 10 digits"):
+        read_dataset(tmp_path)
+
+
+def test_read_dataset_arrays(tmp_path, mnist):
+    from core.reading import read_dataset
+
+    images, labels = mnist
+    np.savez(tmp_path / "d.npz", x=(images[:50] / 255.0).astype(np.float32), y=np.eye(10)[labels[:50]])
+    data = read_dataset(tmp_path / "d.npz")
+    np.testing.assert_array_equal(data.images, images[:50])
+    np.testing.assert_array_equal(data.labels, labels[:50])  # one-hot labels
+    assert data.metrics is None
+    pd.DataFrame({"index": np.arange(50)[::-1], **{m: np.arange(50.0)[::-1] for m in datasets.METRIC_COLUMNS}}).to_csv(
+        tmp_path / "d-morpho.csv", index=False)
+    data = read_dataset(tmp_path / "d.npz")
+    np.testing.assert_array_equal(data.metrics["area"], np.arange(50.0))  # ordered by the index column
+    np.save(tmp_path / "p.npy", np.pad(images[:5], ((0, 0), (2, 2), (2, 2))))
+    data = read_dataset(tmp_path / "p.npy")
+    np.testing.assert_array_equal(data.images, images[:5])
+    assert any("cropped" in n for n in data.notes)
+
+
+def test_read_metrics_table(tmp_path):
+    from core.reading import read_metrics_table
+
+    cols = list(datasets.METRIC_COLUMNS)
+    df = pd.DataFrame(np.arange(18.0).reshape(3, 6), columns=cols)
+    df.insert(0, "label", [7, 2, 1])
+    df.to_csv(tmp_path / "m.csv", index=False)
+    table = read_metrics_table(tmp_path / "m.csv", n=3)
+    assert list(table.columns) == ["label"] + cols and list(table["label"]) == [7, 2, 1]
+    with pytest.raises(DatasetError, match="has 3 rows for 4 digits"):
+        read_metrics_table(tmp_path / "m.csv", n=4)
+    df.drop(columns="slant").to_csv(tmp_path / "missing.csv", index=False)
+    with pytest.raises(DatasetError, match="lacks column.s. slant"):
+        read_metrics_table(tmp_path / "missing.csv")
+    bad = df.astype({"area": object})
+    bad.loc[1, "area"] = "big"
+    bad.to_csv(tmp_path / "text.csv", index=False)
+    with pytest.raises(DatasetError, match="column area holds non-numeric values .row 1: 'big'"):
+        read_metrics_table(tmp_path / "text.csv")
+    (tmp_path / "bin.csv").write_bytes(bytes(range(256)) * 10)
+    with pytest.raises(DatasetError, match="not a readable CSV"):
+        read_metrics_table(tmp_path / "bin.csv")
+
+
+def test_split_files_that_are_not_regular_are_reported_not_skipped(tmp_path, mnist):
+    import os
+
+    images, _ = mnist
+    save_idx(images[:5], tmp_path / "train-images-idx3-ubyte.gz")
+    os.mkfifo(tmp_path / "train-labels-idx1-ubyte.gz")
+    files = find_split(tmp_path, "train")  # found, not silently "missing"
+    with pytest.raises(DatasetError, match="train-labels-idx1-ubyte.gz: is a FIFO"):
+        check_split(files)

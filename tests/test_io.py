@@ -136,3 +136,98 @@ def test_atomic_write_csv_and_header(tmp_path):
     save_idx(np.zeros((4, 28, 28), np.uint8), tmp_path / "h.idx")
     dtype, shape = io.read_idx_header(tmp_path / "h.idx")
     assert dtype == np.uint8 and shape == (4, 28, 28)
+
+
+@pytest.mark.parametrize("case", sorted(BAD_FILES))
+@pytest.mark.parametrize("gz", [False, True])
+def test_chunked_reader_refuses_exactly_what_load_idx_refuses(tmp_path, case, gz):
+    """The CLI's chunked reader accepted IDX files with trailing bytes that load_idx refuses (issue 10)."""
+    from core.datasets import iter_idx_chunks
+
+    content, expected = BAD_FILES[case]
+    path = tmp_path / (f"bad-{case.replace(' ', '_')}" + (".gz" if gz else ""))
+    path.write_bytes(gzip.compress(content) if gz else content)
+    with pytest.raises(IDXError) as err:
+        for _ in iter_idx_chunks(path, 1):
+            pass
+    assert str(path) in str(err.value) and expected in str(err.value)
+
+
+@pytest.mark.parametrize("name", ["t.idx", "t.idx.gz"])
+def test_chunked_reader_checks_the_whole_file_even_for_a_partial_range(tmp_path, name):
+    from core.datasets import iter_idx_chunks
+
+    images = load_idx(SAMPLE / "train-images-idx3-ubyte.gz")[:50]
+    save_idx(images, tmp_path / name)
+    chunks = list(iter_idx_chunks(tmp_path / name, 7, start=3, stop=40))
+    assert [o for o, _ in chunks] == [3, 10, 17, 24, 31, 38]
+    np.testing.assert_array_equal(np.concatenate([c for _, c in chunks]), images[3:40])
+    with pytest.raises(IDXError, match="over the limit"):
+        list(iter_idx_chunks(tmp_path / name, 7, max_bytes=1000))
+    raw = _header(dims=(50, 28, 28)) + images.tobytes() + b"\x00\x01"
+    (tmp_path / name).write_bytes(gzip.compress(raw) if name.endswith(".gz") else raw)
+    with pytest.raises(IDXError, match="2 trailing bytes"):
+        list(iter_idx_chunks(tmp_path / name, 7, start=3, stop=10))
+
+
+def test_gzip_is_recognised_from_its_content(tmp_path):
+    array = np.arange(24, dtype=np.int16).reshape(2, 3, 4)
+    save_idx(array, tmp_path / "a.idx.gz")
+    os.replace(tmp_path / "a.idx.gz", tmp_path / "a-idx3-ubyte")  # gzip data without a .gz name
+    np.testing.assert_array_equal(load_idx(tmp_path / "a-idx3-ubyte"), array)
+    save_idx(array, tmp_path / "b.idx")
+    os.replace(tmp_path / "b.idx", tmp_path / "b.gz")  # as a browser leaves a decompressed download
+    np.testing.assert_array_equal(load_idx(tmp_path / "b.gz"), array)
+    (tmp_path / "c.gz").write_bytes(b"<html>not found</html>")
+    with pytest.raises(IDXError, match=r"wrong magic number .* \(the name ends in .gz, but the file is not "
+                                       r"gzip-compressed either"):
+        load_idx(tmp_path / "c.gz")
+
+
+def test_save_idx_parameter_names_as_the_original(tmp_path):
+    import inspect
+
+    assert list(inspect.signature(save_idx).parameters) == ["data", "path"]
+    save_idx(data=np.ones(3, np.uint8), path=tmp_path / "k.idx")
+    np.testing.assert_array_equal(load_idx(tmp_path / "k.idx"), np.ones(3, np.uint8))
+
+
+def test_read_limits_validation():
+    from core.io import DEFAULT_LIMITS, ReadLimits
+
+    assert DEFAULT_LIMITS.max_bytes == 4 * 2 ** 30 and DEFAULT_LIMITS.max_digits == 10_000_000
+    assert DEFAULT_LIMITS.max_image_pixels == 64_000_000
+    with pytest.raises(ValueError, match="max_digits must be a positive integer"):
+        ReadLimits(max_digits=0)
+    with pytest.raises(ValueError):
+        ReadLimits(max_bytes=1.5)
+
+
+def test_a_plain_file_read_error_is_not_called_a_gzip_problem(tmp_path, monkeypatch):
+    import errno
+
+    save_idx(np.zeros((2, 3), np.uint8), tmp_path / "a.idx")
+    real_open = io.open_regular_file
+
+    class FailingDisk:
+        def __init__(self, f):
+            self.f = f
+
+        def read(self, n=-1):
+            raise OSError(errno.EIO, "Input/output error")
+
+        readinto = read
+
+        def __getattr__(self, name):
+            return getattr(self.f, name)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.f.close()
+
+    monkeypatch.setattr(io, "open_regular_file", lambda *a, **k: FailingDisk(real_open(*a, **k)))
+    with pytest.raises(IDXError) as err:
+        load_idx(tmp_path / "a.idx")
+    assert "cannot read (Input/output error)" in str(err.value) and "gzip" not in str(err.value)
