@@ -8,10 +8,12 @@ review or an e-mail and opened anywhere. Files are written atomically (:func:`co
 """
 from __future__ import annotations
 
+import functools
 import html
 import json
 import math
 import platform
+import warnings
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -25,6 +27,7 @@ _REFERENCE_COLOUR = "#8c8c8c"
 _SAMPLE_COLOUR = "#d95f02"
 _PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
             "#bcbd22", "#17becf"]
+_MAX_LINES = 8
 _CITATION = ("Castro, Tan, Kainz, Konukoglu, Glocker. Morpho-MNIST: quantitative assessment and "
              "diagnostics for representation learning. JMLR 20(178), 2019.")
 
@@ -34,14 +37,39 @@ _CITATION = ("Castro, Tan, Kainz, Konukoglu, Glocker. Morpho-MNIST: quantitative
 # --------------------------------------------------------------------------------------------------
 
 def versions() -> dict:
-    """Versions of the software that produced a report (project, Python, numpy, scipy, pandas)."""
+    """Versions of the software that produced a report (project and its git commit when known, Python,
+    numpy, scipy, pandas, platform)."""
     import scipy
 
     import core
 
-    return {"morpho-mnist-explorer": getattr(core, "__version__", "unknown"),
-            "python": platform.python_version(), "numpy": np.__version__, "scipy": scipy.__version__,
-            "pandas": pd.__version__, "platform": platform.platform(terse=True)}
+    out = {"morpho-mnist-explorer": getattr(core, "__version__", "unknown")}
+    commit = _git_commit()
+    if commit:
+        out["git commit"] = commit
+    out.update({"python": platform.python_version(), "numpy": np.__version__, "scipy": scipy.__version__,
+                "pandas": pd.__version__, "platform": platform.platform(terse=True)})
+    return out
+
+
+@functools.lru_cache(maxsize=1)
+def _git_commit() -> Optional[str]:
+    """Short commit of the checkout core/ was imported from (None outside a git checkout)."""
+    import subprocess
+
+    root = Path(__file__).resolve().parent.parent
+    if not (root / ".git").exists():
+        return None
+    try:
+        r = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"], capture_output=True,
+                           text=True, timeout=5)
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if r.returncode != 0:
+        return None
+    return r.stdout.strip() + (" (modified)" if dirty.returncode == 0 and dirty.stdout.strip() else "")
 
 
 def dumps_json(obj, *, indent: int = 2) -> str:
@@ -169,7 +197,7 @@ def _diverging(v: float, scale: float) -> str:
 
 
 def svg_heatmap(table: pd.DataFrame, *, scale=None, marks: Optional[dict] = None, ci=None,
-                cell: int = 58, title: str = "") -> str:
+                cell: int = 76, title: str = "") -> str:
     """Latents (rows) x metrics (columns) heatmap with the value in each cell.
 
     Parameters
@@ -185,7 +213,8 @@ def svg_heatmap(table: pd.DataFrame, *, scale=None, marks: Optional[dict] = None
     """
     rows, cols = list(table.index), list(table.columns)
     ml, mt = 70, 40 if title else 24
-    w, h = ml + cell * len(cols) + 10, mt + 22 * len(rows) + 10
+    rh = 26
+    w, h = ml + cell * len(cols) + 10, mt + rh * len(rows) + 10
     vals = table.to_numpy(float)
     if scale is None:
         s = np.nanmax(np.abs(vals)) if np.isfinite(vals).any() else 1.0
@@ -198,10 +227,10 @@ def svg_heatmap(table: pd.DataFrame, *, scale=None, marks: Optional[dict] = None
     if title:
         out.append(f'<text x="4" y="14" class="t">{_esc(title)}</text>')
     for j, c in enumerate(cols):
-        out.append(f'<text x="{ml + cell * j + cell / 2}" y="{mt - 6}" class="k" text-anchor="middle">{_esc(c)}</text>')
+        out.append(f'<text x="{ml + cell * j + cell / 2}" y="{mt - 6}" class="l" text-anchor="middle">{_esc(c)}</text>')
     for i, r in enumerate(rows):
-        y = mt + 22 * i
-        out.append(f'<text x="{ml - 6}" y="{y + 15}" class="k" text-anchor="end">latent {_esc(r)}</text>')
+        y = mt + rh * i
+        out.append(f'<text x="{ml - 6}" y="{y + 16}" class="l" text-anchor="end">latent {_esc(r)}</text>')
         for j, c in enumerate(cols):
             v = vals[i, j]
             x = ml + cell * j
@@ -211,9 +240,9 @@ def svg_heatmap(table: pd.DataFrame, *, scale=None, marks: Optional[dict] = None
                 tip += f" (CI {_fmt(ci[0].iloc[i, j])} to {_fmt(ci[1].iloc[i, j])})"
             colour = _diverging(v, scales[j])
             dark = np.isfinite(v) and abs(v) > 0.6 * scales[j]
-            out.append(f'<g><title>{_esc(tip)}</title><rect x="{x}" y="{y}" width="{cell - 2}" height="20" '
+            out.append(f'<g><title>{_esc(tip)}</title><rect x="{x}" y="{y}" width="{cell - 2}" height="{rh - 2}" '
                        f'fill="{colour}"' + (' stroke="#000" stroke-width="2"' if strong else '') + '/>'
-                       f'<text x="{x + cell / 2 - 1}" y="{y + 14}" class="k" text-anchor="middle" '
+                       f'<text x="{x + cell / 2 - 1}" y="{y + 16}" class="l" text-anchor="middle" '
                        f'fill="{"#fff" if dark else "#222"}">{_fmt(v)}</text></g>')
     out.append("</svg>")
     return "".join(out)
@@ -343,7 +372,8 @@ def _page(title: str, body: str) -> str:
 
 def comparison_html(report) -> str:
     """The HTML text of a :class:`core.analysis.ComparisonReport`."""
-    from core.analysis import METRICS, format_p
+    from core.analysis import METRICS
+    from core.analysis._common import format_p_cell
 
     units = {"area": "px²", "length": "px", "thickness": "px", "slant": "rad", "width": "px", "height": "px"}
     parts = ["<h1>Morpho-MNIST comparison: samples vs reference data</h1>",
@@ -355,7 +385,7 @@ def comparison_html(report) -> str:
     for name, r in (("quadratic", report.mmd_quadratic), ("linear", report.mmd_linear)):
         if r is None:
             continue
-        rows.append({"test": f"{r.test_name}{' (verdict)' if name == report.verdict_test else ''}",
+        rows.append({"test": f"{r.test_name}{' (verdict)' if report.verdict_test in (name, 'both') else ''}",
                      "statistic": r.statistic, "estimate": r.mmd2, "standard error": r.sem, "z": r.z,
                      "p-value": r.p_text + (f" ({r.n_permutations:,} permutations)" if not r.linear else " (asymptotic)"),
                      "n samples": r.n_x, "n reference": r.n_y})
@@ -367,8 +397,8 @@ def comparison_html(report) -> str:
                   _table(pd.DataFrame(rows), left=("test", "statistic", "p-value"))]
     if report.per_label is not None and len(report.per_label):
         pl = report.per_label.copy()
-        pl["Holm p"] = [format_p(p) for p in pl["p_holm"]]
-        pl = pl[["label", "n_samples", "n_reference", "mmd2", "sem", "p_text", "Holm p", "differs"]]
+        pl["differs"] = np.where(pl["differs"], "yes", "no")
+        pl = pl[["label", "n_samples", "n_reference", "mmd2", "sem", "p_text", "p_holm_text", "differs"]]
         pl.columns = ["label", "n samples", "n reference", "MMD²_u", "standard error", "p-value",
                       "Holm-adjusted", "differs"]
         parts += ["<h2>Per label</h2>",
@@ -393,7 +423,7 @@ def comparison_html(report) -> str:
     parts += ["<h2>Per-metric distances</h2>",
               "<p>W1: Wasserstein-1 distance in the metric's units (and in reference standard deviations); "
               "KS: largest difference of the two cumulative distributions, with its two-sided p-value.</p>",
-              _table(d, left=("label", "metric"), formats={"KS p": format_p})]
+              _table(d, left=("label", "metric"), formats={"KS p": format_p_cell})]
     if report.notes:
         parts += ["<h2>Notes</h2><ul>" + "".join(f"<li>{_esc(n)}</li>" for n in report.notes) + "</ul>"]
     parts += ["<h2>Settings</h2>", _dl(report.settings),
@@ -427,24 +457,32 @@ def traversal_html(effects) -> str:
     # per-step lines: mean over bases of each metric along each latent
     ps = e.per_step
     figs = []
+    L = len(e.latents)
+    shown_note = ""
     for m in metrics:
+        order = list(range(L))
+        if L > _MAX_LINES:   # many latents: the ones with the largest effect on this metric
+            size = e.slope[m].abs().to_numpy()
+            order = sorted(np.argsort(-np.nan_to_num(size, nan=-1.0), kind="stable")[:_MAX_LINES])
+            shown_note = (f" With {L} latents, each plot shows the {_MAX_LINES} with the largest effect on "
+                          "its metric.")
         series, bands = {}, {}
-        for lat_i, lat in enumerate(e.latents):
-            block = ps[m].to_numpy(float).reshape(e.n_bases, len(e.latents), len(e.values))[:, lat_i, :]
-            with np.errstate(invalid="ignore"):
-                import warnings
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", RuntimeWarning)
-                    mean = np.nanmean(block, 0)
-                    sd = np.nanstd(block, 0)
+        cube = ps[m].to_numpy(float).reshape(e.n_bases, L, len(e.values))
+        for lat_i in order:
+            lat = e.latents[lat_i]
+            block = cube[:, lat_i, :]
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)   # steps no base could measure: NaN
+                mean = np.nanmean(block, 0)
+                sd = np.nanstd(block, 0)
             series[f"latent {lat}"] = mean
-            if e.n_bases > 1:
+            if 1 < e.n_bases and len(order) <= 3:   # bands only where they stay readable
                 bands[f"latent {lat}"] = (mean - sd, mean + sd)
         figs.append(svg_lines(e.values, series, bands=bands or None, title=m,
                               xlabel="latent value" if e.values_known else "step", ylabel=m))
     parts += ["<h2>Metrics along each traversal</h2>",
-              "<p>Mean over base codes" + (" (band: ± one standard deviation over bases)" if e.n_bases > 1 else "")
-              + ".</p>", f"<div class='figs'>{''.join(figs)}</div>"]
+              "<p>Mean over base codes" + (" (with three latents or fewer, the band is ± one standard deviation "
+                                           "over bases)" if e.n_bases > 1 else "") + "." + _esc(shown_note) + "</p>", f"<div class='figs'>{''.join(figs)}</div>"]
     parts += ["<h2>Tables</h2>", f"<p>Effect ({_esc(e.units)}), mean over bases:</p>",
               _table(e.table, index=True),
               f"<p>{int(e.confidence * 100)}% confidence interval, low / high:</p>",

@@ -17,9 +17,10 @@ __all__ = ["MMDResult", "bandwidth", "gaussian_kernel", "mmd_test", "QUADRATIC_M
 #: Largest sample size (per side) on which :func:`core.analysis.compare_report` runs the quadratic-time
 #: test; bigger sides are randomly subsampled to it for that test. The verdict uses the quadratic
 #: test when the smaller side has at most this many rows, the linear-time test on all rows beyond.
-#: At 1,500 per side the kernel matrix (3,000², float32) takes 36 MB and 10,000 permutations about
-#: 10^11 floating-point operations, a second or two on a laptop (benchmarks/bench_diagnostics.py).
-QUADRATIC_MAX_N = 1500
+#: At 1,000 per side the kernel matrix (2,000², float32) takes 16 MB and 10,000 permutations about
+#: 8·10^10 floating-point operations, a second or two on a laptop (benchmarks/bench_diagnostics.py).
+#: Beyond 1,000 rows per side the linear-time test has more than 500 pairs.
+QUADRATIC_MAX_N = 1000
 
 #: Permutation counts of the adaptive permutation test (``n_permutations="auto"``): 999 first; when
 #: that p-value is at most :data:`_CONTINUE_BELOW` (the decision at 1% is close, or p is small),
@@ -58,7 +59,7 @@ class MMDResult:
         Names of the D compared columns.
     n_permutations : int
         Permutations used for the quadratic test's p-value (0 for the linear test).
-    shuffle, sem_estimator : str
+    shuffle, sem_estimator, estimator : str
         ``'default'`` or ``'original'`` (see :func:`mmd_test`).
     """
 
@@ -74,6 +75,7 @@ class MMDResult:
     n_permutations: int = 0
     shuffle: str = "default"
     sem_estimator: str = "default"
+    estimator: str = "default"
 
     @property
     def statistic(self) -> str:
@@ -113,7 +115,7 @@ class MMDResult:
             "p_resolution": self.p_resolution, "n_permutations": self.n_permutations,
             "n_x": self.n_x, "n_y": self.n_y, "columns": list(self.columns),
             "bandwidth": dict(zip(self.columns, np.asarray(self.bandwidth).tolist())),
-            "shuffle": self.shuffle, "sem_estimator": self.sem_estimator})
+            "shuffle": self.shuffle, "sem_estimator": self.sem_estimator, "estimator": self.estimator})
 
     def __str__(self) -> str:
         return self.to_text()
@@ -196,7 +198,7 @@ def _check_choice(name, value, allowed):
 
 def mmd_test(x, y, *, linear: bool = True, seed=None, columns: Optional[Sequence[str]] = None,
              scale=None, factor="scott", chunksize: int = 2048, n_permutations="auto",
-             shuffle: str = "default", sem: str = "default") -> MMDResult:
+             shuffle: str = "default", sem: str = "default", estimator: str = "default") -> MMDResult:
     """Kernel two-sample test between two morphometric tables (Gretton et al., 2012).
 
     Parameters
@@ -241,6 +243,13 @@ def mmd_test(x, y, *, linear: bool = True, seed=None, columns: Optional[Sequence
         ``ddof=0``; quadratic, ``sqrt(2 var(H_ij) / (m² - m))`` over the pair terms ``H_ij`` (i ≠ j)
         of the first ``m = min(N_x, N_y)`` rows of both samples after shuffling them as ``shuffle``
         says. The p-values do not depend on this choice except through the linear test's z.
+    estimator : {'default', 'original'}
+        Quadratic statistic. ``'default'``: the unbiased ``MMD²_u`` of Gretton et al. (2012, eq. 3)
+        on all rows of both samples. ``'original'``: as the original ``analysis/mmd.py``, both
+        samples shuffled (``shuffle``) and cut to ``m = min(N_x, N_y)`` rows, and the mean of
+        ``H_ij = k(x_i, x_j) + k(y_i, y_j) - k(x_i, y_j) - k(y_i, x_j)`` over i ≠ j (which also
+        drops the m cross terms k(x_i, y_i)). The permutation p-value is that of the default
+        statistic on all rows either way. Ignored if linear.
 
     Returns
     -------
@@ -249,6 +258,7 @@ def mmd_test(x, y, *, linear: bool = True, seed=None, columns: Optional[Sequence
     """
     _check_choice("shuffle", shuffle, ("default", "original"))
     _check_choice("sem", sem, ("default", "original"))
+    _check_choice("estimator", estimator, ("default", "original"))
     if columns is None and isinstance(x, pd.DataFrame) and isinstance(y, pd.DataFrame):
         if all(c in x.columns and c in y.columns for c in DIAGNOSTIC_METRICS):
             columns = DIAGNOSTIC_METRICS
@@ -284,7 +294,8 @@ def mmd_test(x, y, *, linear: bool = True, seed=None, columns: Optional[Sequence
         if int(n_permutations) < 0:
             raise ValueError(f"n_permutations must be >= 0; got {n_permutations}")
         stages = (int(n_permutations),)
-    return _mmd_quadratic(xa / h, ya / h, rng, shuffler, h, names, int(chunksize), stages, shuffle, sem)
+    return _mmd_quadratic(xa / h, ya / h, rng, shuffler, h, names, int(chunksize), stages, shuffle, sem,
+                          estimator)
 
 
 def _mmd_linear(x, y, shuffler, h, names, shuffle, sem_mode) -> MMDResult:
@@ -314,7 +325,8 @@ def _stat(Sxx, Syy, Sxy, m, n):
     return Sxx / (m * (m - 1)) + Syy / (n * (n - 1)) - 2.0 * Sxy / (m * n)
 
 
-def _mmd_quadratic(x, y, rng, shuffler, h, names, chunksize, stages, shuffle, sem_mode) -> MMDResult:
+def _mmd_quadratic(x, y, rng, shuffler, h, names, chunksize, stages, shuffle, sem_mode,
+                   estimator="default") -> MMDResult:
     m, n = len(x), len(y)
     if m < 2 or n < 2:
         raise ValueError(f"the quadratic MMD needs at least 2 observations per sample; got {m}, {n}")
@@ -324,7 +336,9 @@ def _mmd_quadratic(x, y, rng, shuffler, h, names, chunksize, stages, shuffle, se
     N = m + n
     cs = chunksize
     want_perm = stages[-1] > 0
-    cache = np.empty((N, N), np.float32) if (want_perm and N <= _KERNEL_CACHE_N) else None
+    # Cached: the strictly lower triangle of K0 (float32, Fortran order for BLAS trmm), since
+    # u'K0u = 2 u'Lu and a triangular product costs half a full one.
+    cache = np.zeros((N, N), np.float32, order="F") if (want_perm and N <= _KERNEL_CACHE_N) else None
     R = np.zeros(N)    # row sums of K0 (kernel without its diagonal)
     kx = np.zeros(N)   # sums over the x columns of K0
     for i in range(0, N, cs):
@@ -336,14 +350,18 @@ def _mmd_quadratic(x, y, rng, shuffler, h, names, chunksize, stages, shuffle, se
             R[i:i + cs] += block.sum(1)
             if j < m:
                 kx[i:i + cs] += block[:, :m - j].sum(1)
-            if cache is not None:
-                cache[i:i + cs, j:j + cs] = block
+            if cache is not None and j <= i:
+                cache[i:i + cs, j:j + cs] = block if j < i else np.tril(block, -1)
     T = R.sum()
     r = R[:m].sum()
     Sxx = kx[:m].sum()
     mmd2 = float(_stat(Sxx, T - 2.0 * r + Sxx, r - Sxx, m, n))
+    if sem_mode == "original" or estimator == "original":
+        h_mean, h_sem = _original_quadratic(shuffler(x), shuffler(y), cs)
+        if estimator == "original":
+            mmd2 = h_mean
     if sem_mode == "original":
-        sem = _original_quadratic_sem(shuffler(x), shuffler(y), cs)
+        sem = h_sem
     else:
         # Delta-method variance of the two-sample U-statistic: 4 var(h_x)/m + 4 var(h_y)/n with
         # h_x(x_i) = mean_j k(x_i, x_j) - mean_j k(x_i, y_j), h_y likewise.
@@ -355,7 +373,7 @@ def _mmd_quadratic(x, y, rng, shuffler, h, names, chunksize, stages, shuffle, se
     zval = mmd2 / sem if sem > 0 else 0.0
     if not want_perm:
         return MMDResult(mmd2, sem, float("nan"), float(zval), False, m, n, h, tuple(names), 0,
-                         shuffle, sem_mode)
+                         shuffle, sem_mode, estimator)
 
     indicator = np.zeros(N, np.float32)
     indicator[:m] = 1.0
@@ -363,7 +381,10 @@ def _mmd_quadratic(x, y, rng, shuffler, h, names, chunksize, stages, shuffle, se
     def perm_stats(U):
         """Statistics of the splits in the columns of U (N, b) (1 = 'x'), as float64."""
         if cache is not None:
-            KU = cache @ U
+            LU = _trmm(cache, U)
+            sxx = 2.0 * np.einsum("nb,nb->b", U, LU, dtype=np.float64)
+            rr = R @ U.astype(np.float64)
+            return _stat(sxx, T - 2.0 * rr + sxx, rr - sxx, m, n)
         else:
             KU = np.zeros(U.shape, np.float32)
             for i in range(0, N, cs):
@@ -387,18 +408,28 @@ def _mmd_quadratic(x, y, rng, shuffler, h, names, chunksize, stages, shuffle, se
     for target in stages:
         while done < target:
             b = min(batch, target - done)
-            U = rng.permuted(np.broadcast_to(indicator, (b, N)), axis=1).T
-            s = perm_stats(np.ascontiguousarray(U))
+            U = rng.permuted(np.broadcast_to(indicator, (b, N)), axis=1).T   # (N, b), Fortran order
+            s = perm_stats(U)
             exceed += int(np.sum(s >= observed - tol))
             done += b
         if (1 + exceed) / (1 + done) > _CONTINUE_BELOW:
             break
     p = float((1 + exceed) / (1 + done))
-    return MMDResult(mmd2, sem, p, float(zval), False, m, n, h, tuple(names), done, shuffle, sem_mode)
+    return MMDResult(mmd2, sem, p, float(zval), False, m, n, h, tuple(names), done, shuffle, sem_mode,
+                     estimator)
 
 
-def _original_quadratic_sem(x, y, cs) -> float:
-    """The original analysis/mmd.py's standard error of its quadratic statistic (see mmd_test)."""
+def _trmm(lower: np.ndarray, U: np.ndarray) -> np.ndarray:
+    """``lower @ U`` for a lower-triangular float32 matrix (BLAS strmm; a plain product without it)."""
+    try:
+        from scipy.linalg.blas import strmm
+    except ImportError:   # pragma: no cover - scipy always ships BLAS wrappers
+        return lower @ U
+    return strmm(1.0, lower, np.asfortranarray(U, dtype=np.float32), lower=1)
+
+
+def _original_quadratic(x, y, cs) -> tuple[float, float]:
+    """The original analysis/mmd.py's quadratic statistic and its standard error (see mmd_test)."""
     k = min(len(x), len(y))
     x, y = x[:k], y[:k]
     s1 = s2 = 0.0
@@ -412,4 +443,4 @@ def _original_quadratic_sem(x, y, cs) -> float:
         s2 += (H * H).sum()
     count = k * k - k
     mean = s1 / count
-    return float(math.sqrt(max(2.0 * (s2 / count - mean ** 2) / count, 0.0)))
+    return float(mean), float(math.sqrt(max(2.0 * (s2 / count - mean ** 2) / count, 0.0)))
