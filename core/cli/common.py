@@ -307,9 +307,10 @@ def remove_stale_parts(path: Path) -> list[Path]:
 
     ``core.io.atomic_write`` writes ``.NAME.<pid>-<host>.<random>.part`` (earlier versions
     ``.NAME.<random>.part``) and renames it when complete; a writer killed with SIGKILL leaves it. Call this
-    only while holding :func:`output_lock` of `path`. A part is removed when its writer, on this host, is gone;
-    an old-style part (no writer recorded) is removed too, since under the lock no morpho run can be writing
-    it. Only regular files whose name is exactly ``.NAME.`` + one of those patterns + ``.part`` are touched
+    only while holding :func:`output_lock` of `path`. ``core.io.remove_stale_parts`` does the work when
+    present: a part is removed when its writer, on this host, is gone (an old-style part, with no writer
+    recorded, once it is an hour old). Without it (older core.io): the same, except that an old-style part is
+    removed at once, since under the lock no morpho run can be writing it. Only regular files whose name is exactly ``.NAME.`` + one of those patterns + ``.part`` are touched
     (download's resumable ``.NAME.part`` has no middle part and is kept).
 
     Returns
@@ -318,6 +319,12 @@ def remove_stale_parts(path: Path) -> list[Path]:
         The files removed.
     """
     path = Path(path)
+    try:  # the reading layer's, when it has it: one rule for the library, the app and the CLI
+        from core.io import remove_stale_parts as shared
+    except ImportError:
+        shared = None
+    if shared is not None:
+        return [Path(p) for p in shared(path)]
     folder = path.parent if str(path.parent) else Path(".")
     prefix, suffix = f".{path.name}.", ".part"
     host = _host_tag()
