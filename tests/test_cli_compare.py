@@ -227,3 +227,19 @@ def test_traverse_inputs_checked_before_decoding(pca_module, tmp_path, monkeypat
     assert "no_such_module_xyz" in capsys.readouterr().err
     assert main(["traverse", "-q"]) == 2
     assert "GRID" in capsys.readouterr().err
+
+
+def test_compare_samples_drawn_from_a_decoder(pca_module, tmp_path, monkeypatch, capsys):
+    out = tmp_path / "pca.json"
+    assert main(["compare", "--decoder", pca_module, "--n", "200", "--seed", "3", "--reference", str(ASSETS),
+                 "-o", str(out), "--workers", "1", "-q"]) == 0
+    report = json.loads(out.read_text())
+    assert report["n_samples"] == 200
+    assert "decoder" in report["provenance"]["samples"] and "seed 3" in report["provenance"]["samples"]
+    assert report["differs"]  # a 6-component PCA's blurry digits are not MNIST's
+    capsys.readouterr()
+    _no_measuring(monkeypatch)
+    assert main(["compare", "--decoder", pca_module, "--reference", str(tmp_path / "nowhere"), "-q"]) == 1
+    assert "nowhere" in capsys.readouterr().err
+    assert main(["compare", str(out), "--decoder", pca_module, "-q"]) == 2
+    assert "either SAMPLES or --decoder" in capsys.readouterr().err

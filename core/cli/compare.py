@@ -23,9 +23,15 @@ def add_parser(sub, fmt) -> None:
                                    "bundled sample's table): kernel two-sample test, per-metric distances, per "
                                    "label when both sides have labels. Every input and the output are checked "
                                    "before any measuring starts.")
-    p.add_argument("samples", metavar="SAMPLES",
+    p.add_argument("samples", metavar="SAMPLES", nargs="?",
                    help="the model's digits: any core.samples.load_samples format (.npy/.npz, PNG grid, image "
                         "folder, ...), an IDX file or folder, or a metrics CSV of already measured samples")
+    p.add_argument("--decoder", metavar="MODEL",
+                   help="instead of SAMPLES: draw --n codes from the prior N(0, I) (seed --seed) and decode them "
+                        "with MODEL, an ONNX file or package.module:function")
+    p.add_argument("--latent-dim", type=common.positive_int, metavar="D", help="code size of --decoder")
+    p.add_argument("--n", type=common.bounded(4, 1_000_000, integer=True), default=1000, metavar="N",
+                   help="samples drawn with --decoder")
     p.add_argument("--reference", metavar="REF",
                    help="reference digits: an MNIST / Morpho-MNIST folder, an IDX image file, a metrics CSV "
                         "(label column kept) or any samples format (default: the bundled "
@@ -82,6 +88,19 @@ def write_report(report, out: Path, kind: str) -> None:
         report.to_html(out)
 
 
+def _decoded_samples(decoder, args):
+    """--n digits of `decoder` from codes drawn from N(0, I) with --seed, as a Source to measure."""
+    from core.cli.sources import Source
+    from core.decoders import sample
+    try:
+        images, _codes = sample(decoder, args.n, seed=args.seed, progress=common.progress(args))
+    except ValueError as e:
+        raise CLIError(f"{decoder.name}: {e}") from e
+    return Source(Path(args.decoder), images=images,
+                  description=f"{args.n} samples of decoder {decoder.name} (D = {decoder.latent_dim}), codes "
+                              f"drawn from N(0, I) with seed {args.seed}")
+
+
 def command_line(argv=None) -> str:
     """The command as typed, for the report's provenance."""
     import shlex
@@ -92,8 +111,17 @@ def run(args) -> int:
     from core.cli.sources import check_measured, load_source, measure_source
 
     # every input and the output are checked before any measuring starts
+    if (args.samples is None) == (args.decoder is None):
+        raise UsageError("give either SAMPLES or --decoder MODEL")
+    if args.decoder is None and args.latent_dim is not None:
+        raise UsageError("--latent-dim goes with --decoder")
     out, kind = report_output(args)
-    samples = load_source(args.samples, "samples")
+    decoder = None
+    if args.decoder is not None:
+        from core.cli.traverse import load_decoder
+        decoder = load_decoder(args)
+    else:
+        samples = load_source(args.samples, "samples")
     ref_path = Path(args.reference) if args.reference else repo_root() / DEFAULT_REFERENCE
     if not args.reference and not ref_path.exists():
         raise CLIError(f"{ref_path}: the bundled reference data is missing; pass --reference REF")
@@ -102,6 +130,8 @@ def run(args) -> int:
         if out is not None:
             common.check_output_file(out, args.force)  # again, now that no other run can be writing it
             common.report_removed(args, common.remove_stale_parts(out))
+        if decoder is not None:
+            samples = _decoded_samples(decoder, args)
         measure_source(samples, args, "samples")
         check_measured(samples, "samples")
         measure_source(reference, args, "reference")
@@ -110,7 +140,7 @@ def run(args) -> int:
         notes = samples.notes + reference.notes
         if samples.labels is not None and reference.labels is None:
             notes.append("the samples have labels but the reference has none: no per-label comparison")
-        provenance = {"samples": f"{samples.path}: {samples.description}",
+        provenance = {"samples": f"{args.samples or args.decoder}: {samples.description}",
                       "reference": f"{reference.path}: {reference.description}",
                       "sample metrics": samples.metrics_source or f"measured here ({args.mode} mode)",
                       "reference metrics": reference.metrics_source or f"measured here ({args.mode} mode)",
