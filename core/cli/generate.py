@@ -1,0 +1,97 @@
+"""``morpho generate``: build the Morpho-MNIST datasets (plain, thin, thic, swel, frac, global, local)."""
+from __future__ import annotations
+
+import contextlib
+import sys
+from pathlib import Path
+
+from core.cli import common
+
+
+#: One line for ``morpho --help``.
+HELP = "build plain, thin, thic, swel, frac, global and local"
+
+
+#: option, GenerateParams field, registry perturbation, its parameter, help
+_PERTURBATION_OPTIONS = (
+    ("--thin-amount", "thin_amount", "thinning", "amount", "Thinning amount"),
+    ("--thick-amount", "thick_amount", "thickening", "amount", "Thickening amount"),
+    ("--swel-strength", "swel_strength", "swelling", "strength", "Swelling strength"),
+    ("--swel-radius", "swel_radius", "swelling", "radius", "Swelling radius"),
+    ("--frac-thickness", "frac_thickness", "fracture", "thickness", "Fracture thickness"),
+    ("--frac-prune", "frac_prune", "fracture", "prune", "Fracture pruning"),
+    ("--frac-num", "frac_num", "fracture", "num_frac", "fractures per digit"),
+)
+
+
+def add_parser(sub, fmt) -> None:
+    from core.datasets import GenerateParams
+
+    d = GenerateParams()
+    p = sub.add_parser("generate", help=HELP, formatter_class=fmt,
+                       description="Build the Morpho-MNIST datasets from the MNIST files: plain, thin, thic, swel, "
+                                   "frac and the interleaved global (plain+thin+thic) and local (plain+swel+frac), "
+                                   "for each split, in the released layout, each folder with a README. The same seed "
+                                   "gives byte-identical output whatever the workers.")
+    p.add_argument("mnist_dir", metavar="MNIST_DIR", help="folder with the MNIST IDX files (see morpho download)")
+    p.add_argument("-o", "--output", required=True, metavar="OUTDIR", help="output root folder (created)")
+    p.add_argument("--seed", type=common.seed, default=0, help="random seed")
+    p.add_argument("--splits", default="train,t10k", help="comma-separated splits to build")
+    p.add_argument("--limit", type=common.positive_int, default=None, metavar="N",
+                   help="only the first N digits of each split (a quick trial)")
+    p.add_argument("--no-measure", action="store_true", help="skip the -morpho.csv tables (much faster)")
+    p.add_argument("--force", action="store_true", help="replace existing output files")
+    p.add_argument("--mode", choices=("released", "upstream"), default=d.mode)
+    p.add_argument("--threshold", type=common.threshold, default=d.threshold,
+                   help="binarisation threshold, relative to each image's intensity range")
+    p.add_argument("--scale", type=common.scale, default=d.scale, help="up-scaling factor (1..16)")
+    # the perturbation parameters, range-checked against the registry (the explorer's slider ranges)
+    from core.cli.perturb import spec_type
+    for option, field, pert, pname, text in _PERTURBATION_OPTIONS:
+        p.add_argument(option, type=spec_type(pert, pname, option), default=getattr(d, field), help=text)
+    common.add_compute_options(p, 250)
+    common.add_common(p)
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from core.datasets import SPLITS, GenerateParams, generate, output_paths
+
+    splits = [s.strip() for s in args.splits.split(",") if s.strip()] if args.splits else list(SPLITS)
+    params = GenerateParams(threshold=args.threshold, scale=args.scale, thin_amount=args.thin_amount,
+                            thick_amount=args.thick_amount, swel_strength=args.swel_strength,
+                            swel_radius=args.swel_radius, frac_thickness=args.frac_thickness,
+                            frac_prune=args.frac_prune, frac_num=args.frac_num, mode=args.mode)
+    common.check_input(args.mnist_dir, "MNIST folder")
+    root = Path(args.output)
+    created = not root.exists()
+    common.prepare_outdir(root)
+    try:
+        # one run per output root at a time (released by the kernel if this process is killed)
+        with common.output_lock(root, lock_path=root / ".morpho.lock"):
+            common.report_removed(args, [p for t in output_paths(root, splits)
+                                         for p in common.remove_stale_parts(t)])
+            written = _generate(args, root, splits, params, generate)
+    except BaseException:
+        if created:  # leave no empty folder behind a run that stopped before writing
+            with contextlib.suppress(OSError):
+                root.rmdir()
+        raise
+    if written is None:
+        return 130
+    if common.progress(args):
+        print(f"wrote {len(written)} files into {args.output}", file=sys.stderr)
+    return 0
+
+
+def _generate(args, root: Path, splits, params, generate):
+    with common.executor(args) as (executor, _workers):
+        try:
+            return generate(args.mnist_dir, root, seed=args.seed, splits=splits, params=params, executor=executor,
+                            chunksize=args.chunksize, force=args.force, progress=common.progress(args),
+                            measure=not args.no_measure, limit=args.limit)
+        except KeyboardInterrupt:
+            print("morpho generate: interrupted; the files of unfinished splits were not written (run the same "
+                  "command with --force to start over)", file=sys.stderr)
+            return None
+
