@@ -14,6 +14,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from . import _kernels
+from . import _perturb_kernels as _pk
 from .resample import check_engine, check_mode
 
 __all__ = ["medial_axis", "medial_axis_reference", "tiebreaker", "SKELETON_TABLE", "CORNERNESS_TABLE",
@@ -137,52 +138,168 @@ def erode_disk(binary: np.ndarray, radius: int) -> np.ndarray:
     return _kernels.squared_edt(binary) > int(radius) ** 2
 
 
+def antialiased_disk_support(radius: int, supersample: int = 16) -> np.ndarray:
+    """Support (nonzero pixels) of the anti-aliased disk footprint of the original ``SetThickness``.
+
+    The original (``morphomnist.perturb._get_disk``) draws ``disk(supersample * radius)`` as float and
+    reduces it with ``pyramid_reduce(downscale=supersample, order=1)`` (Gaussian of sigma
+    ``2 * supersample / 6``, then linear interpolation at the output pixel centres), and dilates/erodes
+    with that float footprint, i.e. with its support (scipy's grey morphology uses ``footprint != 0``).
+    The same two steps are done here with scipy (cached per radius); the support is a disk of radius about
+    ``radius + 1`` clipped to the (2 * radius + 1)-square, so the strokes move by about one hi-res pixel
+    more than with ``disk(radius)``.
+
+    Parameters
+    ----------
+    radius : int
+        Radius in pixels of the footprint's grid (hi-res pixels of the digit).
+    supersample : int
+        Supersampling factor of the original (16).
+
+    Returns
+    -------
+    numpy.ndarray
+        bool (2 * radius + 1, 2 * radius + 1) for radius >= 1; (1, 1) True for radius 0.
+    """
+    radius, s = int(radius), int(supersample)
+    if radius < 0:
+        raise ValueError(f"radius must be >= 0, not {radius}")
+    if radius not in _AA_SUPPORT or s != 16:
+        big = disk(s * radius).astype(np.float64)
+        if s > 1:
+            # pyramid_reduce(order=1): Gaussian (sigma = 2 * s / 6, mode 'reflect' = scipy 'reflect'), then
+            # linear resize to ceil(shape / s) sampling pixel centres (scipy zoom, grid_mode=True, 'mirror')
+            smooth = ndi.gaussian_filter(big, 2 * s / 6.0, mode="reflect", cval=0.0)
+            out_shape = tuple(-(-n // s) for n in big.shape)
+            zoom = tuple(o / n for o, n in zip(out_shape, big.shape))
+            reduced = ndi.zoom(smooth, zoom, order=1, mode="mirror", cval=0.0, grid_mode=True)
+        else:
+            reduced = big
+        support = reduced > 0
+        support.setflags(write=False)
+        if s != 16:
+            return support
+        _AA_SUPPORT[radius] = support
+    return _AA_SUPPORT[radius]
+
+
+_AA_SUPPORT: dict[int, np.ndarray] = {}
+
+
+def footprint_halfwidths(footprint: np.ndarray) -> np.ndarray:
+    """Row half-widths of a symmetric, orthogonally convex footprint (-1 for an empty row). int64 (2r+1,)."""
+    fp = np.asarray(footprint, dtype=bool)
+    r = (fp.shape[1] - 1) // 2
+    cols = np.abs(np.arange(fp.shape[1]) - r)
+    return np.array([cols[row].max() if row.any() else -1 for row in fp], np.int64)
+
+
+def dilate_footprint(binary: np.ndarray, footprint: np.ndarray) -> np.ndarray:
+    """``skimage.morphology.dilation(binary, footprint)`` for a symmetric, orthogonally convex footprint."""
+    return _pk.footprint_dilate(np.ascontiguousarray(binary, dtype=bool), footprint_halfwidths(footprint))
+
+
+def erode_footprint(binary: np.ndarray, footprint: np.ndarray) -> np.ndarray:
+    """``skimage.morphology.erosion(binary, footprint)`` for a symmetric, orthogonally convex footprint."""
+    return _pk.footprint_erode(np.ascontiguousarray(binary, dtype=bool), footprint_halfwidths(footprint))
+
+
 # --------------------------------------------------------------------------------------------------
-# Skeleton tools (used by Swelling and Fracture)
+# Skeleton tools (used by Swelling and Fracture); names and parameters as in morphomnist.skeleton
 # --------------------------------------------------------------------------------------------------
 _NB_MASK = np.array([[1, 1, 1], [1, 0, 1], [1, 1, 1]], int)
 
 
-def num_neighbours(skel: np.ndarray) -> np.ndarray:
-    """Number of 8-neighbours of each skeleton pixel (0 off the skeleton). int (rows, cols)."""
-    skel = np.asarray(skel).astype(int)
-    return ndi.convolve(skel, _NB_MASK, mode="constant") * skel
+def num_neighbours(skel) -> np.ndarray:
+    """Number of 8-neighbours of each skeleton pixel (0 off the skeleton).
+
+    Parameters
+    ----------
+    skel : array_like
+        (H, W) skeleton image (nonzero = skeleton).
+
+    Returns
+    -------
+    numpy.ndarray
+        int (H, W).
+    """
+    skel = np.asarray(skel)
+    if skel.ndim != 2:
+        raise ValueError(f"num_neighbours: expected a 2-D skeleton image, got shape {skel.shape}")
+    return _pk.num_neighbours(np.ascontiguousarray(skel != 0))
 
 
-def erase(skel: np.ndarray, seeds: np.ndarray, r: int) -> np.ndarray:
-    """Remove the skeleton within a disk of radius `r` around every seed pixel."""
-    skel = np.asarray(skel, dtype=bool)
+def erase(skel, seeds, r: int) -> np.ndarray:
+    """Remove the skeleton within a disk of radius `r` (hi-res pixels) around every seed pixel.
+
+    Parameters
+    ----------
+    skel : array_like
+        (H, W) bool skeleton.
+    seeds : array_like
+        (H, W) bool mask of the pixels to erase around.
+    r : int
+        Radius in pixels of `skel`.
+
+    Returns
+    -------
+    numpy.ndarray
+        bool (H, W), a new array. (With ``r = 0`` the original returned an empty array, as ``a[0:-0]`` is
+        empty; here only the seeds are removed.)
+    """
+    skel = np.ascontiguousarray(skel, dtype=bool)
+    seeds = np.asarray(seeds, dtype=bool)
+    if skel.shape != seeds.shape:
+        raise ValueError(f"erase: skel {skel.shape} and seeds {seeds.shape} must have the same shape")
+    r = int(r)
     if r <= 0:
-        return skel & ~np.asarray(seeds, dtype=bool)
-    erased = np.pad(skel, pad_width=r, mode="constant", constant_values=False)
-    brush = ~disk(r)
-    for i, j in zip(*np.nonzero(seeds)):
-        erased[i:i + 2 * r + 1, j:j + 2 * r + 1] &= brush
-    return erased[r:-r, r:-r]
+        return skel & ~seeds
+    return _pk.erase_where(skel, seeds.astype(np.int64), 1, np.ascontiguousarray(~disk(r)))
 
 
-def get_angle(skel: np.ndarray, i: int, j: int, r: int) -> float:
-    """Orientation (radians) of the skeleton in the (2r+1)-square window centred at (i, j)."""
-    from .morpho import ImageMoments  # local: morpho imports this module
+def _angle_from_sums(m00, mx, my, mxx, mxy, myy) -> float:
+    # morphomnist.morpho.ImageMoments(...).angle from raw sums, with the same float64 operations in the same
+    # order (the sums are integers, so they are exact however they were added up)
+    m00 = np.float64(m00)
+    m10 = np.float64(mx) / m00
+    m01 = np.float64(my) / m00
+    m20 = np.float64(mxx) / m00
+    m11 = np.float64(mxy) / m00
+    m02 = np.float64(myy) / m00
+    u20 = m20 - m10 ** 2
+    u11 = m11 - m10 * m01
+    u02 = m02 - m01 ** 2
+    return .5 * np.arctan2(2. * u11, u20 - u02)
 
-    padded = np.pad(np.asarray(skel, dtype=float), pad_width=r, mode="constant", constant_values=0)
-    window = padded[i:i + 2 * r + 1, j:j + 2 * r + 1]
-    return float(ImageMoments(window).angle)
+
+def get_angle(skel, i: int, j: int, r: int) -> float:
+    """Orientation of the skeleton in the (2r+1)-square window centred at (i, j).
+
+    Parameters
+    ----------
+    skel : array_like
+        (H, W) skeleton image; pixels outside the image count as background.
+    i, j : int
+        Row and column of the window's centre.
+    r : int
+        Half-size of the window, in pixels of `skel`.
+
+    Returns
+    -------
+    float
+        Angle of the window's major axis, radians from the x axis (columns) towards y (rows), as
+        ``ImageMoments(window).angle``.
+    """
+    skel = np.ascontiguousarray(np.asarray(skel) != 0)
+    return _angle_from_sums(*_pk.window_sums(skel, int(i), int(j), int(r)))
 
 
 def draw_line(r0: int, c0: int, r1: int, c1: int) -> tuple[np.ndarray, np.ndarray]:
-    """Pixels of the digital line from (r0, c0) to (r1, c1), end points included (Bresenham)."""
-    r0, c0, r1, c1 = int(r0), int(c0), int(r1), int(c1)
-    steep = abs(r1 - r0) > abs(c1 - c0)
-    n = max(abs(r1 - r0), abs(c1 - c0)) + 1
-    t = np.linspace(0.0, 1.0, n) if n > 1 else np.zeros(1)
-    if steep:
-        rr = np.arange(n) * np.sign(r1 - r0) + r0 if r1 != r0 else np.full(n, r0)
-        cc = np.rint(c0 + (c1 - c0) * t).astype(int)
-    else:
-        cc = np.arange(n) * np.sign(c1 - c0) + c0 if c1 != c0 else np.full(n, c0)
-        rr = np.rint(r0 + (r1 - r0) * t).astype(int)
-    return np.asarray(rr, int), np.asarray(cc, int)
+    """Pixels of the digital line from (r0, c0) to (r1, c1), end points included.
+
+    The Bresenham line of ``skimage.draw.line``. Returns (rows, cols), int64 arrays of equal length.
+    """
+    return _pk.draw_line(int(r0), int(c0), int(r1), int(c1))
 
 
 class LocationSampler:
@@ -199,26 +316,60 @@ class LocationSampler:
         self.prune_tips = prune_tips
         self.prune_forks = prune_forks
 
-    def sample(self, morph, num: int | None = None, rng: np.random.Generator | None = None) -> np.ndarray:
-        """Sample skeleton pixel(s) of `morph` (an ImageMorphology).
+    def _pruned(self, morph) -> np.ndarray:
+        skel = np.ascontiguousarray(morph.skeleton, dtype=bool)
+        for prune, count in ((self.prune_tips, 1), (self.prune_forks, 3)):
+            if prune is None:
+                continue
+            r = int(prune * morph.scale)
+            nb = _pk.num_neighbours(skel)
+            if r <= 0:
+                skel = skel & (nb != count)
+            else:
+                skel = _pk.erase_where(skel, nb, count, _brush(r))
+        return skel
+
+    def sample(self, morph, num: int | None = None, rng=None) -> np.ndarray:
+        """Sample skeleton pixel(s) of `morph` (an ImageMorphology), uniformly among those left after pruning.
+
+        Parameters
+        ----------
+        morph : ImageMorphology
+            Hi-res morphology of the digit.
+        num : int, optional
+            Number of locations (default: one, returned as a single (row, col)).
+        rng : None, int or numpy.random.Generator, optional
+            ``None`` draws from numpy's global RNG with ``np.random.choice``, exactly as the original (so
+            ``np.random.seed(s)`` reproduces its picks); a seed or Generator draws ``integers(n, size=num)``.
 
         Returns
         -------
         numpy.ndarray
-            int, shape (2,) (row, col) when `num` is None, else (num, 2).
+            int, shape (2,) (row, col) in hi-res pixels when `num` is None, else (num, 2).
 
         Raises
         ------
         ValueError
-            If pruning leaves no skeleton pixel.
+            If pruning leaves no skeleton pixel ("Overpruned skeleton").
         """
-        rng = np.random.default_rng(rng)
-        skel = morph.skeleton
-        if self.prune_tips is not None:
-            skel = erase(skel, num_neighbours(skel) == 1, int(self.prune_tips * morph.scale))
-        if self.prune_forks is not None:
-            skel = erase(skel, num_neighbours(skel) == 3, int(self.prune_forks * morph.scale))
-        coords = np.argwhere(skel)
+        coords = np.argwhere(self._pruned(morph))
         if coords.shape[0] == 0:
             raise ValueError("Overpruned skeleton")
-        return coords[rng.integers(coords.shape[0], size=num)]
+        if rng is None:
+            idx = np.random.choice(coords.shape[0], size=num)
+        else:
+            rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+            idx = rng.integers(coords.shape[0], size=num)
+        return coords[idx]
+
+
+_BRUSHES: dict[int, np.ndarray] = {}
+
+
+def _brush(r: int) -> np.ndarray:
+    # ~disk(r), cached: the stamp that erases a disk
+    if r not in _BRUSHES:
+        brush = np.ascontiguousarray(~disk(r))
+        brush.setflags(write=False)
+        _BRUSHES[r] = brush
+    return _BRUSHES[r]
