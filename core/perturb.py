@@ -407,7 +407,7 @@ class SetWidth(LinearDeformation):
         return pert_hires_image
 
 
-def perturb_image(image, perturbation: Perturbation, *, mode: str = "released", threshold: float = .5,
+def perturb_image(image, perturbation: Perturbation, *, mode: str | None = None, threshold: float = .5,
                   scale: int = 4, engine: str = "fast") -> np.ndarray:
     """Apply a perturbation to a digit and return the perturbed digit.
 
@@ -416,6 +416,8 @@ def perturb_image(image, perturbation: Perturbation, *, mode: str = "released", 
     image : numpy.ndarray
         (28, 28) digit, uint8 or float in [0, 1].
     perturbation : Perturbation
+    mode : {"released", "upstream"}, optional
+        Default: ``core.morpho.default_mode()`` ("released" unless ``$MORPHO_MNIST_MODE`` says otherwise).
 
     Returns
     -------
