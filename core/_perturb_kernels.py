@@ -284,3 +284,23 @@ def window_sums(skel, i, j, r):
             mxy += x * y
             myy += y * y
     return m00, mx, my, mxx, mxy, myy
+
+
+@njit(**_OPTS)
+def bbox(binary):
+    """(row0, row1, col0, col1), half-open, of the True pixels; (0, 0, 0, 0) if there are none."""
+    rows, cols = binary.shape
+    r0, r1, c0, c1 = rows, 0, cols, 0
+    for i in range(rows):
+        for j in range(cols):
+            if binary[i, j]:
+                if i < r0:
+                    r0 = i
+                r1 = i + 1
+                if j < c0:
+                    c0 = j
+                if j + 1 > c1:
+                    c1 = j + 1
+    if r1 == 0:
+        return 0, 0, 0, 0
+    return r0, r1, c0, c1

@@ -183,11 +183,40 @@ class Swelling(Deformation):
         self.loc_sampler = LocationSampler()
         self.last_centre = None  # (row, col) hi-res, of the last call; for display
 
-    def warp(self, xy: np.ndarray, morph: ImageMorphology) -> np.ndarray:
+    def __call__(self, morph: ImageMorphology) -> np.ndarray:
+        if type(self).warp is not Swelling.warp:  # a subclass's own map: the generic path
+            return super().__call__(morph)
+        # Outside the swollen disk the map is the identity, exactly ((x - c) * 1. + c == x for integers), so
+        # only the disk's bounding box is mapped, with the same numpy expressions as warp() (same values).
+        binary = np.ascontiguousarray(morph.binary_image, dtype=bool)
+        rows, cols = binary.shape
+        centre, radius = self._centre_and_radius(morph)
+        reach = int(np.ceil(radius)) if np.isfinite(radius) else max(rows, cols)
+        x0, x1 = max(int(centre[0]) - reach, 0), min(int(centre[0]) + reach + 1, cols)
+        y0, y1 = max(int(centre[1]) - reach, 0), min(int(centre[1]) + reach + 1, rows)
+        out = binary.astype(np.float64) if morph.mode == "released" else binary.copy()
+        if x0 >= x1 or y0 >= y1:
+            return out
+        xy = np.indices((x1 - x0, y1 - y0), dtype=np.float64).reshape(2, -1).T + np.array([x0, y0], np.float64)
+        maps = self._swell(xy, centre, radius).T.reshape((-1, x1 - x0, y1 - y0)).swapaxes(1, 2)
+        src_c, src_r = np.ascontiguousarray(maps[0]), np.ascontiguousarray(maps[1])
+        if morph.mode == "released":
+            out[y0:y1, x0:x1] = resample.bilinear_warp(binary, src_r, src_c, morph.engine)
+        else:
+            out[y0:y1, x0:x1] = _pk.nearest_warp(binary, src_r, src_c)
+        return out
+
+    def _centre_and_radius(self, morph: ImageMorphology):
         centre_rc = self.loc_sampler.sample(morph, rng=self._rng)
         self.last_centre = tuple(int(v) for v in centre_rc)
         centre = centre_rc[::-1]  # (x, y), int as in the original
         radius = (self.radius * np.sqrt(morph.mean_thickness) / 2.) * morph.scale
+        return centre, radius
+
+    def warp(self, xy: np.ndarray, morph: ImageMorphology) -> np.ndarray:
+        return self._swell(xy, *self._centre_and_radius(morph))
+
+    def _swell(self, xy, centre, radius):
         offset_xy = xy - centre
         distance = np.hypot(*offset_xy.T)
         with np.errstate(divide="ignore", invalid="ignore"):

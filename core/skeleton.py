@@ -115,27 +115,50 @@ def disk(radius: int) -> np.ndarray:
     return x * x + y * y <= r * r
 
 
+def _window(binary: np.ndarray, margin: int):
+    """Slices of the ink's bounding box grown by `margin` pixels (clipped to the image), or None if blank.
+
+    Why it is exact: with background around the ink, every distance and every footprint hit that decides a
+    pixel of the box lies inside the box (see dilate_disk / erode_disk); outside it the result is known.
+    """
+    r0, r1, c0, c1 = _pk.bbox(binary)
+    if r1 == 0:
+        return None
+    rows, cols = binary.shape
+    return (slice(max(r0 - margin, 0), min(r1 + margin, rows)), slice(max(c0 - margin, 0), min(c1 + margin, cols)))
+
+
 def dilate_disk(binary: np.ndarray, radius: int) -> np.ndarray:
     """Dilation of `binary` by ``disk(radius)``: pixels within `radius` of the foreground.
 
-    Equal to ``skimage.morphology.dilation(binary, disk(radius))``, computed with the exact distance transform.
+    Equal to ``skimage.morphology.dilation(binary, disk(radius))``, computed with the exact distance transform
+    on the ink's bounding box grown by `radius` (no pixel outside it is within `radius` of the ink).
     """
     binary = np.ascontiguousarray(binary, dtype=bool)
-    if radius <= 0 or not binary.any():
+    radius = int(radius)
+    box = _window(binary, radius + 1) if radius > 0 else None
+    if box is None:
         return binary.copy()
-    return _kernels.squared_edt(~binary) <= int(radius) ** 2
+    out = np.zeros_like(binary)
+    out[box] = _kernels.squared_edt(np.ascontiguousarray(~binary[box])) <= radius ** 2
+    return out
 
 
 def erode_disk(binary: np.ndarray, radius: int) -> np.ndarray:
     """Erosion of `binary` by ``disk(radius)``: foreground pixels farther than `radius` from the background.
 
     Equal to ``skimage.morphology.erosion(binary, disk(radius))`` (mirrored borders never bring background
-    closer than the real one, so the image edge does not erode).
+    closer than the real one, so the image edge does not erode). Computed on the ink's bounding box grown by
+    one pixel: where that ring is background, it is nearer to every ink pixel than anything beyond it.
     """
     binary = np.ascontiguousarray(binary, dtype=bool)
-    if radius <= 0 or binary.all():
+    radius = int(radius)
+    box = _window(binary, 1) if radius > 0 else None
+    if box is None or binary.all():
         return binary.copy()
-    return _kernels.squared_edt(binary) > int(radius) ** 2
+    out = np.zeros_like(binary)
+    out[box] = _kernels.squared_edt(np.ascontiguousarray(binary[box])) > radius ** 2
+    return out
 
 
 def antialiased_disk_support(radius: int, supersample: int = 16) -> np.ndarray:
@@ -187,21 +210,73 @@ _AA_SUPPORT: dict[int, np.ndarray] = {}
 
 
 def footprint_halfwidths(footprint: np.ndarray) -> np.ndarray:
-    """Row half-widths of a symmetric, orthogonally convex footprint (-1 for an empty row). int64 (2r+1,)."""
-    fp = np.asarray(footprint, dtype=bool)
-    r = (fp.shape[1] - 1) // 2
-    cols = np.abs(np.arange(fp.shape[1]) - r)
-    return np.array([cols[row].max() if row.any() else -1 for row in fp], np.int64)
+    """Row half-widths of a symmetric, orthogonally convex footprint (-1 for an empty row). int64 (2r+1,).
+
+    Raises
+    ------
+    ValueError
+        If the footprint is not square with odd sides, or a row is not one run centred on the middle column.
+    """
+    fp = np.asarray(footprint) != 0
+    key = (fp.shape, fp.tobytes())
+    half = _HALFWIDTHS.get(key)
+    if half is None:
+        if fp.ndim != 2 or fp.shape[0] != fp.shape[1] or fp.shape[0] % 2 == 0:
+            raise ValueError(f"footprint must be square with odd sides, got shape {fp.shape}")
+        r = (fp.shape[1] - 1) // 2
+        dist = np.abs(np.arange(fp.shape[1]) - r)
+        half = np.where(fp, dist, -1).max(axis=1).astype(np.int64)
+        if not np.array_equal(fp, dist[None, :] <= half[:, None]):
+            raise ValueError("footprint rows must each be one run centred on the middle column")
+        half.setflags(write=False)
+        if len(_HALFWIDTHS) < 256:
+            _HALFWIDTHS[key] = half
+    return half
+
+
+_HALFWIDTHS: dict = {}
 
 
 def dilate_footprint(binary: np.ndarray, footprint: np.ndarray) -> np.ndarray:
-    """``skimage.morphology.dilation(binary, footprint)`` for a symmetric, orthogonally convex footprint."""
-    return _pk.footprint_dilate(np.ascontiguousarray(binary, dtype=bool), footprint_halfwidths(footprint))
+    """``skimage.morphology.dilation(binary, footprint)`` for a symmetric, orthogonally convex footprint.
+
+    Parameters
+    ----------
+    binary : numpy.ndarray
+        bool (H, W).
+    footprint : numpy.ndarray
+        bool (2r+1, 2r+1), symmetric, each row and column one centred run (e.g. a disk, a square, or
+        :func:`antialiased_disk_support`).
+
+    Returns
+    -------
+    numpy.ndarray
+        bool (H, W). Computed on the ink's bounding box grown by r.
+    """
+    binary = np.ascontiguousarray(binary, dtype=bool)
+    half = footprint_halfwidths(footprint)
+    box = _window(binary, (len(half) - 1) // 2)
+    if box is None:
+        return binary.copy()
+    out = np.zeros_like(binary)
+    out[box] = _pk.footprint_dilate(np.ascontiguousarray(binary[box]), half)
+    return out
 
 
 def erode_footprint(binary: np.ndarray, footprint: np.ndarray) -> np.ndarray:
-    """``skimage.morphology.erosion(binary, footprint)`` for a symmetric, orthogonally convex footprint."""
-    return _pk.footprint_erode(np.ascontiguousarray(binary, dtype=bool), footprint_halfwidths(footprint))
+    """``skimage.morphology.erosion(binary, footprint)`` for a footprint as in :func:`dilate_footprint`.
+
+    Computed on the ink's bounding box grown by one pixel (that background ring is within the footprint
+    wherever anything beyond it is: the footprint is orthogonally convex).
+    """
+    binary = np.ascontiguousarray(binary, dtype=bool)
+    half = footprint_halfwidths(footprint)
+    box = _window(binary, 1)
+    if box is None:
+        return binary.copy()
+    out = np.zeros_like(binary)
+    out[box] = _pk.footprint_erode(np.ascontiguousarray(binary[box]), half)
+    return out
 
 
 # --------------------------------------------------------------------------------------------------
