@@ -80,14 +80,14 @@ def footprint_erode(binary, half):
     dist = _row_distances(binary, False)
     out = binary.copy()
     for i in range(rows):
-        for k in range(2 * r + 1):
-            src = i + k - r
-            h = half[k]
-            if src < 0 or src >= rows or h < 0:
+        for j in range(cols):
+            if not out[i, j]:
                 continue
-            for j in range(cols):
-                if out[i, j] and dist[src, j] <= h:
+            for k in range(2 * r + 1):
+                src = i + k - r
+                if 0 <= src < rows and dist[src, j] <= half[k]:
                     out[i, j] = False
+                    break
     return out
 
 
@@ -304,3 +304,84 @@ def bbox(binary):
     if r1 == 0:
         return 0, 0, 0, 0
     return r0, r1, c0, c1
+
+
+@njit(**_OPTS)
+def _count8(skel, i, j):
+    rows, cols = skel.shape
+    n = 0
+    for di in range(-1, 2):
+        for dj in range(-1, 2):
+            if (di != 0 or dj != 0) and 0 <= i + di < rows and 0 <= j + dj < cols and skel[i + di, j + dj]:
+                n += 1
+    return n
+
+
+@njit(**_OPTS)
+def _erase_seeds(skel, coords, count, brush):
+    # erase ~brush around every skeleton pixel (of `coords`) with `count` neighbours in `skel` (a snapshot)
+    rows, cols = skel.shape
+    out = skel.copy()
+    size = brush.shape[0]
+    r = (size - 1) // 2
+    for k in range(coords.shape[0]):
+        i, j = coords[k, 0], coords[k, 1]
+        if not skel[i, j] or _count8(skel, i, j) != count:
+            continue
+        for di in range(max(0, r - i), min(size, rows - i + r)):
+            for dj in range(max(0, r - j), min(size, cols - j + r)):
+                if not brush[di, dj]:
+                    out[i + di - r, j + dj - r] = False
+    return out
+
+
+@njit(**_OPTS)
+def pruned_coords(skel, r_tips, brush_tips, r_forks, brush_forks):
+    """(row, col) of the skeleton pixels left after LocationSampler's pruning, in raster order (np.argwhere's).
+
+    Tips (1 neighbour) then forks (3 neighbours, counted on the tip-pruned skeleton) erase ``~brush`` around
+    them, as ``erase(skel, num_neighbours(skel) == n, r)``; ``r < 0`` skips a step, ``r == 0`` removes the
+    seed pixels only.
+    """
+    rows, cols = skel.shape
+    n = 0
+    for i in range(rows):
+        for j in range(cols):
+            if skel[i, j]:
+                n += 1
+    coords = np.empty((n, 2), np.int64)
+    k = 0
+    for i in range(rows):
+        for j in range(cols):
+            if skel[i, j]:
+                coords[k, 0] = i
+                coords[k, 1] = j
+                k += 1
+    cur = skel.copy()
+    for step in range(2):
+        r = r_tips if step == 0 else r_forks
+        brush = brush_tips if step == 0 else brush_forks
+        count = 1 if step == 0 else 3
+        if r < 0:
+            continue
+        if r == 0:
+            nxt = cur.copy()
+            for k in range(n):
+                i, j = coords[k, 0], coords[k, 1]
+                if cur[i, j] and _count8(cur, i, j) == count:
+                    nxt[i, j] = False
+            cur = nxt
+        else:
+            cur = _erase_seeds(cur, coords, count, brush)
+    m = 0
+    for k in range(n):
+        if cur[coords[k, 0], coords[k, 1]]:
+            m += 1
+    out = np.empty((m, 2), np.int64)
+    m = 0
+    for k in range(n):
+        if cur[coords[k, 0], coords[k, 1]]:
+            out[m, 0] = coords[k, 0]
+            out[m, 1] = coords[k, 1]
+            m += 1
+    return out

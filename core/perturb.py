@@ -129,19 +129,22 @@ class Deformation(Perturbation):
     """
 
     def __call__(self, morph: ImageMorphology) -> np.ndarray:
-        binary = morph.binary_image
-        rows, cols = binary.shape
+        src_r, src_c = self._source_maps(morph)
+        binary = np.ascontiguousarray(morph.binary_image, dtype=bool)
+        if morph.mode == "released":
+            return resample.bilinear_warp(binary, src_r, src_c, morph.engine)
+        return _pk.nearest_warp(binary, src_r, src_c)
+
+    def _source_maps(self, morph: ImageMorphology) -> tuple[np.ndarray, np.ndarray]:
+        """Source row and column of every output pixel, float64 (H, W) each, from ``self.warp``."""
+        rows, cols = morph.binary_image.shape
         # skimage.transform.warp_coords: (x, y) pairs, x outer
         xy = np.indices((cols, rows), dtype=np.float64).reshape(2, -1).T
         src = np.asarray(self.warp(xy, morph), dtype=np.float64)
         if src.shape != xy.shape:
             raise ValueError(f"{type(self).__name__}.warp returned shape {src.shape}, expected {xy.shape}")
         maps = src.T.reshape((-1, cols, rows)).swapaxes(1, 2)
-        src_c = np.ascontiguousarray(maps[0])
-        src_r = np.ascontiguousarray(maps[1])
-        if morph.mode == "released":
-            return resample.bilinear_warp(binary, src_r, src_c, morph.engine)
-        return _pk.nearest_warp(np.ascontiguousarray(binary, dtype=bool), src_r, src_c)
+        return np.ascontiguousarray(maps[1]), np.ascontiguousarray(maps[0])
 
     def warp(self, xy: np.ndarray, morph: ImageMorphology) -> np.ndarray:
         """Map output coordinates to input coordinates.
@@ -257,7 +260,9 @@ class Fracture(Perturbation):
         # the original's r; a break thinner than one hi-res pixel (r < 0) crashed np.pad there
         r = max(int(np.ceil((up_thickness - 1) / 2)), 0)
         brush = np.ascontiguousarray(~disk(r))
-        frac_img = np.pad(morph.binary_image, pad_width=r, mode="constant", constant_values=False)
+        binary = morph.binary_image
+        frac_img = np.zeros((binary.shape[0] + 2 * r, binary.shape[1] + 2 * r), bool)  # np.pad(binary, r)
+        frac_img[r:r + binary.shape[0], r:r + binary.shape[1]] = binary
         try:
             centres = self.loc_sampler.sample(morph, self.num_frac, rng=self._rng)
         except ValueError:  # the skeleton vanished with pruning: sample without it, as the original
@@ -344,12 +349,29 @@ class LinearDeformation(Deformation):
         raise NotImplementedError
 
     def warp(self, xy: np.ndarray, morph: ImageMorphology) -> np.ndarray:
+        centroid, matrix = self._centroid_and_matrix(morph)
+        return (xy - centroid) @ matrix.T + centroid
+
+    def _centroid_and_matrix(self, morph: ImageMorphology):
         binary = np.ascontiguousarray(morph.binary_image)
         # sums of a binary image are integers, hence exact in any order: the same moments as ImageMoments
         moments = ImageMoments.from_raw(*_kernels.raw_moments(binary))
         centroid = np.array(moments.centroid)
-        matrix = self._get_matrix(moments, morph)
-        return (xy - centroid) @ matrix.T + centroid
+        return centroid, self._get_matrix(moments, morph)
+
+    def _source_maps(self, morph: ImageMorphology) -> tuple[np.ndarray, np.ndarray]:
+        if type(self).warp is not LinearDeformation.warp:  # a subclass's own map: the generic path
+            return super()._source_maps(morph)
+        # warp()'s expression, with the final "+ centroid" done column by column (additions are exactly
+        # rounded, so the values are the same) straight into the (rows, cols) maps: numpy is slow at
+        # broadcasting over an inner axis of length 2
+        rows, cols = morph.binary_image.shape
+        centroid, matrix = self._centroid_and_matrix(morph)
+        xy = np.indices((cols, rows), dtype=np.float64).reshape(2, -1).T
+        mapped = (xy - centroid) @ matrix.T
+        src_c = (mapped[:, 0] + centroid[0]).reshape(cols, rows).T
+        src_r = (mapped[:, 1] + centroid[1]).reshape(cols, rows).T
+        return np.ascontiguousarray(src_r), np.ascontiguousarray(src_c)
 
 
 _LinearDeformation = LinearDeformation  # the project's former private name

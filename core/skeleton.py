@@ -109,10 +109,22 @@ def medial_axis(binary: np.ndarray, mode: str = "released", engine: str = "fast"
 # Binary morphology with disks (exact, via the distance transform)
 # --------------------------------------------------------------------------------------------------
 def disk(radius: int) -> np.ndarray:
-    """Boolean disk footprint ``x**2 + y**2 <= radius**2``, shape (2r+1, 2r+1)."""
+    """Boolean disk footprint ``x**2 + y**2 <= radius**2``, shape (2r+1, 2r+1) (``skimage.morphology.disk``).
+
+    Cached and read-only.
+    """
     r = int(radius)
-    y, x = np.mgrid[-r:r + 1, -r:r + 1]
-    return x * x + y * y <= r * r
+    d = _DISKS.get(r)
+    if d is None:
+        y, x = np.mgrid[-r:r + 1, -r:r + 1]
+        d = x * x + y * y <= r * r
+        d.setflags(write=False)
+        if r <= 64:  # the radii perturbations use; larger ones are not kept
+            _DISKS[r] = d
+    return d
+
+
+_DISKS: dict[int, np.ndarray] = {}
 
 
 def _window(binary: np.ndarray, margin: int):
@@ -131,34 +143,24 @@ def _window(binary: np.ndarray, margin: int):
 def dilate_disk(binary: np.ndarray, radius: int) -> np.ndarray:
     """Dilation of `binary` by ``disk(radius)``: pixels within `radius` of the foreground.
 
-    Equal to ``skimage.morphology.dilation(binary, disk(radius))``, computed with the exact distance transform
-    on the ink's bounding box grown by `radius` (no pixel outside it is within `radius` of the ink).
+    Equal to ``skimage.morphology.dilation(binary, disk(radius))`` (see :func:`dilate_footprint`).
     """
-    binary = np.ascontiguousarray(binary, dtype=bool)
     radius = int(radius)
-    box = _window(binary, radius + 1) if radius > 0 else None
-    if box is None:
-        return binary.copy()
-    out = np.zeros_like(binary)
-    out[box] = _kernels.squared_edt(np.ascontiguousarray(~binary[box])) <= radius ** 2
-    return out
+    if radius <= 0:
+        return np.array(binary, dtype=bool, copy=True)
+    return dilate_footprint(binary, disk(radius))
 
 
 def erode_disk(binary: np.ndarray, radius: int) -> np.ndarray:
     """Erosion of `binary` by ``disk(radius)``: foreground pixels farther than `radius` from the background.
 
     Equal to ``skimage.morphology.erosion(binary, disk(radius))`` (mirrored borders never bring background
-    closer than the real one, so the image edge does not erode). Computed on the ink's bounding box grown by
-    one pixel: where that ring is background, it is nearer to every ink pixel than anything beyond it.
+    closer than the real one, so the image edge does not erode; see :func:`erode_footprint`).
     """
-    binary = np.ascontiguousarray(binary, dtype=bool)
     radius = int(radius)
-    box = _window(binary, 1) if radius > 0 else None
-    if box is None or binary.all():
-        return binary.copy()
-    out = np.zeros_like(binary)
-    out[box] = _kernels.squared_edt(np.ascontiguousarray(binary[box])) > radius ** 2
-    return out
+    if radius <= 0:
+        return np.array(binary, dtype=bool, copy=True)
+    return erode_footprint(binary, disk(radius))
 
 
 def antialiased_disk_support(radius: int, supersample: int = 16) -> np.ndarray:
@@ -392,17 +394,11 @@ class LocationSampler:
         self.prune_forks = prune_forks
 
     def _pruned(self, morph) -> np.ndarray:
+        """(row, col) of the skeleton pixels that may be sampled, in raster order. int64 (n, 2)."""
         skel = np.ascontiguousarray(morph.skeleton, dtype=bool)
-        for prune, count in ((self.prune_tips, 1), (self.prune_forks, 3)):
-            if prune is None:
-                continue
-            r = int(prune * morph.scale)
-            nb = _pk.num_neighbours(skel)
-            if r <= 0:
-                skel = skel & (nb != count)
-            else:
-                skel = _pk.erase_where(skel, nb, count, _brush(r))
-        return skel
+        radii = [-1 if p is None else int(p * morph.scale) for p in (self.prune_tips, self.prune_forks)]
+        brushes = [_brush(max(r, 0)) for r in radii]
+        return _pk.pruned_coords(skel, radii[0], brushes[0], radii[1], brushes[1])
 
     def sample(self, morph, num: int | None = None, rng=None) -> np.ndarray:
         """Sample skeleton pixel(s) of `morph` (an ImageMorphology), uniformly among those left after pruning.
@@ -427,7 +423,7 @@ class LocationSampler:
         ValueError
             If pruning leaves no skeleton pixel ("Overpruned skeleton").
         """
-        coords = np.argwhere(self._pruned(morph))
+        coords = self._pruned(morph)
         if coords.shape[0] == 0:
             raise ValueError("Overpruned skeleton")
         if rng is None:
