@@ -385,3 +385,27 @@ def pruned_coords(skel, r_tips, brush_tips, r_forks, brush_forks):
             out[m, 1] = coords[k, 1]
             m += 1
     return out
+
+
+@njit(**_OPTS)
+def binary_moments(binary):
+    """Raw moment sums of a bool image as exact integers: (sum I, sum xI, sum yI, sum x^2 I, sum xyI, sum y^2 I),
+    x = column, y = row (what ImageMoments sums in float64, exactly, since every partial sum is an integer
+    below 2**53)."""
+    rows, cols = binary.shape
+    m00 = 0
+    mx = 0
+    my = 0
+    mxx = 0
+    mxy = 0
+    myy = 0
+    for i in range(rows):
+        for j in range(cols):
+            if binary[i, j]:
+                m00 += 1
+                mx += j
+                my += i
+                mxx += j * j
+                mxy += j * i
+                myy += i * i
+    return m00, mx, my, mxx, mxy, myy

@@ -353,25 +353,62 @@ class LinearDeformation(Deformation):
         return (xy - centroid) @ matrix.T + centroid
 
     def _centroid_and_matrix(self, morph: ImageMorphology):
-        binary = np.ascontiguousarray(morph.binary_image)
+        binary = np.ascontiguousarray(morph.binary_image, dtype=bool)
         # sums of a binary image are integers, hence exact in any order: the same moments as ImageMoments
-        moments = ImageMoments.from_raw(*_kernels.raw_moments(binary))
+        moments = ImageMoments.from_raw(*(np.float64(v) for v in _pk.binary_moments(binary)))
         centroid = np.array(moments.centroid)
         return centroid, self._get_matrix(moments, morph)
 
-    def _source_maps(self, morph: ImageMorphology) -> tuple[np.ndarray, np.ndarray]:
+    def __call__(self, morph: ImageMorphology) -> np.ndarray:
         if type(self).warp is not LinearDeformation.warp:  # a subclass's own map: the generic path
-            return super()._source_maps(morph)
-        # warp()'s expression, with the final "+ centroid" done column by column (additions are exactly
-        # rounded, so the values are the same) straight into the (rows, cols) maps: numpy is slow at
-        # broadcasting over an inner axis of length 2
-        rows, cols = morph.binary_image.shape
+            return super().__call__(morph)
+        binary = np.ascontiguousarray(morph.binary_image, dtype=bool)
+        rows, cols = binary.shape
         centroid, matrix = self._centroid_and_matrix(morph)
+        # warp()'s expression on the full grid (the same matrix product, so the same values) ...
         xy = np.indices((cols, rows), dtype=np.float64).reshape(2, -1).T
         mapped = (xy - centroid) @ matrix.T
-        src_c = (mapped[:, 0] + centroid[0]).reshape(cols, rows).T
-        src_r = (mapped[:, 1] + centroid[1]).reshape(cols, rows).T
-        return np.ascontiguousarray(src_r), np.ascontiguousarray(src_c)
+        # ... then "+ centroid" column by column (additions are exactly rounded: same values; numpy is slow to
+        # broadcast over an inner axis of length 2) and sampling only where the source can touch the ink
+        ys, xs = self._output_box(binary, centroid, matrix)
+        src_c = mapped[:, 0].reshape(cols, rows).T[ys, xs] + centroid[0]
+        src_r = mapped[:, 1].reshape(cols, rows).T[ys, xs] + centroid[1]
+        if morph.mode == "released":
+            out = np.zeros((rows, cols))
+            out[ys, xs] = resample.bilinear_warp(binary, src_r, src_c, morph.engine)
+        else:
+            out = np.zeros((rows, cols), bool)
+            out[ys, xs] = _pk.nearest_warp(binary, src_r, src_c)
+        return out
+
+    @staticmethod
+    def _output_box(binary: np.ndarray, centroid: np.ndarray, matrix: np.ndarray) -> tuple[slice, slice]:
+        """Rows and columns of the output whose source may be within one pixel of the ink (else the whole image).
+
+        Outside it both samplings give 0: nearest needs a source rounding onto ink, bilinear one within a
+        pixel of it. The box is the inverse image of the ink's box grown by a pixel, plus a 2-pixel margin
+        for rounding.
+        """
+        rows, cols = binary.shape
+        full = (slice(0, rows), slice(0, cols))
+        r0, r1, c0, c1 = _pk.bbox(binary)
+        if r1 == 0:
+            return (slice(0, 0), slice(0, 0))
+        try:
+            inverse = np.linalg.inv(matrix)
+        except np.linalg.LinAlgError:
+            return full
+        if not np.all(np.isfinite(inverse)):
+            return full
+        corners = np.array([[c0 - 1., r0 - 1.], [c1, r0 - 1.], [c0 - 1., r1], [c1, r1]])  # (x, y)
+        out = (corners - centroid) @ inverse.T + centroid
+        if not np.all(np.isfinite(out)):
+            return full
+        x_lo, y_lo = np.floor(out.min(axis=0)) - 2
+        x_hi, y_hi = np.ceil(out.max(axis=0)) + 3
+        ys = slice(int(min(max(y_lo, 0), rows)), int(min(max(y_hi, 0), rows)))
+        xs = slice(int(min(max(x_lo, 0), cols)), int(min(max(x_hi, 0), cols)))
+        return ys, xs
 
 
 _LinearDeformation = LinearDeformation  # the project's former private name

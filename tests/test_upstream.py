@@ -449,3 +449,39 @@ def test_fracture_stamps_follow_numpy_slicing():
         got = img.copy()
         perturb.Fracture._draw_line(got, p0, p1, brush)
         np.testing.assert_array_equal(got, expected)
+
+
+@pytest.mark.parametrize("mode", ["released", "upstream"])
+def test_fast_paths_equal_the_generic_warp(digits, mode):
+    """Swelling and the linear deformations map only part of the grid; subclasses that override warp() take
+    the generic path through warp() on the whole grid. Both must give the same image, extremes included."""
+    def generic(cls):
+        return type(f"Generic{cls.__name__}", (cls,), {"warp": lambda self, xy, morph: cls.warp(self, xy, morph)})
+
+    makers = [(perturb.Swelling, dict(strength=s, radius=r)) for s, r in ((3, 7), (6, 14), (1.5, 2))]
+    makers += [(perturb.SetSlant, dict(target_slant_rad=t)) for t in (-1.2, -.4, 0., .7, 1.4)]
+    makers += [(perturb.SetWidth, dict(target_width=w)) for w in (1., 6., 12., 30., 80.)]
+    state = np.random.get_state()
+    try:
+        for k, image in enumerate(digits[::5]):
+            morph = ImageMorphology(image, mode=mode)
+            for cls, kwargs in makers:
+                np.random.seed(k)
+                fast = cls(**kwargs)(morph)
+                np.random.seed(k)
+                slow = generic(cls)(**kwargs)(morph)
+                assert fast.dtype == slow.dtype
+                np.testing.assert_array_equal(fast, slow, err_msg=f"{cls.__name__}({kwargs}), digit {k}")
+    finally:
+        np.random.set_state(state)
+
+
+@pytest.mark.parametrize("prune", [.25, .5, 1., 2., 3.])
+def test_location_sampler_pruning_matches_the_original_formula(upstream_morphs, prune):
+    from core.skeleton import LocationSampler
+    for morph in upstream_morphs[::7]:
+        skel = morph.skeleton
+        for count in (1, 3):
+            nb = ndi.convolve(skel.astype(int), _NB, mode="constant") * skel
+            skel = sk_erase(skel, nb == count, int(prune * morph.scale))
+        np.testing.assert_array_equal(LocationSampler(prune, prune)._pruned(morph), np.argwhere(skel))
