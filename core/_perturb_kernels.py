@@ -409,3 +409,35 @@ def binary_moments(binary):
                 mxy += j * i
                 myy += i * i
     return m00, mx, my, mxx, mxy, myy
+
+
+@njit(**_OPTS)
+def parallelogram_counts(img, shear, y_mid):
+    """Mass counts of ``bounding_parallelogram`` for an integer image, skipping empty rows.
+
+    ``hcount[t] = sum I[y, x] over x + .5 < t + shear * (y - y_mid)`` and ``vcount[t] = sum I[y, x] over
+    y < t``, with the comparison evaluated as the original does (same float64 operations); the sums are
+    integers, hence exact, and returned as float64 like the original's counts.
+    """
+    rows, cols = img.shape
+    hcount = np.zeros(cols, np.int64)
+    vcount = np.zeros(rows, np.int64)
+    prefix = np.zeros(cols + 1, np.int64)
+    acc = 0
+    for i in range(rows):
+        vcount[i] = acc
+        s = 0
+        for j in range(cols):
+            s += np.int64(img[i, j])
+            prefix[j + 1] = s
+        acc += s
+        if s == 0:
+            continue
+        offset = shear * (i - y_mid)
+        k = 0
+        for t in range(cols):
+            bound = t + offset
+            while k < cols and k + 0.5 < bound:
+                k += 1
+            hcount[t] += prefix[k]
+    return hcount.astype(np.float64), vcount.astype(np.float64), acc

@@ -29,6 +29,7 @@ own.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -394,18 +395,20 @@ class LinearDeformation(Deformation):
         r0, r1, c0, c1 = _pk.bbox(binary)
         if r1 == 0:
             return (slice(0, 0), slice(0, 0))
-        try:
-            inverse = np.linalg.inv(matrix)
-        except np.linalg.LinAlgError:
+        (a, b), (c, d) = matrix.tolist()
+        det = a * d - b * c
+        if det == 0 or not math.isfinite(det):
             return full
-        if not np.all(np.isfinite(inverse)):
+        cx, cy = float(centroid[0]), float(centroid[1])
+        xs_out, ys_out = [], []
+        for x, y in ((c0 - 1., r0 - 1.), (c1, r0 - 1.), (c0 - 1., r1), (c1, r1)):  # the ink box's corners
+            u, v = x - cx, y - cy
+            xs_out.append((d * u - b * v) / det + cx)  # inverse of the 2x2 matrix
+            ys_out.append((a * v - c * u) / det + cy)
+        if not all(math.isfinite(z) for z in xs_out + ys_out):
             return full
-        corners = np.array([[c0 - 1., r0 - 1.], [c1, r0 - 1.], [c0 - 1., r1], [c1, r1]])  # (x, y)
-        out = (corners - centroid) @ inverse.T + centroid
-        if not np.all(np.isfinite(out)):
-            return full
-        x_lo, y_lo = np.floor(out.min(axis=0)) - 2
-        x_hi, y_hi = np.ceil(out.max(axis=0)) + 3
+        x_lo, y_lo = math.floor(min(xs_out)) - 2, math.floor(min(ys_out)) - 2
+        x_hi, y_hi = math.ceil(max(xs_out)) + 3, math.ceil(max(ys_out)) + 3
         ys = slice(int(min(max(y_lo, 0), rows)), int(min(max(y_hi, 0), rows)))
         xs = slice(int(min(max(x_lo, 0), cols)), int(min(max(x_hi, 0), cols)))
         return ys, xs
@@ -441,8 +444,20 @@ class SetSlant(LinearDeformation):
 
 def _measure_width(morph: ImageMorphology, frac: float = .02, moments: ImageMoments | None = None) -> float:
     """Width of the bounding parallelogram of ``morph.hires_image`` (with the given moments), in pixels."""
-    top_left, top_right = bounding_parallelogram(morph.hires_image, frac, moments, engine=morph.engine)[:2]
-    return (top_right[0] - top_left[0]) / morph.scale
+    img = morph.hires_image
+    if moments is None or morph.engine != "fast" or img.dtype != np.uint8:
+        top_left, top_right = bounding_parallelogram(img, frac, moments, engine=morph.engine)[:2]
+        return (top_right[0] - top_left[0]) / morph.scale
+    # bounding_parallelogram's arithmetic on exact integer counts (uint8 sums are integers: same values)
+    middle = moments.centroid[1]
+    shear = moments.horizontal_shear
+    hcount, vcount, total = _pk.parallelogram_counts(np.ascontiguousarray(img), shear, middle)
+    total = np.float64(total)
+    hcdf, vcdf = hcount / total, vcount / total
+    frac /= 2
+    left, right = np.interp([frac, 1. - frac], hcdf, np.arange(img.shape[1]))
+    top = np.interp([frac, 1. - frac], vcdf, np.arange(len(vcdf)))[0]
+    return ((right + shear * (top - middle)) - (left + shear * (top - middle))) / morph.scale
 
 
 class SetWidth(LinearDeformation):

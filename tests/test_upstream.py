@@ -485,3 +485,11 @@ def test_location_sampler_pruning_matches_the_original_formula(upstream_morphs, 
             nb = ndi.convolve(skel.astype(int), _NB, mode="constant") * skel
             skel = sk_erase(skel, nb == count, int(prune * morph.scale))
         np.testing.assert_array_equal(LocationSampler(prune, prune)._pruned(morph), np.argwhere(skel))
+
+
+def test_setwidth_source_width_equals_bounding_parallelogram(upstream_morphs):
+    from core.morpho import ImageMoments, bounding_parallelogram
+    for morph in upstream_morphs[::3]:
+        moments = ImageMoments(morph.binary_image)
+        top_left, top_right = bounding_parallelogram(morph.hires_image, .02, moments, engine="reference")[:2]
+        assert perturb._measure_width(morph, moments=moments) == (top_right[0] - top_left[0]) / morph.scale
