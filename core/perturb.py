@@ -42,7 +42,7 @@ from .skeleton import (LocationSampler, antialiased_disk_support, dilate_disk, d
 
 __all__ = ["Perturbation", "Thinning", "Thickening", "Deformation", "Swelling", "Fracture", "SetThickness",
            "LinearDeformation", "SetSlant", "SetWidth", "perturb_image", "PERTURBATIONS", "ParamSpec",
-           "PERTURBATION_LABELS"]
+           "PERTURBATION_LABELS", "warm_up"]
 
 # Labels of the released -pert files (global and local datasets)
 PERTURBATION_LABELS = {0: "plain", 1: "thinned", 2: "thickened", 3: "swollen", 4: "fractured"}
@@ -372,8 +372,8 @@ class LinearDeformation(Deformation):
         # ... then "+ centroid" column by column (additions are exactly rounded: same values; numpy is slow to
         # broadcast over an inner axis of length 2) and sampling only where the source can touch the ink
         ys, xs = self._output_box(binary, centroid, matrix)
-        src_c = mapped[:, 0].reshape(cols, rows).T[ys, xs] + centroid[0]
-        src_r = mapped[:, 1].reshape(cols, rows).T[ys, xs] + centroid[1]
+        src_c = np.ascontiguousarray(mapped[:, 0].reshape(cols, rows).T[ys, xs] + centroid[0])
+        src_r = np.ascontiguousarray(mapped[:, 1].reshape(cols, rows).T[ys, xs] + centroid[1])
         if morph.mode == "released":
             out = np.zeros((rows, cols))
             out[ys, xs] = resample.bilinear_warp(binary, src_r, src_c, morph.engine)
@@ -557,3 +557,20 @@ PERTURBATIONS: dict[str, tuple[type, tuple[ParamSpec, ...]]] = {
     "set_slant": (SetSlant, (ParamSpec("target_rad", 0., -.8, .8, .01, "rad", "target slant"),)),
     "set_width": (SetWidth, (ParamSpec("target", 12., 2., 24., .5, "px", "target width"),)),
 }
+
+
+def warm_up() -> None:
+    """Compile (or load from numba's disk cache) every kernel the perturbations use, in both modes.
+
+    Runs each perturbation once on a synthetic ring digit with the argument types real digits give, so that a
+    later first call does not pay for compilation. Safe to call from any thread; takes well under a second
+    with a warm cache.
+    """
+    yy, xx = np.mgrid[0:28, 0:28]
+    ring = np.abs(np.hypot(yy - 13.5, xx - 13.5) - 7) < 2
+    digit = (ring * 255).astype(np.uint8)
+    for mode in ("released", "upstream"):
+        morph = ImageMorphology(digit, mode=mode)
+        for pert in (Thinning(), Thickening(), Swelling(rng=0), Fracture(rng=0), SetThickness(1.), SetThickness(9.),
+                     SetSlant(.3), SetWidth(10.)):
+            morph.downscale(pert(morph))

@@ -493,3 +493,11 @@ def test_setwidth_source_width_equals_bounding_parallelogram(upstream_morphs):
         moments = ImageMoments(morph.binary_image)
         top_left, top_right = bounding_parallelogram(morph.hires_image, .02, moments, engine="reference")[:2]
         assert perturb._measure_width(morph, moments=moments) == (top_right[0] - top_left[0]) / morph.scale
+
+
+def test_warm_up_compiles_every_perturbation_kernel():
+    perturb.warm_up()
+    used = ["bbox", "binary_moments", "footprint_dilate", "footprint_erode", "nearest_warp", "parallelogram_counts",
+            "pruned_coords", "stamp_line_clipped", "stamp_line_numpy", "window_sums"]
+    # one compiled signature each: the arguments real digits give all have the same types
+    assert {name: len(getattr(pk, name).signatures) for name in used} == {name: 1 for name in used}
