@@ -501,3 +501,64 @@ def test_warm_up_compiles_every_perturbation_kernel():
             "pruned_coords", "stamp_line_clipped", "stamp_line_numpy", "window_sums"]
     # one compiled signature each: the arguments real digits give all have the same types
     assert {name: len(getattr(pk, name).signatures) for name in used} == {name: 1 for name in used}
+
+
+def sk_fracture_2018(morph, thickness=1.5, prune=2, num_frac=3):
+    """The 2018 Fracture (released datasets): brush at img[i:i + h, j:j + w] of the padded image, no try."""
+    r = int(np.ceil((thickness * morph.scale - 1) / 2))
+    brush = ~morphology.disk(r).astype(bool)
+    img = np.pad(morph.binary_image, r)
+    try:
+        centres = sk_sample(morph, num_frac, prune)
+    except ValueError:
+        centres = sk_sample(morph, num_frac)
+    h, w = brush.shape
+    for centre in centres:
+        win = 2 * morph.scale
+        window = np.pad(morph.skeleton, win)[centre[0]:centre[0] + 2 * win + 1, centre[1]:centre[1] + 2 * win + 1]
+        _, _, u20, u11, u02 = sk_moments(window)
+        angle = .5 * np.arctan2(2. * u11, u20 - u02) + np.pi / 2.
+        length = morph.distance_map[centre[0], centre[1]] + .5 * morph.scale
+        normal = length * np.array([np.sin(angle), np.cos(angle)])
+        p0, p1 = (centre + normal).astype(int), (centre - normal).astype(int)
+        for i, j in zip(*draw.line(*p0, *p1)):
+            img[i:i + h, j:j + w] &= brush  # raises where the stamp crosses the border (2018 crashed)
+    return img[r:-r, r:-r]
+
+
+def test_released_fracture_is_the_2018_placement(digits):
+    state = np.random.get_state()
+    compared = 0
+    try:
+        for k, image in enumerate(digits):
+            morph = ImageMorphology(image, mode="released")
+            np.random.seed(k)
+            try:
+                expected = sk_fracture_2018(morph)
+            except ValueError:
+                continue  # the 2018 code crashed on this digit; core clips the stamp instead
+            np.random.seed(k)
+            np.testing.assert_array_equal(perturb.Fracture()(morph), expected, err_msg=f"digit {k}")
+            compared += 1
+    finally:
+        np.random.set_state(state)
+    assert compared >= 90
+
+
+def test_set_width_validate_retries_until_within_tolerance(digits, capsys):
+    from core.perturb import _measure_width
+    retried = 0
+    for image in digits[::10]:
+        morph = ImageMorphology(image, mode="upstream")
+        once = perturb.SetWidth(25.)(morph)
+        checked = perturb.SetWidth(25., validate=True)(morph)
+        printed = capsys.readouterr().out
+        width_once = _measure_width(ImageMorphology(morph.downscale(once), mode="upstream"))
+        width = _measure_width(ImageMorphology(morph.downscale(checked), mode="upstream"))
+        if abs(width_once - 25.) <= 1.:
+            assert printed == "" and np.array_equal(once, checked)
+        else:
+            retried += 1
+            assert "Incorrect width after transformation" in printed
+            assert abs(width - 25.) < abs(width_once - 25.)
+    assert retried > 0
