@@ -24,8 +24,8 @@ The morphology's ``mode`` decides how the perturbation behaves (docs/upstream.md
 
 Random perturbations (Swelling, Fracture) take ``rng``: ``None`` (the default) draws the locations from
 numpy's global RNG with ``np.random.choice`` exactly as the original, so ``np.random.seed(s)`` before a call
-reproduces the original's image; a seed or a ``numpy.random.Generator`` gives a reproducible stream of its
-own.
+reproduces the original's image; a ``numpy.random.RandomState(s)`` draws the same picks without touching
+the global RNG; a seed or a ``numpy.random.Generator`` gives a reproducible stream of its own.
 """
 from __future__ import annotations
 
@@ -49,8 +49,8 @@ PERTURBATION_LABELS = {0: "plain", 1: "thinned", 2: "thickened", 3: "swollen", 4
 
 
 def _generator(rng):
-    """None stays None (numpy's global RNG, as the original); a seed becomes a Generator."""
-    if rng is None or isinstance(rng, np.random.Generator):
+    """None stays None (numpy's global RNG, as the original), as does a RandomState; a seed becomes a Generator."""
+    if rng is None or isinstance(rng, (np.random.Generator, np.random.RandomState)):
         return rng
     return np.random.default_rng(rng)
 
@@ -175,7 +175,7 @@ class Swelling(Deformation):
         Exponent of the warp (> 1 swells; 3 in the released 'swel' dataset).
     radius : float
         Radius of the swollen region, in units of ``sqrt(thickness) / 2`` pixels (7 in the released data).
-    rng : None, int or numpy.random.Generator, optional
+    rng : None, int, numpy.random.Generator or numpy.random.RandomState, optional
         ``None``: numpy's global RNG, as the original; else a seed or generator for the location.
     """
 
@@ -240,7 +240,7 @@ class Fracture(Perturbation):
         Distance (pixels) from the skeleton's tips and forks within which no break is placed.
     num_frac : int
         Number of breaks (3 in the released 'frac' dataset).
-    rng : None, int or numpy.random.Generator, optional
+    rng : None, int, numpy.random.Generator or numpy.random.RandomState, optional
         ``None``: numpy's global RNG, as the original; else a seed or generator for the locations.
     """
 

@@ -409,9 +409,10 @@ class LocationSampler:
             Hi-res morphology of the digit.
         num : int, optional
             Number of locations (default: one, returned as a single (row, col)).
-        rng : None, int or numpy.random.Generator, optional
+        rng : None, int, numpy.random.Generator or numpy.random.RandomState, optional
             ``None`` draws from numpy's global RNG with ``np.random.choice``, exactly as the original (so
-            ``np.random.seed(s)`` reproduces its picks); a seed or Generator draws ``integers(n, size=num)``.
+            ``np.random.seed(s)`` reproduces its picks); a RandomState draws ``rng.choice(n, size=num)`` (the
+            same picks as the global RNG seeded alike); a seed or Generator draws ``integers(n, size=num)``.
 
         Returns
         -------
@@ -428,6 +429,8 @@ class LocationSampler:
             raise ValueError("Overpruned skeleton")
         if rng is None:
             idx = np.random.choice(coords.shape[0], size=num)
+        elif isinstance(rng, np.random.RandomState):
+            idx = rng.choice(coords.shape[0], size=num)
         else:
             rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
             idx = rng.integers(coords.shape[0], size=num)

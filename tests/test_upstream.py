@@ -226,6 +226,10 @@ def test_global_rng_reproducibility(sample_images, mode, cls):
             np.random.seed(s)
             outs.append(perturb.perturb_image(image, cls(), mode=mode))
         assert any(not np.array_equal(outs[0], o) for o in outs[1:])
+        # a RandomState gives the global RNG's picks without touching it
+        np.random.seed(5)
+        np.testing.assert_array_equal(perturb.perturb_image(image, cls(rng=np.random.RandomState(5)), mode=mode), a)
+        assert np.random.random() == np.random.RandomState(5).random_sample()
     finally:
         np.random.set_state(state)
     np.testing.assert_array_equal(perturb.perturb_image(image, cls(rng=9), mode=mode),
