@@ -19,7 +19,8 @@ from .resample import check_engine, check_mode
 
 __all__ = ["medial_axis", "medial_axis_reference", "tiebreaker", "SKELETON_TABLE", "CORNERNESS_TABLE",
            "num_neighbours", "erase", "get_angle", "LocationSampler", "dilate_disk", "erode_disk",
-           "disk", "draw_line"]
+           "disk", "draw_line", "dilate_footprint", "erode_footprint", "footprint_halfwidths",
+           "antialiased_disk_support"]
 
 _BITS = (2 ** np.arange(9)).reshape(3, 3)
 

@@ -87,11 +87,13 @@ def sk_linear(morph, matrix_of):
 
 
 def sk_thinning(morph, amount=.7):
-    return morphology.erosion(morph.binary_image, morphology.disk(int(amount * morph.scale * morph.mean_thickness / 2.)))
+    radius = int(amount * morph.scale * morph.mean_thickness / 2.)
+    return morphology.erosion(morph.binary_image, morphology.disk(radius))
 
 
 def sk_thickening(morph, amount=1.):
-    return morphology.dilation(morph.binary_image, morphology.disk(int(amount * morph.scale * morph.mean_thickness / 2.)))
+    radius = int(amount * morph.scale * morph.mean_thickness / 2.)
+    return morphology.dilation(morph.binary_image, morphology.disk(radius))
 
 
 def sk_swelling(morph, strength=3, radius=7):
