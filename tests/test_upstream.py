@@ -568,3 +568,17 @@ def test_set_width_validate_retries_until_within_tolerance(digits, capsys):
             assert "Incorrect width after transformation" in printed
             assert abs(width - 25.) < abs(width_once - 25.)
     assert retried > 0
+
+
+def test_skeleton_tools_match_the_original_formulas(upstream_morphs):
+    from core.skeleton import erase, get_angle, num_neighbours
+    for morph in upstream_morphs[::9]:
+        skel = morph.skeleton
+        nb = ndi.convolve(skel.astype(int), _NB, mode="constant") * skel
+        np.testing.assert_array_equal(num_neighbours(skel), nb)
+        for r in (1, 4, 8):
+            np.testing.assert_array_equal(erase(skel, nb == 1, r), sk_erase(skel, nb == 1, r))
+        for i, j in np.argwhere(skel)[::25]:
+            window = np.pad(skel, 8)[i:i + 17, j:j + 17]
+            _, _, u20, u11, u02 = sk_moments(window)
+            assert get_angle(skel, i, j, 8) == .5 * np.arctan2(2. * u11, u20 - u02)
