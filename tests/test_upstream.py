@@ -393,8 +393,8 @@ ORIGINAL_SET_THICKNESS = {2.: 2.2014, 4.: 4.3656, 6.: 7.4509}
 
 @pytest.mark.parametrize("target", sorted(ORIGINAL_SET_THICKNESS))
 def test_released_set_thickness_reaches_the_originals_thickness(digits, target):
-    reached = np.mean([measure_image(perturb.perturb_image(d, perturb.SetThickness(target))).thickness
-                       for d in digits])
+    reached = np.mean([measure_image(perturb.perturb_image(d, perturb.SetThickness(target), mode="released"),
+                                     mode="released").thickness for d in digits])
     assert reached == pytest.approx(ORIGINAL_SET_THICKNESS[target], rel=.03)
 
 
@@ -582,3 +582,18 @@ def test_skeleton_tools_match_the_original_formulas(upstream_morphs):
             window = np.pad(skel, 8)[i:i + 17, j:j + 17]
             _, _, u20, u11, u02 = sk_moments(window)
             assert get_angle(skel, i, j, 8) == .5 * np.arctan2(2. * u11, u20 - u02)
+
+
+def test_default_mode_follows_the_environment(sample_images, monkeypatch):
+    from core.morpho import MODE_ENV
+    image = sample_images[42]
+    monkeypatch.delenv(MODE_ENV, raising=False)
+    assert ImageMorphology(image).mode == "released"
+    monkeypatch.setenv(MODE_ENV, "upstream")
+    assert ImageMorphology(image).mode == "upstream"
+    np.testing.assert_array_equal(perturb.perturb_image(image, perturb.Thickening()),
+                                  perturb.perturb_image(image, perturb.Thickening(), mode="upstream"))
+    assert ImageMorphology(image, mode="released").mode == "released"  # an explicit mode wins
+    monkeypatch.setenv(MODE_ENV, "legacy")
+    with pytest.raises(ValueError, match="MORPHO_MNIST_MODE='legacy'"):
+        ImageMorphology(image)
