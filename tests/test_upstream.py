@@ -350,6 +350,8 @@ def test_signatures_against_the_original_when_importable():
                 assert got == names, f"the table is wrong for {module}.{qualname}: {got}"
     finally:
         sys.path.remove(src)
+        for name in [m for m in sys.modules if m == "morphomnist" or m.startswith("morphomnist.")]:
+            del sys.modules[name]
 
 
 def test_linear_deformation_hook_is_honoured(sample_images):
