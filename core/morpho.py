@@ -7,6 +7,8 @@ so that every figure is in pixels of the 28x28 image.
 """
 from __future__ import annotations
 
+import os
+
 import numpy as np
 from scipy import ndimage as ndi
 
@@ -14,7 +16,24 @@ from . import _kernels, resample
 from .resample import check_engine, check_mode
 from .skeleton import medial_axis
 
-__all__ = ["ImageMorphology", "ImageMoments", "bounding_parallelogram", "as_digit", "binarise"]
+__all__ = ["ImageMorphology", "ImageMoments", "bounding_parallelogram", "as_digit", "binarise", "default_mode",
+           "MODE_ENV"]
+
+#: Environment variable that sets the default mode of ImageMorphology (and so of every perturbation)
+MODE_ENV = "MORPHO_MNIST_MODE"
+
+
+def default_mode() -> str:
+    """The mode an ImageMorphology gets when none is given: ``$MORPHO_MNIST_MODE`` or "released".
+
+    ``MORPHO_MNIST_MODE=upstream`` makes code written for the original ``morphomnist`` behave as the
+    original does with today's scikit-image without changing a line (docs/upstream.md).
+    """
+    mode = os.environ.get(MODE_ENV, "").strip() or "released"
+    if mode not in ("released", "upstream"):
+        raise ValueError(f"environment variable {MODE_ENV}={mode!r}: expected 'released' or 'upstream'")
+    return mode
+
 
 _SKEL_LEN_MASK = np.array([[0., 0., 0.], [0., 0., 1.], [np.sqrt(2.), 1., np.sqrt(2.)]])
 _GRID_TOL = 1e-6  # a float pixel this close to k/255 is that uint8 value
@@ -89,10 +108,13 @@ class ImageMorphology:
     threshold : float
         Binarisation level, relative to the hi-res image's range.
     scale : int
-        Upsampling factor; hi-res arrays are (28 * scale, 28 * scale).
-    mode : {"released", "upstream"}
+        Upsampling factor; hi-res arrays are (28 * scale, 28 * scale). The default is 4, as every
+        Morpho-MNIST computation uses; the original class defaulted to 1 (no upsampling), which nothing in
+        the original package relied on (its measure_image passes 4).
+    mode : {"released", "upstream"}, optional
         ``"released"`` reproduces the published Morpho-MNIST tables; ``"upstream"`` what the original code
-        gives with current scikit-image (see :mod:`core.resample`).
+        gives with current scikit-image (see :mod:`core.resample`). Default: :func:`default_mode`
+        ("released" unless the environment variable ``MORPHO_MNIST_MODE`` says "upstream").
     engine : {"fast", "reference"}
         Compiled kernels or the plain reference implementation (same numbers).
 
@@ -108,9 +130,9 @@ class ImageMorphology:
         float64, hi-res: distance to the background in hi-res pixels.
     """
 
-    def __init__(self, image: np.ndarray, threshold: float = .5, scale: int = 4, mode: str = "released", *,
+    def __init__(self, image: np.ndarray, threshold: float = .5, scale: int = 4, mode: str | None = None, *,
                  engine: str = "fast"):
-        self.mode = check_mode(mode)
+        self.mode = mode = check_mode(default_mode() if mode is None else mode)
         self.engine = check_engine(engine)
         self.threshold = float(threshold)
         self.scale = int(scale)

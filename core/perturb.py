@@ -1,41 +1,85 @@
 """Perturbations of Morpho-MNIST digits, and interventions that set a morphometric.
 
-Each perturbation is called on an :class:`~core.morpho.ImageMorphology` and returns a hi-res image, which
-``morph.downscale(...)`` brings back to a 28x28 uint8 digit, as in the original ``morphomnist.perturb``::
+Names, parameters (by name and position) and the ``_get_matrix`` hook follow ``morphomnist.perturb``
+(Castro et al., 2019; interventions from Pawlowski, Castro & Glocker, 2020). Each perturbation is called on
+an :class:`~core.morpho.ImageMorphology` and returns a hi-res image, which ``morph.downscale(...)`` brings
+back to a 28x28 uint8 digit::
 
     morph = ImageMorphology(image, scale=4)
     thinned = morph.downscale(Thinning(amount=.7)(morph))
 
-Random perturbations (Swelling, Fracture) take ``rng``: a seed or a ``numpy.random.Generator``; the same seed
-gives the same image (the original used the global numpy RNG). Warps of binary images are bilinear in
-``"released"`` mode (scikit-image < 0.19) and nearest-neighbour in ``"upstream"`` mode (today's
-``skimage.transform.warp`` of a boolean image), following the morphology's mode.
+The morphology's ``mode`` decides how the perturbation behaves (docs/upstream.md lists every difference):
+
+``"upstream"``
+    Byte for byte what today's original code gives with today's scikit-image: boolean warps are
+    nearest-neighbour (``skimage.transform.warp`` of a bool image), Fracture's brush is placed as the
+    original does since 2021 (``img[i - h // 2:i + h - h // 2, ...]`` in the padded image, a stamp that
+    does not fit skipped).
+``"released"``
+    The released datasets (2018): warps of binary images bilinear (scikit-image < 0.19), the 2018 Fracture
+    brush (``img[i:i + h, ...]`` in the padded image, i.e. centred on the line; clipped at the border where
+    2018 crashed). The interventions (2020) follow the original's rules in both modes: SetThickness dilates
+    or erodes with the support of the anti-aliased disk, SetWidth measures the source width with the
+    moments of the binary image.
+
+Random perturbations (Swelling, Fracture) take ``rng``: ``None`` (the default) draws the locations from
+numpy's global RNG with ``np.random.choice`` exactly as the original, so ``np.random.seed(s)`` before a call
+reproduces the original's image; a ``numpy.random.RandomState(s)`` draws the same picks without touching
+the global RNG; a seed or a ``numpy.random.Generator`` gives a reproducible stream of its own.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 
-from . import resample
+from . import _kernels, resample
+from . import _perturb_kernels as _pk
 from .morpho import ImageMoments, ImageMorphology, bounding_parallelogram
-from .skeleton import LocationSampler, dilate_disk, disk, draw_line, erode_disk, get_angle
+from .skeleton import (LocationSampler, antialiased_disk_support, dilate_disk, dilate_footprint, disk,
+                       erode_disk, erode_footprint, get_angle)
 
 __all__ = ["Perturbation", "Thinning", "Thickening", "Deformation", "Swelling", "Fracture", "SetThickness",
-           "SetSlant", "SetWidth", "perturb_image", "PERTURBATIONS", "ParamSpec", "PERTURBATION_LABELS"]
+           "LinearDeformation", "SetSlant", "SetWidth", "perturb_image", "PERTURBATIONS", "ParamSpec",
+           "PERTURBATION_LABELS", "warm_up"]
 
 # Labels of the released -pert files (global and local datasets)
 PERTURBATION_LABELS = {0: "plain", 1: "thinned", 2: "thickened", 3: "swollen", 4: "fractured"}
 
 
-def _generator(rng) -> np.random.Generator:
-    return rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+def _generator(rng):
+    """None stays None (numpy's global RNG, as the original), as does a RandomState; a seed becomes a Generator."""
+    if rng is None or isinstance(rng, (np.random.Generator, np.random.RandomState)):
+        return rng
+    return np.random.default_rng(rng)
+
+
+def _one_of(name: str, value, alias_name: str, alias):
+    # the original's parameter name, or the project's older keyword; exactly one of them
+    if value is None and alias is None:
+        raise TypeError(f"missing required argument {name!r}")
+    if value is not None and alias is not None:
+        raise TypeError(f"give {name!r} or its alias {alias_name!r}, not both")
+    return float(value if value is not None else alias)
 
 
 class Perturbation:
-    """A hi-res image transformation: ``pert(morph) -> hi-res image`` (bool or float in [0, 1])."""
+    """A hi-res image transformation: ``pert(morph) -> hi-res image`` (bool, or float in [0, 1])."""
 
     def __call__(self, morph: ImageMorphology) -> np.ndarray:
+        """Apply the perturbation.
+
+        Parameters
+        ----------
+        morph : ImageMorphology
+            Morphology of the input digit.
+
+        Returns
+        -------
+        numpy.ndarray
+            (scale * H, scale * W) perturbed hi-res image; ``morph.downscale(...)`` brings it to (H, W) uint8.
+        """
         raise NotImplementedError
 
     def __repr__(self) -> str:
@@ -44,7 +88,7 @@ class Perturbation:
 
 
 class Thinning(Perturbation):
-    """Erode the digit by a disk of radius ``amount * thickness / 2`` (a fraction of the stroke's half-width).
+    """Erode the digit by ``disk(int(amount * scale * thickness / 2))`` (a fraction of the stroke's width).
 
     Parameters
     ----------
@@ -61,7 +105,7 @@ class Thinning(Perturbation):
 
 
 class Thickening(Perturbation):
-    """Dilate the digit by a disk of radius ``amount * thickness / 2``.
+    """Dilate the digit by ``disk(int(amount * scale * thickness / 2))``.
 
     Parameters
     ----------
@@ -78,32 +122,52 @@ class Thickening(Perturbation):
 
 
 class Deformation(Perturbation):
-    """A perturbation defined by an inverse coordinate map ``warp(xy, morph) -> source xy``."""
+    """A perturbation defined by an inverse coordinate map ``warp(xy, morph) -> source xy``.
+
+    As ``skimage.transform.warp(morph.binary_image, lambda xy: self.warp(xy, morph))``: `xy` is built the
+    same way (columns outer, rows inner), so an overriding ``warp`` sees what it saw in the original.
+    Upstream mode samples nearest-neighbour (bool result); released mode bilinearly (float result).
+    """
 
     def __call__(self, morph: ImageMorphology) -> np.ndarray:
-        rows, cols = morph.binary_image.shape
-        yy, xx = np.mgrid[0:rows, 0:cols]
-        xy = np.column_stack([xx.ravel(), yy.ravel()]).astype(np.float64)
-        src = self.warp(xy, morph)
-        src_c = src[:, 0].reshape(rows, cols)
-        src_r = src[:, 1].reshape(rows, cols)
+        src_r, src_c = self._source_maps(morph)
+        binary = np.ascontiguousarray(morph.binary_image, dtype=bool)
         if morph.mode == "released":
-            return resample.bilinear_warp(morph.binary_image, src_r, src_c, morph.engine)
-        # today's scikit-image warps boolean images with nearest-neighbour interpolation
-        r = np.rint(src_r).astype(np.int64)
-        c = np.rint(src_c).astype(np.int64)
-        inside = (r >= 0) & (r < rows) & (c >= 0) & (c < cols)
-        out = np.zeros((rows, cols), bool)
-        out[inside] = morph.binary_image[r[inside], c[inside]]
-        return out
+            return resample.bilinear_warp(binary, src_r, src_c, morph.engine)
+        return _pk.nearest_warp(binary, src_r, src_c)
+
+    def _source_maps(self, morph: ImageMorphology) -> tuple[np.ndarray, np.ndarray]:
+        """Source row and column of every output pixel, float64 (H, W) each, from ``self.warp``."""
+        rows, cols = morph.binary_image.shape
+        # skimage.transform.warp_coords: (x, y) pairs, x outer
+        xy = np.indices((cols, rows), dtype=np.float64).reshape(2, -1).T
+        src = np.asarray(self.warp(xy, morph), dtype=np.float64)
+        if src.shape != xy.shape:
+            raise ValueError(f"{type(self).__name__}.warp returned shape {src.shape}, expected {xy.shape}")
+        maps = src.T.reshape((-1, cols, rows)).swapaxes(1, 2)
+        return np.ascontiguousarray(maps[1]), np.ascontiguousarray(maps[0])
 
     def warp(self, xy: np.ndarray, morph: ImageMorphology) -> np.ndarray:
-        """Map output (x, y) coordinates, shape (P, 2), to source coordinates, shape (P, 2)."""
+        """Map output coordinates to input coordinates.
+
+        Parameters
+        ----------
+        xy : numpy.ndarray
+            float64 (H * W, 2): (x, y) = (column, row) of each output pixel, hi-res.
+        morph : ImageMorphology
+
+        Returns
+        -------
+        numpy.ndarray
+            float64 (H * W, 2): the (x, y) in the input image each output pixel takes its value from.
+        """
         raise NotImplementedError
 
 
 class Swelling(Deformation):
     """Local swelling: a radial power warp around a random skeleton location.
+
+    Coordinates within ``R`` of the centre ``r0`` map to ``r0 + (r - r0) (|r - r0| / R) ** (strength - 1)``.
 
     Parameters
     ----------
@@ -111,8 +175,8 @@ class Swelling(Deformation):
         Exponent of the warp (> 1 swells; 3 in the released 'swel' dataset).
     radius : float
         Radius of the swollen region, in units of ``sqrt(thickness) / 2`` pixels (7 in the released data).
-    rng : int or numpy.random.Generator, optional
-        Seed or generator for the location.
+    rng : None, int, numpy.random.Generator or numpy.random.RandomState, optional
+        ``None``: numpy's global RNG, as the original; else a seed or generator for the location.
     """
 
     def __init__(self, strength: float = 3, radius: float = 7, rng=None):
@@ -123,17 +187,46 @@ class Swelling(Deformation):
         self.loc_sampler = LocationSampler()
         self.last_centre = None  # (row, col) hi-res, of the last call; for display
 
-    def warp(self, xy: np.ndarray, morph: ImageMorphology) -> np.ndarray:
+    def __call__(self, morph: ImageMorphology) -> np.ndarray:
+        if type(self).warp is not Swelling.warp:  # a subclass's own map: the generic path
+            return super().__call__(morph)
+        # Outside the swollen disk the map is the identity, exactly ((x - c) * 1. + c == x for integers), so
+        # only the disk's bounding box is mapped, with the same numpy expressions as warp() (same values).
+        binary = np.ascontiguousarray(morph.binary_image, dtype=bool)
+        rows, cols = binary.shape
+        centre, radius = self._centre_and_radius(morph)
+        reach = int(np.ceil(radius)) if np.isfinite(radius) else max(rows, cols)
+        x0, x1 = max(int(centre[0]) - reach, 0), min(int(centre[0]) + reach + 1, cols)
+        y0, y1 = max(int(centre[1]) - reach, 0), min(int(centre[1]) + reach + 1, rows)
+        out = binary.astype(np.float64) if morph.mode == "released" else binary.copy()
+        if x0 >= x1 or y0 >= y1:
+            return out
+        xy = np.indices((x1 - x0, y1 - y0), dtype=np.float64).reshape(2, -1).T + np.array([x0, y0], np.float64)
+        maps = self._swell(xy, centre, radius).T.reshape((-1, x1 - x0, y1 - y0)).swapaxes(1, 2)
+        src_c, src_r = np.ascontiguousarray(maps[0]), np.ascontiguousarray(maps[1])
+        if morph.mode == "released":
+            out[y0:y1, x0:x1] = resample.bilinear_warp(binary, src_r, src_c, morph.engine)
+        else:
+            out[y0:y1, x0:x1] = _pk.nearest_warp(binary, src_r, src_c)
+        return out
+
+    def _centre_and_radius(self, morph: ImageMorphology):
         centre_rc = self.loc_sampler.sample(morph, rng=self._rng)
         self.last_centre = tuple(int(v) for v in centre_rc)
-        centre = centre_rc[::-1].astype(float)  # (x, y)
+        centre = centre_rc[::-1]  # (x, y), int as in the original
         radius = (self.radius * np.sqrt(morph.mean_thickness) / 2.) * morph.scale
-        offset = xy - centre
-        distance = np.hypot(offset[:, 0], offset[:, 1])
+        return centre, radius
+
+    def warp(self, xy: np.ndarray, morph: ImageMorphology) -> np.ndarray:
+        return self._swell(xy, *self._centre_and_radius(morph))
+
+    def _swell(self, xy, centre, radius):
+        offset_xy = xy - centre
+        distance = np.hypot(*offset_xy.T)
         with np.errstate(divide="ignore", invalid="ignore"):
             weight = (distance / radius) ** (self.strength - 1)
         weight[distance > radius] = 1.
-        return centre + weight[:, None] * offset
+        return centre + weight[:, None] * offset_xy
 
 
 class Fracture(Perturbation):
@@ -142,13 +235,13 @@ class Fracture(Perturbation):
     Parameters
     ----------
     thickness : float
-        Width of each break, in pixels.
+        Width of each break, in pixels of the 28x28 image.
     prune : float
-        Distance from the skeleton's tips and forks (pixels) within which no break is placed.
+        Distance (pixels) from the skeleton's tips and forks within which no break is placed.
     num_frac : int
         Number of breaks (3 in the released 'frac' dataset).
-    rng : int or numpy.random.Generator, optional
-        Seed or generator for the locations.
+    rng : None, int, numpy.random.Generator or numpy.random.RandomState, optional
+        ``None``: numpy's global RNG, as the original; else a seed or generator for the locations.
     """
 
     _ANGLE_WINDOW = 2
@@ -165,26 +258,24 @@ class Fracture(Perturbation):
 
     def __call__(self, morph: ImageMorphology) -> np.ndarray:
         up_thickness = self.thickness * morph.scale
+        # the original's r; a break thinner than one hi-res pixel (r < 0) crashed np.pad there
         r = max(int(np.ceil((up_thickness - 1) / 2)), 0)
-        brush = ~disk(r)
-        frac_img = np.pad(morph.binary_image, pad_width=r, mode="constant", constant_values=False)
+        brush = np.ascontiguousarray(~disk(r))
+        binary = morph.binary_image
+        frac_img = np.zeros((binary.shape[0] + 2 * r, binary.shape[1] + 2 * r), bool)  # np.pad(binary, r)
+        frac_img[r:r + binary.shape[0], r:r + binary.shape[1]] = binary
         try:
             centres = self.loc_sampler.sample(morph, self.num_frac, rng=self._rng)
-        except ValueError:  # the skeleton vanished with pruning: sample without it
+        except ValueError:  # the skeleton vanished with pruning: sample without it, as the original
             centres = LocationSampler().sample(morph, self.num_frac, rng=self._rng)
         self.last_centres = [tuple(int(v) for v in c) for c in centres]
-        h, w = brush.shape
-        rows, cols = frac_img.shape
         for centre in centres:
             p0, p1 = self._endpoints(morph, centre)
-            ii, jj = draw_line(*p0, *p1)
-            for i, j in zip(ii, jj):
-                # clip the brush to the image: near the border the original crashed or wrapped around
-                i0, j0 = max(i, 0), max(j, 0)
-                i1, j1 = min(i + h, rows), min(j + w, cols)
-                if i0 >= i1 or j0 >= j1:
-                    continue
-                frac_img[i0:i1, j0:j1] &= brush[i0 - i:i1 - i, j0 - j:j1 - j]
+            if morph.mode == "released":
+                _pk.stamp_line_clipped(frac_img, int(p0[0]), int(p0[1]), int(p1[0]), int(p1[1]), brush)
+            else:
+                self._draw_line(frac_img, p0, p1, brush)
+        # (the original's frac_img[r:-r, r:-r] is empty when r = 0; the image is returned whole instead)
         return frac_img[r:frac_img.shape[0] - r, r:frac_img.shape[1] - r]
 
     def _endpoints(self, morph: ImageMorphology, centre):
@@ -196,83 +287,246 @@ class Fracture(Perturbation):
         p1 = (centre - normal).astype(int)
         return p0, p1
 
+    @staticmethod
+    def _draw_line(img, p0, p1, brush):
+        """Stamp `brush` (``&=``) on `img` in place along the line p0-p1, as the original does today: each
+        stamp ``img[i - h // 2:i + h - h // 2, j - w // 2:j + w - w // 2]``, skipped where it does not fit."""
+        brush = np.ascontiguousarray(brush, dtype=bool)
+        h, w = brush.shape
+        _pk.stamp_line_numpy(img, int(p0[0]), int(p0[1]), int(p1[0]), int(p1[1]), brush, h // 2, w // 2)
+
+
+def _get_disk(radius: int, scale: int) -> np.ndarray:
+    """Support of the original's anti-aliased SetThickness disk (see ``skeleton.antialiased_disk_support``)."""
+    return antialiased_disk_support(radius, scale)
+
 
 class SetThickness(Perturbation):
-    """Intervention: dilate or erode the digit so that its mean thickness becomes `target` pixels.
+    """Intervention: dilate or erode the digit so that its mean thickness becomes `target_thickness` pixels.
 
-    The change of radius is half the difference of thickness (in hi-res pixels, rounded down), as in the
-    interventions of Pawlowski, Castro & Glocker (2020).
+    The radius is ``int(scale * |target - thickness| / 2)`` hi-res pixels and the footprint the support of
+    the original's anti-aliased disk (``disk(16 r)`` reduced 16 times by ``pyramid_reduce``, order 1),
+    which reaches about one pixel farther than ``disk(r)`` (Pawlowski, Castro & Glocker, 2020).
 
     Parameters
     ----------
-    target : float
-        Target mean thickness, in pixels of the 28x28 image.
+    target_thickness : float
+        Target mean thickness, in pixels of the 28x28 image. ``target`` is accepted as an alias.
     """
 
-    def __init__(self, target: float):
-        self.target = float(target)
+    _disk_cache: dict[int, np.ndarray] = {}
+
+    def __init__(self, target_thickness: float | None = None, *, target: float | None = None):
+        self.target_thickness = _one_of("target_thickness", target_thickness, "target", target)
+
+    @property
+    def target(self) -> float:
+        """Alias of `target_thickness`."""
+        return self.target_thickness
 
     def __call__(self, morph: ImageMorphology) -> np.ndarray:
-        delta = self.target - morph.mean_thickness
+        delta = self.target_thickness - morph.mean_thickness
         radius = int(morph.scale * abs(delta) / 2.)
+        if radius not in self._disk_cache:
+            self._disk_cache[radius] = _get_disk(radius, scale=16)
+        footprint = self._disk_cache[radius]
         if delta >= 0:
-            return dilate_disk(morph.binary_image, radius)
-        return erode_disk(morph.binary_image, radius)
+            return dilate_footprint(morph.binary_image, footprint)
+        return erode_footprint(morph.binary_image, footprint)
 
 
-class _LinearDeformation(Deformation):
-    """An affine warp about the centroid of the binary image."""
+class LinearDeformation(Deformation):
+    """An affine warp about the centroid of the binary image; subclasses give its matrix in ``_get_matrix``."""
 
-    def _matrix(self, moments: ImageMoments, morph: ImageMorphology) -> np.ndarray:
+    def _get_matrix(self, moments: ImageMoments, morph: ImageMorphology) -> np.ndarray:
+        """The (2, 2) matrix mapping output offsets (x, y) from the centroid to input offsets.
+
+        Parameters
+        ----------
+        moments : ImageMoments
+            Moments of ``morph.binary_image``.
+        morph : ImageMorphology
+        """
         raise NotImplementedError
 
     def warp(self, xy: np.ndarray, morph: ImageMorphology) -> np.ndarray:
-        moments = ImageMoments(morph.binary_image)
-        centroid = np.array(moments.centroid)
-        matrix = self._matrix(moments, morph)
+        centroid, matrix = self._centroid_and_matrix(morph)
         return (xy - centroid) @ matrix.T + centroid
 
+    def _centroid_and_matrix(self, morph: ImageMorphology):
+        binary = np.ascontiguousarray(morph.binary_image, dtype=bool)
+        # sums of a binary image are integers, hence exact in any order: the same moments as ImageMoments
+        moments = ImageMoments.from_raw(*(np.float64(v) for v in _pk.binary_moments(binary)))
+        centroid = np.array(moments.centroid)
+        return centroid, self._get_matrix(moments, morph)
 
-class SetSlant(_LinearDeformation):
-    """Intervention: shear the digit horizontally so that its slant becomes `target_rad`.
+    def __call__(self, morph: ImageMorphology) -> np.ndarray:
+        if type(self).warp is not LinearDeformation.warp:  # a subclass's own map: the generic path
+            return super().__call__(morph)
+        binary = np.ascontiguousarray(morph.binary_image, dtype=bool)
+        rows, cols = binary.shape
+        centroid, matrix = self._centroid_and_matrix(morph)
+        # warp()'s expression on the full grid (the same matrix product, so the same values) ...
+        xy = np.indices((cols, rows), dtype=np.float64).reshape(2, -1).T
+        mapped = (xy - centroid) @ matrix.T
+        # ... then "+ centroid" column by column (additions are exactly rounded: same values; numpy is slow to
+        # broadcast over an inner axis of length 2) and sampling only where the source can touch the ink
+        ys, xs = self._output_box(binary, centroid, matrix)
+        src_c = np.ascontiguousarray(mapped[:, 0].reshape(cols, rows).T[ys, xs] + centroid[0])
+        src_r = np.ascontiguousarray(mapped[:, 1].reshape(cols, rows).T[ys, xs] + centroid[1])
+        if morph.mode == "released":
+            out = np.zeros((rows, cols))
+            out[ys, xs] = resample.bilinear_warp(binary, src_r, src_c, morph.engine)
+        else:
+            out = np.zeros((rows, cols), bool)
+            out[ys, xs] = _pk.nearest_warp(binary, src_r, src_c)
+        return out
+
+    @staticmethod
+    def _output_box(binary: np.ndarray, centroid: np.ndarray, matrix: np.ndarray) -> tuple[slice, slice]:
+        """Rows and columns of the output whose source may be within one pixel of the ink (else the whole image).
+
+        Outside it both samplings give 0: nearest needs a source rounding onto ink, bilinear one within a
+        pixel of it. The box is the inverse image of the ink's box grown by a pixel, plus a 2-pixel margin
+        for rounding.
+        """
+        rows, cols = binary.shape
+        full = (slice(0, rows), slice(0, cols))
+        r0, r1, c0, c1 = _pk.bbox(binary)
+        if r1 == 0:
+            return (slice(0, 0), slice(0, 0))
+        (a, b), (c, d) = matrix.tolist()
+        det = a * d - b * c
+        if det == 0 or not math.isfinite(det):
+            return full
+        cx, cy = float(centroid[0]), float(centroid[1])
+        xs_out, ys_out = [], []
+        for x, y in ((c0 - 1., r0 - 1.), (c1, r0 - 1.), (c0 - 1., r1), (c1, r1)):  # the ink box's corners
+            u, v = x - cx, y - cy
+            xs_out.append((d * u - b * v) / det + cx)  # inverse of the 2x2 matrix
+            ys_out.append((a * v - c * u) / det + cy)
+        if not all(math.isfinite(z) for z in xs_out + ys_out):
+            return full
+        x_lo, y_lo = math.floor(min(xs_out)) - 2, math.floor(min(ys_out)) - 2
+        x_hi, y_hi = math.ceil(max(xs_out)) + 3, math.ceil(max(ys_out)) + 3
+        ys = slice(int(min(max(y_lo, 0), rows)), int(min(max(y_hi, 0), rows)))
+        xs = slice(int(min(max(x_lo, 0), cols)), int(min(max(x_hi, 0), cols)))
+        return ys, xs
+
+
+_LinearDeformation = LinearDeformation  # the project's former private name
+
+
+class SetSlant(LinearDeformation):
+    """Intervention: shear the digit horizontally so that its slant becomes `target_slant_rad`.
 
     Parameters
     ----------
-    target_rad : float
-        Target slant in radians (positive leans right), as measured by ``measure_image``.
+    target_slant_rad : float
+        Target slant in radians (positive leans right), as measured by ``measure_image``. ``target_rad``
+        is accepted as an alias.
     """
 
-    def __init__(self, target_rad: float):
-        self.target_rad = float(target_rad)
+    def __init__(self, target_slant_rad: float | None = None, *, target_rad: float | None = None):
+        self.target_slant_rad = _one_of("target_slant_rad", target_slant_rad, "target_rad", target_rad)
+        self.target_shear = -np.tan(self.target_slant_rad)
 
-    def _matrix(self, moments: ImageMoments, morph: ImageMorphology) -> np.ndarray:
-        delta = -np.tan(self.target_rad) - moments.horizontal_shear
+    @property
+    def target_rad(self) -> float:
+        """Alias of `target_slant_rad`."""
+        return self.target_slant_rad
+
+    def _get_matrix(self, moments: ImageMoments, morph: ImageMorphology) -> np.ndarray:
+        source_shear = moments.horizontal_shear
+        delta = self.target_shear - source_shear
         return np.array([[1., -delta], [0., 1.]])
 
 
-class SetWidth(_LinearDeformation):
-    """Intervention: stretch the digit along its slant so that its width becomes `target` pixels.
+def _measure_width(morph: ImageMorphology, frac: float = .02, moments: ImageMoments | None = None) -> float:
+    """Width of the bounding parallelogram of ``morph.hires_image`` (with the given moments), in pixels."""
+    img = morph.hires_image
+    if moments is None or morph.engine != "fast" or img.dtype != np.uint8:
+        top_left, top_right = bounding_parallelogram(img, frac, moments, engine=morph.engine)[:2]
+        return (top_right[0] - top_left[0]) / morph.scale
+    # bounding_parallelogram's arithmetic on exact integer counts (uint8 sums are integers: same values)
+    middle = moments.centroid[1]
+    shear = moments.horizontal_shear
+    hcount, vcount, total = _pk.parallelogram_counts(np.ascontiguousarray(img), shear, middle)
+    total = np.float64(total)
+    hcdf, vcdf = hcount / total, vcount / total
+    frac /= 2
+    left, right = np.interp([frac, 1. - frac], hcdf, np.arange(img.shape[1]))
+    top = np.interp([frac, 1. - frac], vcdf, np.arange(len(vcdf)))[0]
+    return ((right + shear * (top - middle)) - (left + shear * (top - middle))) / morph.scale
+
+
+class SetWidth(LinearDeformation):
+    """Intervention: stretch the digit along its slant so that its width becomes `target_width` pixels.
+
+    The source width is the bounding parallelogram of the hi-res image sheared by the moments of the
+    binary image, as in the original.
 
     Parameters
     ----------
-    target : float
-        Target width in pixels of the 28x28 image (as measured by ``measure_image``).
+    target_width : float
+        Target width in pixels of the 28x28 image (as measured by ``measure_image``). ``target`` is
+        accepted as an alias.
+    validate : bool
+        Re-measure the result and, if it is more than 1 pixel off, apply the intervention again to the
+        downscaled result (printing a note, as the original; at most 20 rounds here, unbounded there).
     """
 
-    def __init__(self, target: float):
-        self.target = float(target)
+    _tolerance = 1.
+    _max_rounds = 20
 
-    def _matrix(self, moments: ImageMoments, morph: ImageMorphology) -> np.ndarray:
-        top_left, top_right = bounding_parallelogram(morph.hires_image, .02, engine=morph.engine)[:2]
-        source_width = (top_right[0] - top_left[0]) / morph.scale
-        factor = source_width / self.target
+    def __init__(self, target_width: float | None = None, validate: bool = False, *, target: float | None = None):
+        self.target_width = _one_of("target_width", target_width, "target", target)
+        self._validate = bool(validate)
+
+    @property
+    def target(self) -> float:
+        """Alias of `target_width`."""
+        return self.target_width
+
+    def _get_matrix(self, moments: ImageMoments, morph: ImageMorphology) -> np.ndarray:
+        source_width = _measure_width(morph, moments=moments)
+        factor = source_width / self.target_width
         shear = moments.horizontal_shear
         return np.array([[factor, shear * (1. - factor)], [0., 1.]])
 
+    def __call__(self, morph: ImageMorphology) -> np.ndarray:
+        pert_hires_image = super().__call__(morph)
+        rounds = 0
+        while self._validate and rounds < self._max_rounds:
+            pert_image = morph.downscale(pert_hires_image)
+            pert_morph = ImageMorphology(pert_image, threshold=morph.threshold, scale=morph.scale, mode=morph.mode,
+                                         engine=morph.engine)
+            width = _measure_width(pert_morph)
+            if abs(width - self.target_width) <= self._tolerance:
+                break
+            print(f"Incorrect width after transformation: {width:.1f}, expected {self.target_width:.1f}.")
+            pert_hires_image, morph = super().__call__(pert_morph), pert_morph
+            rounds += 1
+        return pert_hires_image
 
-def perturb_image(image, perturbation: Perturbation, *, mode: str = "released", threshold: float = .5,
+
+def perturb_image(image, perturbation: Perturbation, *, mode: str | None = None, threshold: float = .5,
                   scale: int = 4, engine: str = "fast") -> np.ndarray:
-    """Apply a perturbation to a 28x28 digit and return the perturbed 28x28 uint8 digit."""
+    """Apply a perturbation to a digit and return the perturbed digit.
+
+    Parameters
+    ----------
+    image : numpy.ndarray
+        (28, 28) digit, uint8 or float in [0, 1].
+    perturbation : Perturbation
+    mode : {"released", "upstream"}, optional
+        Default: ``core.morpho.default_mode()`` ("released" unless ``$MORPHO_MNIST_MODE`` says otherwise).
+
+    Returns
+    -------
+    numpy.ndarray
+        uint8 (28, 28).
+    """
     morph = ImageMorphology(image, threshold, scale, mode, engine=engine)
     return morph.downscale(perturbation(morph))
 
@@ -303,3 +557,44 @@ PERTURBATIONS: dict[str, tuple[type, tuple[ParamSpec, ...]]] = {
     "set_slant": (SetSlant, (ParamSpec("target_rad", 0., -.8, .8, .01, "rad", "target slant"),)),
     "set_width": (SetWidth, (ParamSpec("target", 12., 2., 24., .5, "px", "target width"),)),
 }
+
+
+def warm_up() -> None:
+    """Compile (or load from numba's disk cache) every kernel the perturbations use, in both modes.
+
+    Runs each perturbation once on a synthetic ring digit with the argument types real digits give, so that a
+    later first call does not pay for compilation. Safe to call from any thread; takes well under a second
+    with a warm cache.
+    """
+    yy, xx = np.mgrid[0:28, 0:28]
+    ring = np.abs(np.hypot(yy - 13.5, xx - 13.5) - 7) < 2
+    digit = (ring * 255).astype(np.uint8)
+    for mode in ("released", "upstream"):
+        morph = ImageMorphology(digit, mode=mode)
+        for pert in (Thinning(), Thickening(), Swelling(rng=0), Fracture(rng=0), SetThickness(1.), SetThickness(9.),
+                     SetSlant(.3), SetWidth(10.)):
+            morph.downscale(pert(morph))
+
+
+def _kernel_cache_is_cold() -> bool:
+    # numba keeps an index per compiled function; an empty one means nothing usable is cached yet
+    try:
+        return not _pk.pruned_coords._cache._cache_file._load_index()
+    except Exception:  # a numba without this (private) layout: compile lazily at first use instead
+        return False
+
+
+def _build_cache_at_first_import() -> None:
+    """Compile the perturbation kernels into numba's on-disk cache when it is empty (once per installation),
+    so that no later first call waits for the compiler."""
+    import os
+    import sys
+
+    if os.environ.get("NUMBA_DISABLE_JIT") == "1" or not _kernel_cache_is_cold():
+        return
+    print("core.perturb: compiling the perturbation kernels once; later runs load them from numba's cache",
+          file=sys.stderr, flush=True)
+    warm_up()
+
+
+_build_cache_at_first_import()

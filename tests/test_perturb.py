@@ -41,7 +41,11 @@ def test_thinning_and_thickening_move_thickness(digits):
 
 def test_interventions_reach_their_targets(digits):
     for image in digits:
-        assert measure_image(perturb_image(image, SetThickness(5.0))).thickness == pytest.approx(5.0, abs=0.6)
+        # the original's rule (anti-aliased disk, radius rounded down) lands up to ~1.5 px past the target
+        # (mean over real digits: tests/test_upstream.py pins it against the original's)
+        before = measure_image(image).thickness
+        after = measure_image(perturb_image(image, SetThickness(5.0))).thickness
+        assert after > before and after == pytest.approx(5.0, abs=1.5)
         assert measure_image(perturb_image(image, SetSlant(0.3))).slant == pytest.approx(0.3, abs=0.06)
         assert measure_image(perturb_image(image, SetSlant(-0.3))).slant == pytest.approx(-0.3, abs=0.06)
         assert measure_image(perturb_image(image, SetWidth(10.0))).width == pytest.approx(10.0, abs=1.0)
