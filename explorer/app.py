@@ -343,6 +343,7 @@ class Explorer(pn.viewable.Viewer):
             self._on_dataset()
             self._main.objects = [self.tabs]
             self._start()
+            self._write_url()
             if loading.error:
                 s.notify(loading.error, "danger")
         await self.state.in_document(ready)
@@ -563,6 +564,8 @@ class Explorer(pn.viewable.Viewer):
             doc.js_on_event("document_ready", _upload_guard(self.upload_limit(), "morpho-upload-refused"))
             if self._pending is not None:
                 pn.state.onload(self._wait_for_data)
+            else:
+                pn.state.onload(self._write_url)  # the link now shows the values used (clamped)
             return self.template().servable(title=title or "Morpho-MNIST Explorer")
         return super().servable(title=title, location=location, area=area, target=target)
 
