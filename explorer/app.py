@@ -20,6 +20,7 @@ import ipaddress
 import json
 import os
 import threading
+import weakref
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -162,6 +163,44 @@ class _ServerData:
 
 
 _SERVER_DATA: dict[str, _ServerData] = {}
+
+# -------------------------------------------------------------------------------------------------------
+# closed browser tabs: their work stops at once
+
+#: Sessions' states whose jobs stop when their browser tab goes away.
+_LIVE: "weakref.WeakSet[ExplorerState]" = weakref.WeakSet()
+_WATCHDOG: asyncio.Task | None = None
+
+
+def _watch_session(state: ExplorerState) -> None:
+    """Cancel ``state``'s jobs as soon as its browser disconnects.
+
+    Bokeh destroys a session (``on_session_destroyed``) only when its unused-session check runs, up to
+    ``--check-unused-sessions`` + ``--unused-session-lifetime`` (~30 s) after the tab closed; a closed
+    tab's measuring must not hold the pool that long.
+    """
+    global _WATCHDOG
+    _LIVE.add(state)
+    if _WATCHDOG is None or _WATCHDOG.done():
+        try:
+            _WATCHDOG = asyncio.get_running_loop().create_task(_watchdog())
+        except RuntimeError:  # no running loop (not served): on_session_destroyed still closes it
+            _WATCHDOG = None
+
+
+async def _watchdog(period: float = 1.0) -> None:
+    while _LIVE:
+        for state in list(_LIVE):
+            ctx = getattr(state._doc, "session_context", None)
+            session = getattr(ctx, "session", None) if ctx is not None else None
+            if session is None:
+                continue
+            if session.connection_count > 0:
+                state._connected = True
+            elif getattr(state, "_connected", False) or getattr(session, "destroyed", False):
+                _LIVE.discard(state)
+                state.close()
+        await asyncio.sleep(period)
 
 
 def _server_data(path: str) -> _ServerData:
@@ -307,6 +346,7 @@ class Explorer(pn.viewable.Viewer):
         if self._served:
             owner_state = s
             pn.state.on_session_destroyed(lambda ctx: owner_state.close())
+            _watch_session(s)
 
     # ---------------------------------------------------------------------------------------------------
     def _start(self) -> None:
