@@ -419,7 +419,8 @@ def read(path: str | os.PathLike, *, limits=None) -> "Dataset | PendingDataset":
 
 def _explain(error: Exception) -> str:
     """core.reading's message, saying which role a broken IDX file had (images, labels, ...)."""
-    text = str(error)
+    # The app cannot pass core.samples' options (resize=...): a hint about them would only confuse.
+    text = re.sub(r",? or pass resize='area' \(or 'bilinear'\) to resize them to 28x28", "", str(error))
     where, _, what = text.partition(": ")
     if "corrupt" in what:
         return text
