@@ -286,15 +286,19 @@ class Explorer(pn.viewable.Viewer):
         s = self.state
         self._configure_paths(data_roots)
         if decoder is not None:
-            self._set_decoder(decoder, latent_dim)
+            try:
+                self._set_decoder(decoder, latent_dim)
+            except Exception as e:  # a wrong --decoder: the app still serves the data, says why
+                first_error = (first_error + " " if first_error else "") + \
+                    f"Could not load the decoder {decoder!s:.200}: {type(e).__name__}: {e}"
 
         # --- sidebar: data, progress, messages, filters
         self._dataset_info = pn.pane.Markdown("", margin=(0, 10), css_classes=["explorer-dataset"])
-        self._path = pn.widgets.TextInput(name="Open data on the server",
+        self._path = pn.widgets.TextInput(label="Open data on the server",
                                           placeholder="folder of IDX files, or .npy/.npz",
                                           value=str(data) if data else "", sizing_mode="stretch_width")
-        self._open = pn.widgets.Button(name="Open", button_type="primary", width=80)
-        self._sample = pn.widgets.Button(name="Sample", button_type="light", width=80)
+        self._open = pn.widgets.Button(label="Open", color="primary", width=80)
+        self._sample = pn.widgets.Button(label="Sample", color="light", width=80)
         self._paths_note = pn.pane.Markdown("", margin=(0, 10), css_classes=["explorer-paths-note"],
                                             visible=False)
         self._upload = pn.widgets.FileInput(accept=ACCEPT, multiple=False, sizing_mode="stretch_width",
@@ -308,7 +312,7 @@ class Explorer(pn.viewable.Viewer):
         self._progress = pn.indicators.Progress(name="progress", value=-1, active=False, visible=False,
                                                 sizing_mode="stretch_width", bar_color="primary")
         self._status = pn.pane.Markdown("", css_classes=["explorer-status"], margin=(0, 10))
-        self._cancel = pn.widgets.Button(name="Cancel", button_type="light", width=80, visible=False,
+        self._cancel = pn.widgets.Button(label="Cancel", color="light", width=80, visible=False,
                                          css_classes=["explorer-cancel"])
         self._cancel.on_click(lambda e: s.cancel())
         self._alert = pn.pane.Alert("", alert_type="info", visible=False, sizing_mode="stretch_width",
@@ -406,11 +410,13 @@ class Explorer(pn.viewable.Viewer):
                     "(repeatable) to let users open and export files inside DIR."))
 
     def _set_decoder(self, decoder, latent_dim) -> None:
+        """``state.decoder`` from what the user gave (see :func:`core.decoders.as_decoder`)."""
         try:
             from core.decoders import as_decoder
-        except ImportError:
-            if latent_dim is not None or callable(decoder):
-                self.state.decoder = decoder
+        except ImportError:  # a core without decoders: only a ready callable can be used
+            if not callable(decoder):
+                raise
+            self.state.decoder = decoder
             return
         self.state.decoder = as_decoder(decoder, latent_dim=latent_dim)
 
@@ -576,7 +582,7 @@ class Explorer(pn.viewable.Viewer):
 
     def _theme_switch(self):
         dark = str(pn.config.theme) == "dark"
-        button = pn.widgets.Button(name="Light theme" if dark else "Dark theme", button_type="light",
+        button = pn.widgets.Button(label="Light theme" if dark else "Dark theme", color="light",
                                    width=110, css_classes=["explorer-theme"], align="center")
         # The template's theme is chosen when the page loads (?theme=dark): reload with the other one.
         button.js_on_click(code="""

@@ -537,3 +537,51 @@ def test_large_data_opens_with_a_progress_page_and_is_shared(browser, tmp_path, 
         assert server.problems_since_mark() == []
     finally:
         server.stop()
+
+
+# ---------------------------------------------------------------------------------------------------------
+# the app's options
+
+def test_main_parses_the_app_options():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("explorer_main_args", ROOT / "explorer" / "main.py")
+    source = (ROOT / "explorer" / "main.py").read_text()
+    # parse_args only: the module's last lines serve the app, which needs a server session.
+    namespace: dict = {}
+    exec(compile(source.split("\npn.extension(")[0], str(spec.origin), "exec"), namespace)
+    args = namespace["parse_args"](["--data", "d", "--decoder", "pkg.mod:fn", "--latent-dim", "8",
+                                    "--data-root", "/a", "--data-root", "/b", "--unknown", "x"])
+    assert (args.data, args.decoder, args.latent_dim, args.data_root) == ("d", "pkg.mod:fn", 8, ["/a", "/b"])
+    with pytest.raises(SystemExit):
+        namespace["parse_args"](["--latent-dim", "0"])
+
+
+def test_explorer_with_a_decoder_adds_the_model_tab(sample_dataset):
+    from explorer.app import Explorer
+    from explorer.state import ExplorerState
+
+    rng = np.random.default_rng(0)
+    basis = rng.normal(size=(4, 784))
+
+    def decode(codes):  # a linear decoder: codes (N, 4) -> images (N, 28, 28) in [0, 1]
+        return (1 / (1 + np.exp(-(np.asarray(codes) @ basis)))).reshape(-1, 28, 28)
+
+    app = Explorer(decoder=decode, latent_dim=4, state=ExplorerState(sample_dataset))
+    assert app.state.decoder is not None
+    assert app.tabs._names[-1] == "Model"
+    plain = Explorer(state=ExplorerState(sample_dataset))
+    assert plain.state.decoder is None and "Model" not in plain.tabs._names
+    broken = Explorer(decoder="no_such_package.module:decode", state=ExplorerState(sample_dataset))
+    assert broken.state.decoder is None and "Model" not in broken.tabs._names
+    assert "Could not load the decoder no_such_package.module:decode" in broken.state.message
+
+
+def test_data_roots_must_be_folders(tmp_path, sample_dataset):
+    from explorer.app import Explorer
+    from explorer.state import ExplorerState
+
+    with pytest.raises(ValueError, match="not a folder"):
+        Explorer(data_roots=[tmp_path / "missing"], state=ExplorerState(sample_dataset))
+    app = Explorer(data_roots=[tmp_path], state=ExplorerState(sample_dataset))
+    assert app.state.data_roots == [str(tmp_path.resolve())]
