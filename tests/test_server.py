@@ -32,6 +32,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def test_a_small_job_finishes_while_another_owner_measures_many_digits(sample_images):
     many = np.concatenate([sample_images] * 8)  # 40,000 real digits: minutes of work on one thread
+    jobs.measure("warm-up", sample_images[:8]).result(120)  # load the compiled kernels before timing
     big = jobs.measure("owner-a", many)
     try:
         time.sleep(0.5)
@@ -369,7 +370,11 @@ def test_two_sessions_share_the_pool_fairly(browser, server, data_root, how):
     a = new_session(browser, server.url)
     b = new_session(browser, server.url)
     open_data(a, data_root / "big.npy")
-    wait_text(a, ".explorer-status", "Measuring 60,000 digits", timeout=60)
+    # Once A's first chunks are done (kernels loaded, progress shown), B starts.
+    deadline = time.time() + 120
+    while not re.search(r"Measuring 60,000 digits.*\((\d+)%\)", text_of(a, ".explorer-status")):
+        assert time.time() < deadline, text_of(a, ".explorer-status")
+        a.wait_for_timeout(200)
     start = time.time()
     if how == "compare":
         b.get_by_text("Compare samples", exact=True).first.click()
