@@ -191,15 +191,23 @@ def _watch_session(state: ExplorerState) -> None:
 async def _watchdog(period: float = 1.0) -> None:
     while _LIVE:
         for state in list(_LIVE):
-            ctx = getattr(state._doc, "session_context", None)
-            session = getattr(ctx, "session", None) if ctx is not None else None
-            if session is None:
-                continue
-            if session.connection_count > 0:
-                state._connected = True
-            elif getattr(state, "_connected", False) or getattr(session, "destroyed", False):
+            try:
+                ctx = getattr(state._doc, "session_context", None)
+                session = getattr(ctx, "session", None) if ctx is not None else None
+                if ctx is None or getattr(session, "destroyed", False):
+                    gone = True
+                elif session is None:
+                    continue
+                elif session.connection_count > 0:
+                    state._connected = True
+                    continue
+                else:
+                    gone = getattr(state, "_connected", False)
+                if gone:
+                    _LIVE.discard(state)
+                    state.close()
+            except Exception:  # one odd session must not stop the watch over the others
                 _LIVE.discard(state)
-                state.close()
         await asyncio.sleep(period)
 
 

@@ -130,6 +130,7 @@ class ExplorerState(param.Parameterized):
     def __init__(self, dataset: Dataset | None = None, **params):
         super().__init__(**params)
         self._progress_value = (-1, 0)
+        self._closed = False
         self._job: jobs.Job | None = None
         self._tmp: tempfile.TemporaryDirectory | None = None
         # Captured now: worker threads and coroutines resumed outside the session have no curdoc.
@@ -227,10 +228,18 @@ class ExplorerState(param.Parameterized):
         if doc is None:
             fn()
             return
+        if self.closed:
+            return
         try:
             doc.add_next_tick_callback(fn)
         except Exception:  # the session was destroyed meanwhile: nobody to update
             pass
+
+    @property
+    def closed(self) -> bool:
+        """Whether the session is gone (its tab closed): nothing is shown any more."""
+        doc = self._doc
+        return self._closed or (doc is not None and doc.session_context is None)
 
     async def in_document(self, fn):
         """Run ``fn()`` holding the Bokeh document lock (served apps) and return its result.
@@ -240,6 +249,8 @@ class ExplorerState(param.Parameterized):
         doc = self._doc or _session_document()
         if doc is None:
             return fn()
+        if self.closed:  # nobody to show it to; the caller's coroutine just ends
+            return None
         loop = asyncio.get_running_loop()
         done = loop.create_future()
 
@@ -253,8 +264,16 @@ class ExplorerState(param.Parameterized):
                 if not done.done():
                     done.set_result(result)
 
-        doc.add_next_tick_callback(callback)
-        return await done
+        try:
+            doc.add_next_tick_callback(callback)
+        except Exception:  # destroyed meanwhile
+            return None
+        while not done.done():  # a session destroyed before the tick never runs it: stop waiting
+            await asyncio.wait([done], timeout=1.0)
+            if not done.done() and self.closed:
+                done.cancel()
+                return None
+        return done.result()
 
     def notify(self, text: str, kind: str = "info") -> None:
         """Show a message to the user (the app renders it as an alert)."""
@@ -282,6 +301,9 @@ class ExplorerState(param.Parameterized):
         waiter = asyncio.wrap_future(job._future)
         try:
             while not job.done():
+                if self.closed:  # the tab went away: its work stops
+                    job.cancel()
+                    break
                 done, total = self._progress_value
                 if total <= 0 and job.progress[1] > 1:
                     done, total = job.progress
@@ -318,6 +340,7 @@ class ExplorerState(param.Parameterized):
         Changes no parameter (watchers would update models of a document nobody shows); what the views
         hold goes with the session.
         """
+        self._closed = True
         jobs.cancel_owner(self.owner)
         self._job = None
         if self._tmp is not None:
