@@ -377,6 +377,13 @@ class ExplorerState(param.Parameterized):
             return False
         name = shown_name or str(path)
         kept = self.dataset.name
+        if not hidden:  # a path on the server (not an upload's copy): the server's path policy holds
+            try:
+                path = self.resolve_user_path(str(path), "open")
+            except ValueError as e:
+                text = str(e)
+                await self.in_document(lambda: self.notify(text, "warning"))
+                return False
 
         def shown(text: str) -> str:
             # Paths the user typed are theirs to see; an upload's temporary copy never is.

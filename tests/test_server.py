@@ -162,6 +162,11 @@ def test_paths_are_confined_to_the_data_roots(sample_dataset, tmp_path):
     for bad in [str(outside), "../outside", "escape/x.npy", "/etc/passwd", "mnist/../../outside"]:
         with pytest.raises(ValueError, match="outside the data folders"):
             state.resolve_user_path(bad, "open")
+    # Views that open a path (e.g. "open the exported dataset") go through the same policy.
+    import asyncio
+
+    assert asyncio.run(state.open(outside)) is False
+    assert "outside the data folders" in state.message and state.dataset is sample_dataset
     state.param.update(data_roots=[], paths_enabled=False, paths_note="Paths on the server are off.")
     with pytest.raises(ValueError, match="Paths on the server are off"):
         state.resolve_user_path(str(root / "mnist"), "open")
