@@ -61,7 +61,7 @@ def test_idx_folder_measures_and_caches_metrics(sample, tmp_path):
         ["train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte",
          "t10k-labels-idx1-ubyte"])
     cached = sorted(cache_dir().glob("*/*-morpho.csv"))
-    assert [p.name for p in cached] == sorted(["train-morpho.csv", "t10k-morpho.csv"])
+    assert sorted(p.name for p in cached) == ["t10k-morpho.csv", "train-morpho.csv"]
     assert list(pd.read_csv(cached[0]).columns) == ["index", *METRICS]
     # Second opening (a new process: the shared copy is gone) reads the cache instead of measuring again.
     mtimes = [p.stat().st_mtime_ns for p in cached]
