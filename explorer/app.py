@@ -35,6 +35,7 @@ URL_PARAMETERS = {
     "current": "digit", "labels": "labels", "perturbations": "perts", "ranges": "ranges",
     "sort_by": "sort", "descending": "desc", "page": "page", "perturbation": "pert",
     "perturbation_params": "pert_params", "seed": "seed",
+    "scatter_x": "scatter_x", "scatter_y": "scatter_y", "scatter_selection": "scatter_selection",
 }
 
 _CSS = """

@@ -41,6 +41,8 @@ class ExplorerState(param.Parameterized):
     ranges = param.Dict(default={}, doc="Metric name -> [lo, hi] range filter.")
     scatter_selection = param.Parameter(default=None, doc="Indices picked in the scatter (box/lasso), "
                                                         "or None for no scatter selection.")
+    scatter_x = param.Selector(default="thickness", objects=list(METRICS), doc="Metric on the scatter's x axis.")
+    scatter_y = param.Selector(default="slant", objects=list(METRICS), doc="Metric on the scatter's y axis.")
     sort_by = param.Selector(default="index", objects=["index", *METRICS], doc="Order of the selection.")
     descending = param.Boolean(default=False)
 
