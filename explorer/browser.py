@@ -321,7 +321,7 @@ class Browser(pn.viewable.Viewer):
         self._page_input.param.update(end=pages, value=s.page + 1)
         first = s.page * s.page_size + 1
         if n:
-            self._page_info.object = f"of **{pages:,}** · digits {first:,}–{first + len(idx) - 1:,} of {n:,}"
+            self._page_info.object = f"/ {pages:,} · {first:,}–{first + len(idx) - 1:,} of **{n:,}**"
         else:
             self._page_info.object = "no digits"
             self._empty.object = (f"**No digit passes the filters** (0 of {len(ds):,}). Widen a range, pick "

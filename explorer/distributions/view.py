@@ -115,7 +115,7 @@ class Distributions(pn.viewable.Viewer):
         items = []
         for k, (name, colour) in enumerate([(str(i), PALETTE_HEX[i]) for i in range(10)]
                                            + [("no label", PALETTE_HEX[10]), ("filtered", PALETTE_HEX[FILTERED])]):
-            r = fig.scatter(x=[], y=[], color=colour, size=8, marker="square")
+            r = fig.scatter(x=[np.nan], y=[np.nan], color=colour, size=8, marker="square")
             items.append(LegendItem(label=name, renderers=[r]))
         self._legend_items = items
         legend = Legend(items=items, title="label", glyph_width=12, glyph_height=12, label_height=12,
@@ -316,7 +316,7 @@ class Distributions(pn.viewable.Viewer):
 
     def __panel__(self):
         return pn.Column(
-            pn.Row(self._x, self._y, self._clear, align="end"),
+            pn.Row(self._x, self._y, pn.Column(pn.Spacer(height=18), self._clear)),
             self._info,
             pn.Row(pn.pane.Bokeh(self._fig),
                    pn.Column(pn.pane.Bokeh(self._violin_figs["y"]), pn.pane.Bokeh(self._violin_figs["x"]))),
