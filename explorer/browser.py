@@ -245,7 +245,8 @@ class Browser(pn.viewable.Viewer):
         fig.outline_line_color = None
         fig.on_event(Tap, self._on_tap)
         self._fig = fig
-        self._pane = pn.pane.Bokeh(fig, sizing_mode="fixed")
+        # Shown or hidden through a Column: a Bokeh pane's own visible follows its figure's.
+        self._pane = pn.Column(pn.pane.Bokeh(fig, sizing_mode="fixed"), margin=0)
         self._empty = pn.pane.Alert("", alert_type="warning", visible=False, width=int(w * self.zoom),
                                     css_classes=["explorer-empty"])
         self._prev = pn.widgets.Button(name="‹ Prev", width=75, description="Previous page (PageUp)")
