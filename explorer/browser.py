@@ -89,7 +89,14 @@ class KeyNavigation(pn.custom.JSComponent):
 
     def _handle_msg(self, msg):
         key = msg.get("key") if isinstance(msg, dict) else None
-        if key:
+        if not key:
+            return
+        # Panel hands custom messages over without the document lock, which the views' Bokeh models
+        # need: run the step as a next-tick callback of the session (it holds the lock).
+        doc = pn.state.curdoc
+        if doc is not None and doc.session_context is not None:
+            doc.add_next_tick_callback(lambda: self._on_key(key))
+        else:
             self._on_key(key)
 
 
@@ -112,7 +119,10 @@ class Filters(pn.viewable.Viewer):
                          for m in METRICS}
         self._sort = pn.widgets.Select(name="Sort by", options=["index", *METRICS], value=s.sort_by,
                                        sizing_mode="stretch_width")
-        self._desc = pn.widgets.Checkbox(name="Descending", value=s.descending)
+        # A one-box CheckBoxGroup: its text is a <label> of the box, so a click on the words toggles it
+        # (Panel's Checkbox draws the text beside the box, not clickable).
+        self._desc = pn.widgets.CheckBoxGroup(options=["Descending"], value=["Descending"] if s.descending else [],
+                                              margin=(30, 10, 5, 10))
         self._reset = pn.widgets.Button(name="Reset filters", button_type="light")
         self._count = pn.pane.Markdown("", margin=(0, 10))
         self._updating = False
@@ -121,7 +131,7 @@ class Filters(pn.viewable.Viewer):
         for m, w in self._sliders.items():
             w.param.watch(self._on_range, "value_throttled")
         self._sort.link(s, value="sort_by")
-        self._desc.link(s, value="descending")
+        self._desc.param.watch(lambda e: setattr(s, "descending", bool(e.new)), "value")
         self._reset.on_click(lambda e: s.reset_filters())
         s.param.watch(self._sync_from_state, ["labels", "perturbations", "ranges", "sort_by", "descending"])
         s.param.watch(self._on_dataset, "dataset")
@@ -162,7 +172,7 @@ class Filters(pn.viewable.Viewer):
                 r = s.ranges.get(m)
                 w.value = (max(w.start, r[0]), min(w.end, r[1])) if r else (w.start, w.end)
             self._sort.value = s.sort_by
-            self._desc.value = s.descending
+            self._desc.value = ["Descending"] if s.descending else []
         finally:
             self._updating = False
 

@@ -303,6 +303,7 @@ class Studio(pn.viewable.Viewer):
     # ---------------------------------------------------------------------------------------------------
     # apply to the selection, export, download
 
+    _OPEN_AFTER = "Open that folder in the explorer afterwards"
     _EXPORTS = {"Perturbed selection (zip: IDX + CSV)": "perturbed",
                 "Selection unperturbed (zip: IDX + CSV)": "plain",
                 "Metrics of the selection (CSV)": "metrics"}
@@ -318,7 +319,8 @@ class Studio(pn.viewable.Viewer):
                                             width=300, bar_color="primary")
         self._out = pn.widgets.TextInput(name="Also write to a folder on the server (optional)",
                                          placeholder="folder for the IDX + CSV files", value="", width=400)
-        self._open_after = pn.widgets.Checkbox(name="Open that folder in the explorer afterwards", value=False)
+        # A one-box CheckBoxGroup: a click on its words toggles it (they are the box's <label>).
+        self._open_after = pn.widgets.CheckBoxGroup(options=[self._OPEN_AFTER], value=[])
         self._what.param.watch(lambda e: self._update_export_info(), "value")
 
     def _update_export_info(self, *_):
@@ -387,7 +389,7 @@ class Studio(pn.viewable.Viewer):
             kind = "perturbed digits" if what == "perturbed" else "digits" if what == "plain" else "metric rows"
             s.notify(f"Exported {len(idx):,} {kind}: {filename} is ready to download{where}", "success")
         await s.in_document(ready)
-        if folder is not None and self._open_after.value:
+        if folder is not None and self._OPEN_AFTER in self._open_after.value:
             await s.open(folder)
 
     def __panel__(self):

@@ -107,7 +107,7 @@ class Distributions(pn.viewable.Viewer):
         self._thumb = ColumnDataSource(data={"image": [], "x": [], "y": [], "dw": [], "dh": []})
         fig.image(image="image", x="x", y="y", dw="dw", dh="dh", source=self._thumb,
                   color_mapper=LinearColorMapper(palette=Greys256, low=0, high=255))
-        self._card = Label(x=0, y=0, x_units="data", y_units="data", text="", visible=False,
+        self._card = Label(x=0, y=0, x_units="data", y_units="data", text="", visible=False, name="hover-card",
                            text_font_size="12px", background_fill_color="white", background_fill_alpha=0.92,
                            border_line_color="#888", padding=4)
         fig.add_layout(self._card)
