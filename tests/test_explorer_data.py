@@ -10,6 +10,7 @@ import pytest
 from core.io import load_idx, save_idx
 from core.measure import measure_batch
 from explorer.data import (METRICS, SAMPLE_PATH, DataError, export_dataset, load, load_sample)
+from explorer import data as data_module
 from explorer.state import ExplorerState
 
 
@@ -167,7 +168,11 @@ def test_metrics_go_to_the_cache_folder_when_the_data_folder_cannot_take_them(sa
     (folder / "train-morpho.csv").mkdir()
     ds = load(folder)
     cached = list(cache.glob("*/train-morpho.csv"))
-    assert len(cached) == 1 and any(str(cached[0].parent) in note for note in ds.notes)
+    assert len(cached) == 1 and any("explorer's cache" in note for note in ds.notes)
+    assert not any(str(tmp_path) in note for note in ds.notes)  # notes are shown to users: no server paths
+    assert ds.metrics_source == "measured here (released mode)" and "measured here" in ds.description
     np.testing.assert_allclose(ds.metrics.to_numpy(), sample.metrics.iloc[10:20].to_numpy())
+    data_module._SHARED.clear()  # the process-wide copy would answer first: test the disk cache
     again = load(folder, progress=lambda d, t: pytest.fail("measured again despite the cache"))
     np.testing.assert_allclose(again.metrics.to_numpy(), ds.metrics.to_numpy())
+    assert again.metrics_source == "measured earlier (explorer cache)"

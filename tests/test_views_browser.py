@@ -132,7 +132,7 @@ def test_inspector_is_white_on_black_with_a_thickness_colour_bar(app):
 
 def test_scatter_hover_click_and_url(app, app_url):
     sample = load_sample()
-    app.goto(app_url + "?tab=2&scatter_x=area&scatter_y=width")
+    app.goto(app_url + "?tab=2&x=area&y=width")
     canvas = app.locator(".explorer-distributions .bk-Canvas").first
     canvas.wait_for()
     app.wait_for_timeout(800)
@@ -161,15 +161,17 @@ def test_scatter_hover_click_and_url(app, app_url):
     open_tab(app, "Browse & inspect")
     wait_text(app, ".explorer-inspector", f"Digit #{i:,}")
     # Axes and the box selection are in the URL.
-    assert query(app)["scatter_x"] == "area" and query(app)["scatter_y"] == "width"
+    assert query(app)["x"] == "area" and query(app)["y"] == "width"
     open_tab(app, "Distributions")
     x0, y0 = box["x"] + box["width"] * .3, box["y"] + box["height"] * .3
     app.mouse.move(x0, y0)
     app.mouse.down()
     app.mouse.move(x0 + 100, y0 + 80, steps=6)
     app.mouse.up()
-    selected = wait_query(app, "scatter_selection", lambda v: len(v) > 2)
-    n = len([v for v in selected.strip("[]").split(",") if v.strip()])
+    from explorer.state import decode_indices
+
+    selected = wait_query(app, "sel", lambda v: len(v) > 0)
+    n = len(decode_indices(selected, 5000))
     wait_text(app, ".explorer-filters", f"{n:,} of 5,000 digits")
 
 
