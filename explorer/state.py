@@ -291,8 +291,9 @@ class ExplorerState(param.Parameterized):
                 await asyncio.wait([waiter], timeout=0.2)
             return job.result()
         finally:
-            if waiter.done() and not waiter.cancelled():
-                waiter.exception()  # retrieved: no "exception was never retrieved" in the server log
+            # Retrieved, now or when the wrapper catches up with the job (it completes a tick later):
+            # no "Future exception was never retrieved" in the server log.
+            waiter.add_done_callback(lambda f: f.cancelled() or f.exception())
             self._job = None
             await self.in_document(lambda: self.param.update(busy=False, status="", progress=-1))
 
