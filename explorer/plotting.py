@@ -173,14 +173,19 @@ class DigitPlot:
             fig.add_layout(self.colour_bar, "right")
         self.figure = fig
         self.geometry: dict = {}
+        self.shown: set = set(OVERLAYS)
+        self._sent: set = set()
 
     def set_overlays(self, names) -> None:
         """Show the overlays named in ``names`` (keys of :data:`OVERLAYS`), hide the others."""
+        self.shown = set(names)
         for name, renderers in self.renderers.items():
             for r in renderers:
-                r.visible = name in names
+                r.visible = name in self.shown
         if self.colour_bar is not None:
-            self.colour_bar.visible = "Thickness" in names
+            self.colour_bar.visible = "Thickness" in self.shown
+        if self.geometry:
+            self._send(self.geometry)
 
     def show_pixels(self, image: np.ndarray) -> None:
         """Draw a digit's pixels only (nearest-neighbour 4x), leaving the overlays as they are: the fast
@@ -201,19 +206,34 @@ class DigitPlot:
             self.error = e
         self.geometry = geo
         self._img.data = {"image": [geo["hires"]]}
-        empty = np.zeros(geo["hires"].shape, np.uint32)
-        self._binary.data = {"image": [geo.get("binary", empty)]}
-        self._skeleton.data = {"image": [geo.get("skeleton", empty)]}
-        self._circles.data = dict(geo.get("circles", {"x": [], "y": [], "r": [], "t": []}))
-        xs, ys = geo.get("slant_line", ([], []))
-        self._line.data = {"x": list(xs), "y": list(ys)}
-        cen = geo.get("centroid")
-        self._centroid.data = {"x": [cen[0]] if cen else [], "y": [cen[1]] if cen else []}
-        px, py = geo.get("parallelogram", ([], []))
-        self._para.data = {"x": list(px), "y": list(py)}
-        e = geo.get("ellipse")
-        self._ellipse.data = {k: [e[k]] if e else [] for k in ("x", "y", "width", "height", "angle")}
+        self._sent = set()
+        self._send(geo)
         return geo
+
+    def _send(self, geo: dict) -> None:
+        # Only the shown overlays travel to the browser (a slider move sends less); a hidden one is
+        # sent when it is switched on.
+        def due(name):
+            return name in self.shown and name not in self._sent
+
+        if due("Binarised"):
+            self._binary.data = {"image": [geo.get("binary", np.zeros(geo["hires"].shape, np.uint32))]}
+        if due("Skeleton"):
+            self._skeleton.data = {"image": [geo.get("skeleton", np.zeros(geo["hires"].shape, np.uint32))]}
+        if due("Thickness"):
+            self._circles.data = dict(geo.get("circles", {"x": [], "y": [], "r": [], "t": []}))
+        if due("Slant"):
+            xs, ys = geo.get("slant_line", ([], []))
+            self._line.data = {"x": list(xs), "y": list(ys)}
+            cen = geo.get("centroid")
+            self._centroid.data = {"x": [cen[0]] if cen else [], "y": [cen[1]] if cen else []}
+        if due("Parallelogram"):
+            px, py = geo.get("parallelogram", ([], []))
+            self._para.data = {"x": list(px), "y": list(py)}
+        if due("Ellipse"):
+            e = geo.get("ellipse")
+            self._ellipse.data = {k: [e[k]] if e else [] for k in ("x", "y", "width", "height", "angle")}
+        self._sent |= self.shown
 
 
 def _png(image: np.ndarray) -> bytes:
