@@ -237,11 +237,24 @@ class Studio(pn.viewable.Viewer):
             self.state.param.update(perturbation=event.new, perturbation_params={})
 
     def _on_slider(self, event):
-        # Draw first, then record in the state (and so the URL).
+        # The pixels first, alone in their message to the browser; the table, the warning and the state
+        # (so the URL) at the next tick, in a second message: what the user looks at changes sooner.
         values = {k: w.value for k, w in self._slider_widgets.items()}
-        self._render_perturbed(values=values)
-        self._drawn = (self.state.perturbation, values, self.state.seed)
-        self.state.perturbation_params = values
+        doc = pn.state.curdoc
+        later = doc is not None and doc.session_context is not None
+        self._render_perturbed(values=values, details=not later)
+        if not later:
+            self._drawn = (self.state.perturbation, values, self.state.seed)
+            self.state.perturbation_params = values
+            return
+
+        def rest():
+            if {k: w.value for k, w in self._slider_widgets.items()} != values:
+                return  # the slider moved on: its own callback follows
+            self._show_details(values)
+            self._drawn = (self.state.perturbation, values, self.state.seed)
+            self.state.perturbation_params = values
+        doc.add_next_tick_callback(rest)
 
     def _on_state(self, *events):
         s = self.state
@@ -276,29 +289,38 @@ class Studio(pn.viewable.Viewer):
             self._plots["original"].show(self._original)
             self._render_perturbed()
 
-    def _render_perturbed(self, *_, values: dict | None = None):
+    def _render_perturbed(self, *_, values: dict | None = None, details: bool = True):
         t0 = time.perf_counter()
         self._drawn = None
         values = values or self.values()
         try:
             out = perturb_digit(self._original, self.spec, values, self.state.seed)
         except Exception as e:  # e.g. a blank digit: say so, keep the app alive
+            self.last_perturbed = None
             self._warning.param.update(object=f"Cannot perturb this digit: {e}", visible=True)
             return
-        with pn.io.hold():  # one message to the browser: pixels, overlays and table together
+        with pn.io.hold():  # one message to the browser: the pixels and their overlays
             geo = self._plots["perturbed"].show(out)
-            after = geo.get("metrics")
-            if after is None:
-                after = {m: np.nan for m in self._before}
-                warning = f"The perturbed digit cannot be measured: {self._plots['perturbed'].error}"
-            else:
-                warning = reach_warning(self.spec.key, values, self._original, out, after)
+        self.last_ms = (time.perf_counter() - t0) * 1000
+        self.last_perturbed = out
+        after = geo.get("metrics")
+        self.last_metrics = after if after is not None else {m: np.nan for m in self._before}
+        if details:
+            self._show_details(values)
+
+    def _show_details(self, values: dict) -> None:
+        """The metrics table and the warning for the last perturbed digit."""
+        out, after = self.last_perturbed, self.last_metrics
+        if out is None:  # perturbing failed; the warning says why
+            return
+        if self._plots["perturbed"].error is not None:
+            warning = f"The perturbed digit cannot be measured: {self._plots['perturbed'].error}"
+        else:
+            warning = reach_warning(self.spec.key, values, self._original, out, after)
+        with pn.io.hold():
             self._table.object = metrics_table(after, before=self._before, explain=False)
             if warning != self._warning.object or self._warning.visible != bool(warning):
                 self._warning.param.update(object=warning, visible=bool(warning))
-        self.last_ms = (time.perf_counter() - t0) * 1000
-        self.last_perturbed = out
-        self.last_metrics = after
 
     # ---------------------------------------------------------------------------------------------------
     # apply to the selection, export, download
