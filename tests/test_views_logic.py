@@ -28,10 +28,10 @@ def test_rasterize_puts_each_point_in_its_pixel_with_its_colour():
     y = np.array([0.05, 0.95, 0.5, 0.5])
     code = np.array([0, 1, 11, 2])
     img = rasterize(x, y, code, (0, 1), (0, 1), 10, 10, dot=1).view(np.uint8).reshape(10, 10, 4)
-    assert tuple(img[0, 0, :3]) == tuple(PALETTE_RGB[0])  # bottom-left (row 0 = bottom)
-    assert tuple(img[9, 9, :3]) == tuple(PALETTE_RGB[1])
-    assert tuple(img[5, 5, :3]) == tuple(PALETTE_RGB[11])
-    assert (img[..., :3] != 255).any(axis=-1).sum() == 3  # the NaN point is not drawn
+    assert tuple(img[0, 0]) == (*PALETTE_RGB[0], 255)  # bottom-left (row 0 = bottom), opaque
+    assert tuple(img[9, 9]) == (*PALETTE_RGB[1], 255)
+    assert tuple(img[5, 5]) == (*PALETTE_RGB[11], 255)
+    assert (img[..., 3] > 0).sum() == 3  # the NaN point is not drawn; the background is transparent
 
 
 def test_rasterize_draws_the_selection_on_top_and_fades_the_rest():
@@ -39,10 +39,10 @@ def test_rasterize_draws_the_selection_on_top_and_fades_the_rest():
     y = np.array([0.5, 0.5])
     code = np.array([3, 4])
     on_top = rasterize(x, y, code, (0, 1), (0, 1), 4, 4, dot=1, selected=np.array([True, False]))
-    px = on_top.view(np.uint8).reshape(4, 4, 4)[2, 2, :3]
-    assert tuple(px) == tuple(PALETTE_RGB[3])  # selected wins although drawn first by index
+    px = on_top.view(np.uint8).reshape(4, 4, 4)[2, 2]
+    assert tuple(px) == (*PALETTE_RGB[3], 255)  # selected wins although drawn first by index
     faded = rasterize(x[1:], y[1:], code[1:], (0, 1), (0, 1), 4, 4, dot=1, selected=np.array([False]))
-    assert (faded.view(np.uint8).reshape(4, 4, 4)[2, 2, :3] > PALETTE_RGB[4]).any()  # closer to white
+    assert tuple(faded.view(np.uint8).reshape(4, 4, 4)[2, 2]) == (*PALETTE_RGB[4], 64)  # see-through
 
 
 def test_nearest_uses_screen_distance_and_a_radius():

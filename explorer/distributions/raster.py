@@ -20,10 +20,11 @@ FILTERED = 11
 
 def rasterize(x: np.ndarray, y: np.ndarray, code: np.ndarray, x_range: tuple, y_range: tuple,
               width: int, height: int, *, selected: np.ndarray | None = None, dot: int = 2) -> np.ndarray:
-    """Draw points as ``dot`` x ``dot`` squares on a white background.
+    """Draw points as ``dot`` x ``dot`` squares on a transparent background (the plot's own background
+    shows through, light or dark theme).
 
     Filtered-out points (code 11) are drawn first, then the others in index order; with a selection,
-    unselected points are drawn faded and the selected ones on top in full colour.
+    unselected points are drawn faded (a quarter opaque) and the selected ones on top in full colour.
 
     Parameters
     ----------
@@ -45,31 +46,31 @@ def rasterize(x: np.ndarray, y: np.ndarray, code: np.ndarray, x_range: tuple, y_
     numpy.ndarray
         uint32 (height, width) packed RGBA, bottom row first (as Bokeh's ``image_rgba`` wants).
     """
-    img = np.full((height, width, 4), 255, np.uint8)
+    img = np.zeros((height, width, 4), np.uint8)
     x0, x1 = x_range
     y0, y1 = y_range
     with np.errstate(invalid="ignore", divide="ignore"):
         col = np.floor((x - x0) / (x1 - x0) * width).astype(np.int64, copy=False)
         row = np.floor((y - y0) / (y1 - y0) * height).astype(np.int64, copy=False)
     ok = np.isfinite(x) & np.isfinite(y) & (col > -dot) & (col < width) & (row > -dot) & (row < height)
-    colours = PALETTE_RGB[code].astype(np.float32)
-    alpha = np.ones(len(x), np.float32)
+    rgba = np.empty((len(x), 4), np.uint8)
+    rgba[:, :3] = PALETTE_RGB[code]
+    rgba[:, 3] = 255
     if selected is not None:
-        alpha[~selected] = 0.25
-    rgb = (colours * alpha[:, None] + 255 * (1 - alpha[:, None])).astype(np.uint8)
+        rgba[~selected, 3] = 64
     # Painter's order: filtered-out grey, then unselected, then selected (later writes win).
     rank = (code != FILTERED).astype(np.int8)
     if selected is not None:
         rank = rank + 2 * selected.astype(np.int8)
     order = np.flatnonzero(ok)
     order = order[np.argsort(rank[order], kind="stable")]
-    c, r, paint = col[order], row[order], rgb[order]
+    c, r, paint = col[order], row[order], rgba[order]
     flat = img.reshape(-1, 4)
     for dr in range(dot):
         for dc in range(dot):
             rr, cc = r + dr, c + dc
             inside = (rr >= 0) & (rr < height) & (cc >= 0) & (cc < width)
-            flat[rr[inside] * width + cc[inside], :3] = paint[inside]
+            flat[rr[inside] * width + cc[inside]] = paint[inside]
     return img.view(np.uint32)[..., 0]
 
 

@@ -241,9 +241,10 @@ class Distributions(pn.viewable.Viewer):
     # browser events
 
     def _on_ranges(self, event):
-        if None in (event.x0, event.x1, event.y0, event.y1):
-            return
-        self._view = (event.x0, event.x1, event.y0, event.y1)
+        view = (event.x0, event.x1, event.y0, event.y1)
+        if None in view or np.allclose(view, self._view, rtol=1e-9, atol=0):
+            return  # the plot was shown again (a tab switch): nothing to redraw
+        self._view = view
         self._draw_points()
         self._hide_card()
 
