@@ -425,7 +425,7 @@ class Studio(pn.viewable.Viewer):
             pn.Row(self._out, self._open_after, align="end"),
         )
         return pn.Column(
-            pn.Row(self._title, self._prev, self._next, align="center"),
+            pn.Row(self._title, pn.Column(pn.Spacer(height=4), pn.Row(self._prev, self._next))),
             pn.Row(controls, pn.Column(
                 pn.Row(pn.pane.Bokeh(self._plots["original"].figure),
                        pn.pane.Bokeh(self._plots["perturbed"].figure)),
