@@ -99,7 +99,7 @@ class Distributions(pn.viewable.Viewer):
                   line_color="#333", line_dash="dashed", line_width=1.5)
         self._current = ColumnDataSource(data={"x": [], "y": []})
         fig.scatter(x="x", y="y", source=self._current, size=14, marker="circle", fill_alpha=0,
-                    line_color="black", line_width=2)
+                    line_color="#d6008f", line_width=2.5)  # magenta: visible on light and dark themes
         # Hover card: a ring on the digit, its thumbnail and a label with the label and two metrics.
         self._hover_ring = ColumnDataSource(data={"x": [], "y": []})
         fig.scatter(x="x", y="y", source=self._hover_ring, size=11, marker="circle", fill_alpha=0,
