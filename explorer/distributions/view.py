@@ -73,7 +73,8 @@ class Distributions(pn.viewable.Viewer):
         self._build_violins()
         s.param.watch(self._on_axes, ["scatter_x", "scatter_y", "dataset"])
         s.param.watch(self._on_filters, ["labels", "perturbations", "ranges"])
-        s.param.watch(self._on_selection, ["scatter_selection", "selection"])
+        s.param.watch(self._on_scatter_selection, ["scatter_selection"])
+        s.param.watch(self._on_selection, ["selection"])
         s.param.watch(self._draw_current, ["current"])
         self._on_axes()
 
@@ -188,9 +189,10 @@ class Distributions(pn.viewable.Viewer):
         s = self.state
         self._passing = s.filter_mask(exclude_scatter=True)
         self._codes = np.where(self._passing, self._label_codes, FILTERED).astype(np.int8)
-        self._on_selection()
+        self._on_scatter_selection()
 
-    def _on_selection(self, *_):
+    def _on_scatter_selection(self, *_):
+        # The points' image depends on the filters and the scatter selection only.
         s, ds = self.state, self.state.dataset
         if s.scatter_selection is None:
             self._selected = None
@@ -203,7 +205,16 @@ class Distributions(pn.viewable.Viewer):
         with pn.io.hold():
             self._draw_points()
             self._draw_current()
-            self._draw_violins()
+        self._on_selection()
+
+    def _on_selection(self, *_):
+        # The violins and the status line follow what passes every filter (the browser's selection).
+        s, ds = self.state, self.state.dataset
+        shown = getattr(self, "_shown_selection", (None, None, None))
+        if shown[0] is s.selection and shown[1] is s.scatter_selection and shown[2] is self._passing:
+            return  # already drawn for these objects (both state watchers fire on a box selection)
+        self._shown_selection = (s.selection, s.scatter_selection, self._passing)  # references: no id reuse
+        self._draw_violins()
         n_pass = int(self._passing.sum())
         if s.scatter_selection is None:
             picked = "drag a box or lasso to select digits (it filters the browser)"

@@ -48,9 +48,8 @@ def violin_patches(values: np.ndarray, groups: np.ndarray, keys: list, bins: int
     # One vectorised 2-D histogram for all groups.
     gi = np.searchsorted(np.asarray(keys), groups) if len(keys) else np.zeros(0, int)
     valid = (gi < len(keys)) & np.isin(groups, keys)
-    counts = np.zeros((len(keys), bins))
     bi = np.clip(np.searchsorted(edges, values[valid], side="right") - 1, 0, bins - 1)
-    np.add.at(counts, (gi[valid], bi), 1)
+    counts = np.bincount(gi[valid] * bins + bi, minlength=len(keys) * bins).reshape(len(keys), bins).astype(float)
     smooth = np.apply_along_axis(lambda c: np.convolve(c, kernel, mode="same"), 1, counts)
     dens = smooth / np.maximum(smooth.sum(axis=1, keepdims=True), 1)
     peak = dens.max() if dens.size and dens.max() > 0 else 1
