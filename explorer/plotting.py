@@ -48,7 +48,8 @@ def digit_geometry(image: np.ndarray, *, max_circles: int = 36) -> dict:
     -------
     dict
         ``size`` (hi-res side, 112 px), ``hires`` (uint8 (112, 112), bottom row first),
-        ``binary``/``skeleton`` (RGBA packed uint32 (112, 112)), ``circles`` (x, y, r in hi-res px;
+        ``binary``/``skeleton`` (RGBA packed uint32 (112, 112)), ``binary_mask``/``skeleton_mask``
+        (the same as uint8 (112, 112), 1 = on, bottom row first), ``circles`` (x, y, r in hi-res px;
         t = local thickness in original px), ``centroid``, ``slant_line`` (xs, ys), ``parallelogram``
         (xs, ys), ``ellipse`` (x, y, width, height, angle), ``scale``, ``metrics`` (the six
         morphometrics, dict). Geometry that cannot be computed (blank digit) is omitted.
@@ -69,12 +70,17 @@ def digit_geometry(image: np.ndarray, *, max_circles: int = 36) -> dict:
         out[mask] = (*colour, alpha)
         return np.ascontiguousarray(out[::-1]).view(np.uint32)[..., 0]
 
+    def flipped(mask):  # uint8 0/1, bottom row first: 4x lighter to send than RGBA
+        return np.ascontiguousarray(mask[::-1]).astype(np.uint8)
+
     geo = {"size": size, "scale": scale, "hires": np.ascontiguousarray(hires[::-1]),
            "metrics": details.metrics._asdict()}
     binary = np.asarray(morph.binary_image, bool)
     skeleton = np.asarray(morph.skeleton, bool)
     geo["binary"] = rgba(binary, (255, 170, 0), 110)
     geo["skeleton"] = rgba(skeleton, (230, 30, 60), 255)
+    geo["binary_mask"] = flipped(binary)
+    geo["skeleton_mask"] = flipped(skeleton)
     rr, cc = np.nonzero(skeleton)
     if len(rr):
         pick = np.linspace(0, len(rr) - 1, min(max_circles, len(rr))).round().astype(int)
@@ -118,6 +124,11 @@ def digit_figure(size: int, px: int, name: str, *, tools: str = TOOLS, toolbar: 
     return fig
 
 
+def _mask_mapper(colour: str) -> LinearColorMapper:
+    """0 -> transparent, 1 -> ``colour``."""
+    return LinearColorMapper(palette=["rgba(0, 0, 0, 0)", colour], low=0, high=1)
+
+
 class DigitPlot:
     """A digit at 4x resolution, white ink on black as MNIST and the browser grid, with toggleable overlays.
 
@@ -135,10 +146,10 @@ class DigitPlot:
 
     def __init__(self, px: int, name: str, *, colour_bar: bool = True, title: str | None = None):
         size = self.SIZE
-        empty32 = np.zeros((size, size), np.uint32)
-        self._img = ColumnDataSource(data={"image": [np.zeros((size, size), np.uint8)]})
-        self._binary = ColumnDataSource(data={"image": [empty32]})
-        self._skeleton = ColumnDataSource(data={"image": [empty32]})
+        empty = np.zeros((size, size), np.uint8)
+        self._img = ColumnDataSource(data={"image": [empty]})
+        self._binary = ColumnDataSource(data={"image": [empty]})
+        self._skeleton = ColumnDataSource(data={"image": [empty]})
         self._circles = ColumnDataSource(data={"x": [], "y": [], "r": [], "t": []})
         self._line = ColumnDataSource(data={"x": [], "y": []})
         self._centroid = ColumnDataSource(data={"x": [], "y": []})
@@ -152,8 +163,11 @@ class DigitPlot:
                   color_mapper=LinearColorMapper(palette=Greys256, low=0, high=255))
         tmapper = LinearColorMapper(palette=Viridis256, low=0, high=THICKNESS_MAX)
         self.renderers = {
-            "Binarised": [fig.image_rgba(image="image", x=0, y=0, dw=size, dh=size, source=self._binary)],
-            "Skeleton": [fig.image_rgba(image="image", x=0, y=0, dw=size, dh=size, source=self._skeleton)],
+            # Masks drawn through two-colour maps (0 transparent): a quarter of the bytes of RGBA images.
+            "Binarised": [fig.image(image="image", x=0, y=0, dw=size, dh=size, source=self._binary,
+                                    color_mapper=_mask_mapper("rgba(255, 170, 0, 0.43)"))],
+            "Skeleton": [fig.image(image="image", x=0, y=0, dw=size, dh=size, source=self._skeleton,
+                                   color_mapper=_mask_mapper("rgb(230, 30, 60)"))],
             "Thickness": [fig.circle(x="x", y="y", radius="r", source=self._circles, fill_alpha=0.08,
                                      line_width=1.5, fill_color={"field": "t", "transform": tmapper},
                                      line_color={"field": "t", "transform": tmapper})],
@@ -217,9 +231,9 @@ class DigitPlot:
             return name in self.shown and name not in self._sent
 
         if due("Binarised"):
-            self._binary.data = {"image": [geo.get("binary", np.zeros(geo["hires"].shape, np.uint32))]}
+            self._binary.data = {"image": [geo.get("binary_mask", np.zeros(geo["hires"].shape, np.uint8))]}
         if due("Skeleton"):
-            self._skeleton.data = {"image": [geo.get("skeleton", np.zeros(geo["hires"].shape, np.uint32))]}
+            self._skeleton.data = {"image": [geo.get("skeleton_mask", np.zeros(geo["hires"].shape, np.uint8))]}
         if due("Thickness"):
             self._circles.data = dict(geo.get("circles", {"x": [], "y": [], "r": [], "t": []}))
         if due("Slant"):

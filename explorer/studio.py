@@ -238,7 +238,7 @@ class Studio(pn.viewable.Viewer):
 
     def _on_slider(self, event):
         # The pixels first, alone in their message to the browser; the table, the warning and the state
-        # (so the URL) at the next tick, in a second message: what the user looks at changes sooner.
+        # (so the URL) a moment later, in a second message: what the user looks at changes sooner.
         values = {k: w.value for k, w in self._slider_widgets.items()}
         doc = pn.state.curdoc
         later = doc is not None and doc.session_context is not None
@@ -254,7 +254,8 @@ class Studio(pn.viewable.Viewer):
             self._show_details(values)
             self._drawn = (self.state.perturbation, values, self.state.seed)
             self.state.perturbation_params = values
-        doc.add_next_tick_callback(rest)
+        # A few frames later, so the browser paints the pixels before it lays out the new table.
+        doc.add_timeout_callback(rest, 40)
 
     def _on_state(self, *events):
         s = self.state
