@@ -7,7 +7,8 @@
 3. Slider -> changed pixels: for the perturbation studio and for a bare Panel slider -> image app
    (benchmarks/bare_slider_app.py), served by one server and measured alternately, move by move, in the
    same Chromium: from the slider's input event (a key press on its handle) until the pixels of the
-   perturbed digit's canvas differ, polled every animation frame. Median of ``--moves`` moves each.
+   perturbed digit's canvas differ, polled every animation frame. Median of ``--moves`` moves each;
+   then the server's time per move, per perturbation.
 4. 70,000 digits (the sample tiled, or ``--big``): a box selection in the scatter, from the mouse release
    until the browser's filtered count and the scatter's pixels both changed, then the Browse tab showing
    the filtered grid; the server side of the same steps.
@@ -209,6 +210,32 @@ def bench_slider_to_screen(browser, moves: int) -> dict:
     return {"studio": s, "bare": b, "ratio": s / b}
 
 
+def bench_server_recompute(moves: int) -> dict:
+    """Server time of a studio slider move (perturb, geometry, metrics, table), per perturbation."""
+    import panel as pn  # noqa: F401  (views need Panel)
+    from explorer.state import ExplorerState
+    from explorer.studio import Studio
+
+    state = ExplorerState()
+    studio = Studio(state=state)
+    digits = np.random.default_rng(0).choice(len(state.dataset), size=moves, replace=False)
+    out = {}
+    for key, spec in studio.specs.items():
+        state.param.update(perturbation=key, perturbation_params={})
+        times = []
+        for k, i in enumerate(digits):
+            state.current = int(i)
+            p = spec.params[0]
+            value = p.low + (p.high - p.low) * ((k % 7) + 1) / 8
+            t = time.perf_counter()
+            state.perturbation_params = {p.name: value}  # what a slider move does on the server
+            times.append((time.perf_counter() - t) * 1000)
+        out[key] = statistics.median(times)
+    print(f"studio server time per slider move (perturb + geometry + metrics + table), median of {moves}: "
+          + ", ".join(f"{k} {v:.1f} ms" for k, v in out.items()))
+    return out
+
+
 def tiled_70k(big: str | None, folder: Path) -> Path:
     """Write 70,000 real digits (the sample or ``big``, tiled) with their metrics as a Morpho-MNIST folder."""
     from explorer.data import export_dataset, load, load_sample
@@ -349,6 +376,7 @@ def main(argv=None) -> None:
             bench_tabs(browser)
         if "slider" in parts:
             bench_slider_to_screen(browser, args.moves)
+            bench_server_recompute(args.moves)
         if "70k" in parts:
             big = tiled_70k(args.big, Path(tmp) / "mnist-70k")
             bench_70k_browser(browser, big)

@@ -61,14 +61,20 @@ def app_url(server_log):
 
 
 def server_problems(server_log, start: int) -> list[str]:
-    """Warnings, errors and tracebacks the server logged after byte ``start`` of its log."""
+    """Warnings, errors and tracebacks the server logged after byte ``start`` of its log, one entry per log
+    record (a record starts with a timestamp and runs to the next)."""
     text = server_log.read_text(errors="replace")[start:]
-    # A page closed (navigated away) while the server was writing to it: Tornado logs the write it could
-    # not finish. That is the browser leaving, not a problem of the app.
-    text = re.sub(r"Task exception was never retrieved\n.*?tornado\.websocket\.WebSocketClosedError\n", "", text,
-                  flags=re.S)
-    return [line for line in text.splitlines()
-            if any(w in line for w in ("WARNING", "ERROR", "Traceback", "Warning:", "W-1", "E-1"))]
+    records = re.split(r"\n(?=\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)", text)
+    problems = []
+    for record in records:
+        if not any(w in record for w in ("WARNING", "ERROR", "Traceback", "Warning:", "W-1", "E-1")):
+            continue
+        # A page closed (navigated away) while the server was writing to it: Tornado logs the write it
+        # could not finish. That is the browser leaving, not a problem of the app.
+        if "WebSocketClosedError" in record:
+            continue
+        problems.append(record[:2000])
+    return problems
 
 
 def watch_console(page) -> list[str]:
