@@ -17,7 +17,7 @@ from explorer.plotting import DigitPlot
 from explorer.state import ExplorerState
 from explorer.studio_export import dataset_zip, metrics_csv
 
-__all__ = ["Studio", "perturbation_specs", "make_perturbation", "perturb_digit", "perturb_batch",
+__all__ = ["Studio", "perturbation_specs", "make_perturbation", "perturb_digit", "perturb_digits", "perturb_batch",
            "PARAM_LABELS", "reach_warning"]
 
 # Morpho-MNIST perturbation label of each class (see explorer.data.PERTURBATION_NAMES).
@@ -88,17 +88,41 @@ def make_perturbation(spec: PerturbationSpec, values: dict, rng: np.random.Gener
     return spec.cls(**kwargs)
 
 
-def perturb_digit(image: np.ndarray, spec: PerturbationSpec, values: dict, seed: int) -> np.ndarray:
-    """Perturb one digit reproducibly: uint8 (28, 28) in, uint8 (28, 28) out."""
+def digit_rng(seed: int, index: int | None = None) -> np.random.Generator:
+    """The generator of a random perturbation of digit ``index``: seeded by (seed, index), so a digit gets
+    the same perturbation in the studio's preview and in an export, whatever else is exported with it."""
+    return np.random.default_rng(seed if index is None else [seed, int(index)])
+
+
+def perturb_digit(image: np.ndarray, spec: PerturbationSpec, values: dict, seed: int,
+                  index: int | None = None) -> np.ndarray:
+    """Perturb one digit reproducibly: uint8 (28, 28) in, uint8 (28, 28) out (see :func:`digit_rng`)."""
     from core.perturb import perturb_image
 
-    pert = make_perturbation(spec, values, np.random.default_rng(seed))
+    pert = make_perturbation(spec, values, digit_rng(seed, index))
     return perturb_image(image, pert, mode="released", scale=4)
 
 
+def perturb_digits(images: np.ndarray, indices: np.ndarray, spec: PerturbationSpec, values: dict,
+                   seed: int) -> np.ndarray:
+    """Perturb digits, each with its own generator (:func:`digit_rng`), so any chunking of a batch gives
+    the same result. uint8 (N, 28, 28) and their dataset indices (N,) in, uint8 (N, 28, 28) out."""
+    out = np.empty_like(images)
+    for k, (image, index) in enumerate(zip(images, indices)):
+        out[k] = perturb_digit(image, spec, values, seed, index)
+    return out
+
+
 def perturb_batch(images: np.ndarray, spec: PerturbationSpec, values: dict, seed: int,
-                  progress=None) -> tuple[np.ndarray, pd.DataFrame]:
-    """Perturb digits (one generator seeded once, so the batch is reproducible) and measure them.
+                  progress=None, indices: np.ndarray | None = None) -> tuple[np.ndarray, pd.DataFrame]:
+    """Perturb digits reproducibly (one generator per digit, :func:`digit_rng`) and measure them.
+
+    Parameters
+    ----------
+    images : numpy.ndarray
+        uint8 (N, 28, 28).
+    indices : numpy.ndarray, optional
+        int (N,) the digits' indices in their dataset (seeds their generators); 0..N-1 when omitted.
 
     Returns
     -------
@@ -107,17 +131,15 @@ def perturb_batch(images: np.ndarray, spec: PerturbationSpec, values: dict, seed
     metrics : pandas.DataFrame
         Their six morphometrics.
     """
-    from core.perturb import perturb_image
-
-    rng = np.random.default_rng(seed)
-    pert = make_perturbation(spec, values, rng)
     n = len(images)
+    indices = np.arange(n) if indices is None else np.asarray(indices)
     out = np.empty_like(images)
     total = 2 * n  # perturbing, then measuring
-    for i in range(n):
-        out[i] = perturb_image(images[i], pert, mode="released", scale=4)
-        if progress and (i % 50 == 0 or i == n - 1):
-            progress(i + 1, total)
+    for start in range(0, n, 50):
+        out[start:start + 50] = perturb_digits(images[start:start + 50], indices[start:start + 50], spec, values,
+                                               seed)
+        if progress:
+            progress(min(start + 50, n), total)
     metrics = measure_metrics(out, (lambda d, t: progress(n + d, total)) if progress else None)
     return out, metrics
 
@@ -295,7 +317,7 @@ class Studio(pn.viewable.Viewer):
         self._drawn = None
         values = values or self.values()
         try:
-            out = perturb_digit(self._original, self.spec, values, self.state.seed)
+            out = perturb_digit(self._original, self.spec, values, self.state.seed, self._index)
         except Exception as e:  # e.g. a blank digit: say so, keep the app alive
             self.last_perturbed = None
             self._warning.param.update(object=f"Cannot perturb this digit: {e}", visible=True)
@@ -382,22 +404,35 @@ class Studio(pn.viewable.Viewer):
         labels = ds.labels[idx] if ds.labels is not None else None
         stem = f"{ds.name.split()[0].lower()}-{spec.key if what == 'perturbed' else 'selection'}-{len(idx)}"
 
-        def job():
-            if what == "metrics":
-                return metrics_csv(ds.metrics.iloc[idx], idx, labels), f"{stem}-metrics.csv"
-            if what == "perturbed":
-                images, metrics = perturb_batch(ds.images[idx], spec, values, seed, progress=s.report)
-                perts = np.full(len(idx), spec.code, np.int64)
-            else:
-                images, metrics = ds.images[idx], ds.metrics.iloc[idx].reset_index(drop=True)
-                perts = ds.perturbations[idx] if ds.perturbations is not None else None
+        def package(images, metrics, perts):  # zip (and the optional server folder), on the pool
             if folder is not None:
                 export_dataset(folder, images, labels, metrics, perts)
             return dataset_zip(images, labels, metrics, perts, folder=stem, source_index=idx), f"{stem}.zip"
 
-        verb = "Applying " + spec.label.lower() + " to" if what == "perturbed" else "Exporting"
         try:
-            data, filename = await s.run_job(f"{verb} {len(idx):,} digits", job)
+            if what == "metrics":
+                data, filename = await s.run_job(f"Exporting the metrics of {len(idx):,} digits",
+                                                 lambda: (metrics_csv(ds.metrics.iloc[idx], idx, labels),
+                                                          f"{stem}-metrics.csv"))
+            elif what == "plain":
+                perts = ds.perturbations[idx] if ds.perturbations is not None else None
+                data, filename = await s.run_job(
+                    f"Exporting {len(idx):,} digits", package, ds.images[idx],
+                    ds.metrics.iloc[idx].reset_index(drop=True), perts)
+            else:
+                # Fair chunks on the shared pool: other sessions' work interleaves with a long export.
+                from explorer import jobs
+
+                source = ds.images
+                images = await s.track(
+                    f"Applying {spec.label.lower()} to {len(idx):,} digits",
+                    jobs.map_chunks(s.owner, lambda pos: perturb_digits(source[pos], pos, spec, values, seed),
+                                    idx, progress=s.report))
+                metrics = await s.track(f"Measuring {len(idx):,} perturbed digits",
+                                        jobs.measure(s.owner, images, progress=s.report))
+                data, filename = await s.run_job("Packing the export", package, images,
+                                                 metrics.reset_index(drop=True),
+                                                 np.full(len(idx), spec.code, np.int64))
         except Exception as e:
             text = f"Export failed: {type(e).__name__}: {e}"
             await s.in_document(lambda: s.notify(text, "danger"))
