@@ -48,6 +48,8 @@ class Distributions(pn.viewable.Viewer):
     ----------
     state : ExplorerState
         Shared state; a new one on the bundled sample when omitted.
+    x, y : str, optional
+        Metrics on the axes to start with (they set ``state.scatter_x`` / ``scatter_y``).
     width, height : int
         Size of the scatter on screen (pixels), legend included; the violins take ``violin_width``.
     """
@@ -57,9 +59,12 @@ class Distributions(pn.viewable.Viewer):
     height = param.Integer(default=440)
     violin_width = param.Integer(default=380)
 
-    def __init__(self, state: ExplorerState | None = None, **params):
+    def __init__(self, state: ExplorerState | None = None, *, x: str | None = None, y: str | None = None,
+                 **params):
         super().__init__(state=state or ExplorerState(), **params)
         s = self.state
+        # x, y: the axes to start with (metric names); they are the shared state's, so the URL's.
+        s.param.update(**{k: v for k, v in (("scatter_x", x), ("scatter_y", y)) if v is not None})
         options = {METRIC_LABELS[m]: m for m in METRICS}
         self._x = pn.widgets.Select(name="x axis", options=options, value=s.scatter_x, width=150)
         self._y = pn.widgets.Select(name="y axis", options=options, value=s.scatter_y, width=150)
