@@ -1,4 +1,4 @@
-"""Drawing helpers shared by the views: a digit with the overlays behind its morphometrics, thumbnails.
+"""Drawing helpers shared by the views: a digit with the overlays behind its morphometrics.
 
 :class:`DigitPlot` is the one place that draws a digit at 4x resolution with the geometry Morpho-MNIST
 measures (binarised shape, skeleton, inscribed circles, shear line, bounding parallelogram, moments
@@ -7,15 +7,12 @@ and after the perturbation with the same overlays.
 """
 from __future__ import annotations
 
-import base64
-import zlib
-
 import numpy as np
 from bokeh.models import ColorBar, ColumnDataSource, LinearColorMapper, Range1d
 from bokeh.palettes import Greys256, Viridis256
 from bokeh.plotting import figure
 
-__all__ = ["DigitPlot", "OVERLAYS", "digit_geometry", "digit_figure", "png_data_url", "TOOLS"]
+__all__ = ["DigitPlot", "OVERLAYS", "digit_geometry", "digit_figure", "TOOLS"]
 
 #: Tools of every plot: pan and zoom, reset, and save as PNG.
 TOOLS = "pan,wheel_zoom,reset,save"
@@ -248,23 +245,3 @@ class DigitPlot:
             e = geo.get("ellipse")
             self._ellipse.data = {k: [e[k]] if e else [] for k in ("x", "y", "width", "height", "angle")}
         self._sent |= self.shown
-
-
-def _png(image: np.ndarray) -> bytes:
-    """A greyscale PNG of a uint8 (H, W) image (no imaging library needed)."""
-    h, w = image.shape
-    raw = b"".join(b"\x00" + image[r].tobytes() for r in range(h))
-
-    def chunk(kind, data):
-        c = kind + data
-        return len(data).to_bytes(4, "big") + c + zlib.crc32(c).to_bytes(4, "big")
-
-    header = w.to_bytes(4, "big") + h.to_bytes(4, "big") + bytes([8, 0, 0, 0, 0])
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw))
-            + chunk(b"IEND", b""))
-
-
-def png_data_url(image: np.ndarray) -> str:
-    """``data:image/png;base64,...`` of a uint8 (28, 28) digit, for an ``<img>`` in a tooltip or card."""
-    return "data:image/png;base64," + base64.b64encode(_png(np.ascontiguousarray(image, np.uint8))).decode()
-
