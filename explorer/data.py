@@ -1,9 +1,14 @@
 """Datasets for the explorer: the bundled sample, MNIST / Morpho-MNIST folders and .npy/.npz arrays.
 
-Every loader returns a :class:`Dataset` with the six released morphometrics for every digit. When a
-folder or array has no metrics table, the metrics are measured with :func:`core.measure.measure_batch`
-(with progress) and cached next to the data, or in a per-user cache folder when the data folder is
-read-only, so the next opening is instant.
+Files are read only through :func:`core.reading.read_dataset` (regular files only, bounded by a
+:class:`core.reading.ReadLimits`); this module wraps what it returns into a :class:`Dataset` with the
+six released morphometrics for every digit. When the data has no metrics table beside it, the metrics
+are measured (:func:`core.measure.measure_batch`, or in fair chunks on the server's pool) and kept in a
+per-user cache folder keyed by the file's path, size and mtime (``$MORPHO_EXPLORER_CACHE``), so the next
+opening is instant and a changed file is measured again. Nothing is written into the data's folder.
+
+Opened datasets are shared in the process (same path, size and mtime: the same :class:`Dataset`), so a
+server reads and measures its data once for every session.
 
 Anything wrong with the input raises :class:`DataError`, whose message names the file and the problem;
 the app shows it and keeps the dataset it had. User files are never unpickled.
@@ -44,9 +49,8 @@ SAMPLE_PATH = Path(__file__).resolve().parent.parent / "assets" / "mnist-5k"
 Progress = Callable[[int, int], None]
 
 _IMAGES_RE = re.compile(r"^(?P<split>.+?)[-.]images[-.]idx3[-.]ubyte(?P<gz>\.gz)?$")
-_SPLIT_ORDER = {"train": 0, "t10k": 1, "test": 1}
-_IMAGE_KEYS = ("images", "x", "X", "x_train", "imgs", "digits", "arr_0")
-_LABEL_KEYS = ("labels", "y", "Y", "y_train", "targets", "arr_1")
+_LABELS_RE = re.compile(r"^(?P<split>.+?)[-.]labels[-.]idx1[-.]ubyte(?P<gz>\.gz)?$")
+_PERT_RE = re.compile(r"^(?P<split>.+?)[-.]pert[-.]idx1[-.]ubyte(?P<gz>\.gz)?$")
 
 
 class DataError(ValueError):
@@ -203,138 +207,36 @@ def _write_metrics_csv(df: pd.DataFrame, path: Path) -> None:
 
 
 def _find_metrics(n: int, source: Path, csv_name: str, notes: list) -> tuple[pd.DataFrame | None, str | None]:
-    """Metrics from ``source.parent/csv_name`` or the per-user cache, with where they came from."""
-    beside = source.parent / csv_name
+    """Metrics measured earlier for ``source`` (same path, size and mtime) from the explorer's cache."""
     try:
         cached = cache_dir() / _cache_key(source) / csv_name
     except OSError:
-        cached = None
-    if beside.is_file():
-        return _read_metrics_csv(beside, n), f"{csv_name} beside the images"
-    if cached is not None and cached.is_file():
-        notes.append("metrics read from the explorer's cache (measured earlier)")
-        return _read_metrics_csv(cached, n), "measured earlier (explorer cache)"
-    return None, None
+        return None, None
+    if not cached.is_file():
+        return None, None
+    try:
+        df = _read_metrics_csv(cached, n)
+    except DataError:  # a damaged cache entry: measure again
+        return None, None
+    return df, "measured earlier (explorer cache)"
 
 
 def _store_metrics(df: pd.DataFrame, source: Path, csv_name: str, notes: list) -> None:
-    """Keep measured metrics beside the data, or in the per-user cache when the folder is read-only."""
-    beside = source.parent / csv_name
-    try:
-        _write_metrics_csv(df, beside)
-        notes.append(f"measured {len(df):,} digits; metrics saved as {csv_name} beside the data")
-        return
-    except OSError:
-        pass
+    """Keep measured metrics in the explorer's cache, keyed by the data file's path, size and mtime.
+
+    Never beside the data: a served explorer must not write into users' folders, and a table written
+    there would silently go stale when the digits change.
+    """
     try:
         cached = cache_dir() / _cache_key(source) / csv_name
         _write_metrics_csv(df, cached)
-        notes.append(f"measured {len(df):,} digits; metrics kept in the explorer's cache")
+        notes.append(f"measured {len(df):,} digits; metrics kept in the explorer's cache for next time")
     except OSError as e:
         notes.append(f"measured {len(df):,} digits; could not keep the metrics ({e.strerror or e})")
 
 
 # ---------------------------------------------------------------------------------------------------------
 # loaders
-
-def _as_digits(array: np.ndarray, where: str) -> np.ndarray:
-    """Validate and convert an array to uint8 (N, 28, 28)."""
-    if array.dtype == object or not (np.issubdtype(array.dtype, np.number) or array.dtype == bool):
-        raise DataError(f"{where}: array of dtype {array.dtype}; expected numeric digit images")
-    if array.ndim == 2 and array.shape[1] == 784:
-        array = array.reshape(-1, 28, 28)
-    elif array.ndim == 4 and array.shape[1:] in ((28, 28, 1), (1, 28, 28)):
-        array = array.reshape(-1, 28, 28)
-    if array.ndim != 3 or array.shape[1:] != (28, 28):
-        raise DataError(f"{where}: array of shape {array.shape}; expected digit images of shape "
-                        f"(N, 28, 28) or (N, 784)")
-    if len(array) == 0:
-        raise DataError(f"{where}: contains no digits (shape {array.shape})")
-    if array.dtype == np.uint8:
-        return np.ascontiguousarray(array)
-    values = array.astype(np.float64)
-    if not np.isfinite(values).all():
-        raise DataError(f"{where}: images contain NaN or infinite values")
-    lo, hi = values.min(), values.max()
-    if lo < 0 or hi > 255:
-        raise DataError(f"{where}: pixel values range over [{lo:g}, {hi:g}]; expected [0, 1] or [0, 255]")
-    if hi <= 1.0:  # floats in [0, 1], as most models output
-        values = values * 255.0
-    return np.clip(np.rint(values), 0, 255).astype(np.uint8)
-
-
-def _as_labels(array: np.ndarray, n: int, where: str) -> np.ndarray:
-    array = np.asarray(array)
-    if array.ndim == 2 and array.shape[1] > 1 and array.shape[0] == n:  # one-hot labels
-        array = array.argmax(axis=1)
-    array = array.reshape(-1) if array.ndim == 2 and 1 in array.shape else array
-    if array.ndim != 1 or len(array) != n:
-        raise DataError(f"{where}: labels of shape {array.shape} for {n} digits")
-    if not np.issubdtype(array.dtype, np.number):
-        raise DataError(f"{where}: labels of dtype {array.dtype}; expected integers")
-    return array.astype(np.int64)
-
-
-def _find_split_file(folder: Path, split: str, kind: str) -> Path | None:
-    for sep in ("-", "."):
-        for suffix in (".gz", ""):
-            path = folder / f"{split}-{kind}{sep}idx1-ubyte{suffix}"
-            if path.is_file():
-                return path
-    return None
-
-
-def _load_idx(path: Path, what: str, limits=None) -> np.ndarray:
-    from core.io import IDXError, load_idx
-
-    _check_regular(path, f"{what} file")
-    try:
-        if limits is not None:
-            try:
-                return load_idx(path, max_bytes=limits.max_bytes)
-            except TypeError:  # core.io before bounded reading
-                pass
-        return load_idx(path)
-    except IDXError as e:
-        raise DataError(f"corrupt {what} IDX file: {e}") from e
-    except OSError as e:
-        raise DataError(f"{path}: cannot read ({e.strerror or e})") from e
-
-
-def _check_regular(path: Path, what: str = "file") -> Path:
-    """Refuse what is not a regular file (FIFO, device, socket) before opening it: reading one blocks
-    forever or never ends."""
-    try:
-        from core.reading import check_regular_file
-    except ImportError:
-        check_regular_file = None
-    if check_regular_file is not None:
-        try:
-            return check_regular_file(path, what)
-        except FileNotFoundError:
-            raise DataError(f"{path}: no such {what}") from None
-        except ValueError as e:
-            raise DataError(str(e)) from e
-    try:
-        st = os.stat(path)  # follows symlinks: a link to /dev/zero is a device
-    except FileNotFoundError:
-        raise DataError(f"{path}: no such {what}") from None
-    except OSError as e:
-        raise DataError(f"{path}: cannot read ({e.strerror or e})") from e
-    if not stat.S_ISREG(st.st_mode):
-        kind = ("a named pipe (FIFO)" if stat.S_ISFIFO(st.st_mode) else
-                "a device" if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode) else
-                "a socket" if stat.S_ISSOCK(st.st_mode) else
-                "a folder" if stat.S_ISDIR(st.st_mode) else "not a regular file")
-        raise DataError(f"{path}: is {kind}, not a regular {what}; only regular files are read")
-    return Path(path)
-
-
-def _check_count(n: int, where: str, limits) -> None:
-    if limits is not None and n > limits.max_digits:
-        raise DataError(f"{where}: holds {n:,} digits, more than the {limits.max_digits:,} this server "
-                        f"reads from one file")
-
 
 @dataclass
 class _Part:
@@ -363,6 +265,7 @@ class PendingDataset:
     path: Path
     parts: list
     notes: list = field(default_factory=list)
+    split: str | None = None
     key: tuple | None = None
 
     @property
@@ -410,7 +313,7 @@ class PendingDataset:
             metrics=pd.concat([p.metrics for p in parts], ignore_index=True),
             perturbations=concat([p.perturbations for p in parts]),
             name=self.name, path=self.path, parts=[(p.split, len(p.images)) for p in parts],
-            notes=self.notes, split="+".join(p.split for p in parts),
+            notes=self.notes, split=self.split or "+".join(p.split for p in parts),
             metrics_source="; ".join(s for s in sources if s) or None,
         )
         if self.key is not None:
@@ -418,115 +321,59 @@ class PendingDataset:
         return ds
 
 
-def _read_folder(folder: Path, limits=None) -> PendingDataset:
-    found = []
-    for path in sorted(folder.iterdir()):
-        m = _IMAGES_RE.match(path.name)
-        if m and path.is_file():
-            found.append((m.group("split"), path))
-    if not found:
-        raise DataError(f"{folder}: no MNIST digits here (expected files like train-images-idx3-ubyte.gz "
-                        f"or t10k-images-idx3-ubyte)")
-    # One file per split: prefer the gzip one when both exist.
-    by_split = {}
-    for split, path in found:
-        if split not in by_split or path.name.endswith(".gz"):
-            by_split[split] = path
-    splits = sorted(by_split, key=lambda s: (_SPLIT_ORDER.get(s, 2), s))
-    parts, notes, total = [], [], 0
-    for split in splits:
-        img_path = _check_regular(by_split[split], "images file")
-        imgs = _as_digits(_load_idx(img_path, "images", limits), str(img_path))
-        n = len(imgs)
-        total += n
-        _check_count(total, str(folder), limits)
-        lab_path = _find_split_file(folder, split, "labels")
-        lab = None if lab_path is None else _as_labels(_load_idx(lab_path, "labels", limits), n, str(lab_path))
-        pert_path = _find_split_file(folder, split, "pert")
-        pert = None if pert_path is None else _as_labels(_load_idx(pert_path, "perturbation", limits), n,
-                                                         str(pert_path))
-        csv_name = f"{split}-morpho.csv"
-        metrics, source = _find_metrics(n, img_path, csv_name, notes)
-        parts.append(_Part(split, imgs, lab, pert, img_path, csv_name, metrics, source))
-    return PendingDataset(name=folder.name or str(folder), path=folder, parts=parts, notes=notes)
+def _images_file(folder: Path, split: str) -> Path | None:
+    """The images file of ``split`` in ``folder`` (the gzip one when both exist), for cache keys."""
+    best = None
+    for p in sorted(folder.glob(f"{split}[-.]images[-.]idx3[-.]ubyte*")):
+        m = _IMAGES_RE.match(p.name)
+        if m and m.group("split") == split and (best is None or p.name.endswith(".gz")):
+            best = p
+    return best
 
 
-def _read_array(path: Path, limits=None) -> PendingDataset:
-    _check_regular(path, "file")
-    if limits is not None and path.stat().st_size > limits.max_bytes:
-        raise DataError(f"{path}: {path.stat().st_size:,} bytes, more than the {limits.max_bytes:,} this "
-                        f"server reads")
-    try:
-        loaded = np.load(path, allow_pickle=False, mmap_mode="r" if path.suffix == ".npy" else None)
-    except ValueError as e:
-        raise DataError(f"{path}: holds Python objects, which are never unpickled; save plain numeric "
-                        f"arrays ({e})") from e
-    except (OSError, EOFError) as e:
-        raise DataError(f"{path}: not a readable NumPy file ({e})") from e
-    labels = perts = None
-    if isinstance(loaded, np.lib.npyio.NpzFile):
-        with loaded:
-            keys = list(loaded.files)
-            img_key = next((k for k in _IMAGE_KEYS if k in keys), None)
-            if img_key is None and len(keys) == 1:
-                img_key = keys[0]
-            if img_key is None:
-                raise DataError(f"{path}: no image array among {', '.join(keys) or 'no arrays'} "
-                                f"(name it 'images' or 'x')")
-            try:
-                if limits is not None:
-                    _check_npz_member(loaded, img_key, path, limits)
-                raw = loaded[img_key]
-                lab_key = next((k for k in _LABEL_KEYS if k in keys and k != img_key), None)
-                raw_labels = loaded[lab_key] if lab_key else None
-                raw_perts = loaded["perturbations"] if "perturbations" in keys else None
-            except DataError:
-                raise
-            except ValueError as e:
-                raise DataError(f"{path}: holds Python objects, which are never unpickled ({e})") from e
-            except Exception as e:
-                raise DataError(f"{path}: corrupt .npz archive ({type(e).__name__}: {e})") from e
-        _check_count(len(raw) if np.ndim(raw) else 0, str(path), limits)
-        images = _as_digits(raw, f"{path} [{img_key}]")
-        if raw_labels is not None:
-            labels = _as_labels(raw_labels, len(images), f"{path} [{lab_key}]")
-        if raw_perts is not None:
-            perts = _as_labels(raw_perts, len(images), f"{path} [perturbations]")
-    else:
-        _check_count(len(loaded) if loaded.ndim else 0, str(path), limits)
-        images = _as_digits(np.asarray(loaded), str(path))
-    notes: list = []
-    csv_name = f"{path.stem}-morpho.csv"
-    metrics, source = _find_metrics(len(images), path, csv_name, notes)
-    return PendingDataset(name=path.name, path=path, notes=notes,
-                          parts=[_Part(path.stem, images, labels, perts, path, csv_name, metrics, source)])
+def _pending_from(digits, limits) -> PendingDataset:
+    """Split what core.reading read into parts, each with its metrics when known (beside or cached)."""
+    from core.reading import read_metrics_table
 
-
-def _check_npz_member(npz, key: str, path: Path, limits) -> None:
-    """Refuse an npz member whose declared shape is over the limits, before inflating it."""
-    import zipfile
-
-    try:
-        zf = npz.zip
-        info = zf.getinfo(f"{key}.npy")
-    except (AttributeError, KeyError):
-        return
-    if info.file_size > limits.max_bytes:
-        raise DataError(f"{path} [{key}]: {info.file_size:,} bytes once decompressed, more than the "
-                        f"{limits.max_bytes:,} this server reads")
-    try:
-        with zf.open(info) as f:
-            version = np.lib.format.read_magic(f)
-            shape = (np.lib.format.read_array_header_1_0(f) if version == (1, 0)
-                     else np.lib.format.read_array_header_2_0(f))[0]
-    except (ValueError, zipfile.BadZipFile, OSError):
-        return  # reading the member reports it
-    if shape:
-        _check_count(int(shape[0]), f"{path} [{key}]", limits)
+    path = Path(digits.path)
+    notes = [user_note for user_note in digits.notes]
+    if digits.metrics is not None:
+        source = f"{digits.metrics_source.removeprefix('CSV ')} beside the images" if digits.metrics_source \
+            else "a metrics table beside the images"
+        part = _Part(digits.split or (digits.parts[0][0] if digits.parts else path.stem), digits.images,
+                     digits.labels, digits.perturbations, path, "", digits.metrics, source)
+        return PendingDataset(name=digits.name, path=path, parts=[part], notes=[], split=digits.split)
+    folder = path if path.is_dir() else path.parent
+    parts, start = [], 0
+    for split, n in (digits.parts or [(path.stem, len(digits.images))]):
+        sl = slice(start, start + n)
+        start += n
+        if path.is_dir() or _IMAGES_RE.match(path.name):
+            source = _images_file(folder, split) or path
+            csv_name = f"{split}-morpho.csv"
+        else:
+            source, csv_name = path, f"{path.stem}-morpho.csv"
+        metrics, msource = None, None
+        beside = source.parent / csv_name
+        try:
+            if os.path.lexists(beside):  # one split's table (core.reading wants one for every split)
+                metrics = read_metrics_table(beside, n=n, limits=limits).loc[:, list(METRICS)]
+                msource = f"{csv_name} beside the images"
+            else:
+                metrics, msource = _find_metrics(n, source, csv_name, notes)
+        except ValueError as e:
+            raise DataError(str(e)) from e
+        # Notes of core.reading about a missing table are moot once the metrics are found or measured.
+        notes = [t for t in notes if not (t.endswith(f"no metrics table ({csv_name}) beside it"))]
+        lab = digits.labels[sl] if digits.labels is not None else None
+        pert = digits.perturbations[sl] if digits.perturbations is not None else None
+        parts.append(_Part(split, digits.images[sl], lab, pert, source, csv_name, metrics, msource))
+    return PendingDataset(name=digits.name, path=path, parts=parts, notes=notes, split=digits.split)
 
 
 def read(path: str | os.PathLike, *, limits=None) -> "Dataset | PendingDataset":
-    """Read digits (and metrics found beside them or in the cache) without measuring.
+    """Read digits through :func:`core.reading.read_dataset` (and metrics found beside them or in the
+    explorer's cache) without measuring.
 
     Returns the shared, already opened :class:`Dataset` when the same files (path, size and mtime) were
     opened before in this process; else a :class:`PendingDataset` to measure and :meth:`complete`.
@@ -536,38 +383,52 @@ def read(path: str | os.PathLike, *, limits=None) -> "Dataset | PendingDataset":
     path : str or os.PathLike
         A folder of IDX files, a Morpho-MNIST dataset folder, one IDX images file or a .npy/.npz array.
     limits : core.reading.ReadLimits, optional
-        Largest file and digit count read (the app's :data:`explorer.limits.APP_READ_LIMITS`).
+        Largest file and digit count read (the app's :data:`explorer.limits.APP_READ_LIMITS`); the
+        library's generous defaults when None.
 
     Raises
     ------
     DataError
-        With a message naming what is wrong and where.
+        With a message naming what is wrong and where (FIFOs, devices and other non-regular files are
+        refused before opening).
     """
-    path = Path(os.path.expanduser(str(path).strip()))
-    if not str(path).strip() or str(path) == ".":
+    from core.reading import read_dataset
+
+    text = str(path).strip()
+    if not text or text == ".":
         raise DataError("no path given")
+    path = Path(os.path.expanduser(text))
     try:
-        if not path.exists():
-            raise DataError(f"{path}: no such file or folder")
         key = shared_key(path)
         ds = _shared_get(key)
         if ds is not None:
             return ds
-        if path.is_dir():
-            pending = _read_folder(path, limits)
-        elif path.suffix in (".npy", ".npz"):
-            pending = _read_array(path, limits)
-        elif _IMAGES_RE.match(path.name):
-            _check_regular(path, "images file")
-            pending = _read_folder(path.parent, limits)
-        else:
-            _check_regular(path, "file")
-            raise DataError(f"{path}: not a supported file (open a folder of MNIST IDX files, a "
-                            f"Morpho-MNIST dataset folder, or a .npy/.npz array)")
+        digits = read_dataset(path, limits=limits)
+    except FileNotFoundError:
+        raise DataError(f"{path}: no such file or folder") from None
     except PermissionError as e:
-        raise DataError(f"{path}: permission denied ({e.filename})") from e
+        raise DataError(f"{path}: permission denied ({e.filename})") from None
+    except ValueError as e:  # core.reading: UnreadableFileError, IDXError, DatasetError; never a pickle
+        raise DataError(_explain(e)) from None
+    except OSError as e:
+        raise DataError(f"{path}: cannot read ({e.strerror or e})") from None
+    pending = _pending_from(digits, limits)
     pending.key = key
     return pending
+
+
+def _explain(error: Exception) -> str:
+    """core.reading's message, saying which role a broken IDX file had (images, labels, ...)."""
+    # The app cannot pass core.samples' options (resize=...): a hint about them would only confuse.
+    text = re.sub(r",? or pass resize='area' \(or 'bilinear'\) to resize them to 28x28", "", str(error))
+    where, _, what = text.partition(": ")
+    if "corrupt" in what:
+        return text
+    name = Path(where).name
+    for role, pattern in (("images", _IMAGES_RE), ("labels", _LABELS_RE), ("perturbation", _PERT_RE)):
+        if pattern.match(name):
+            return f"corrupt {role} IDX file: {text}"
+    return text
 
 
 def load(path: str | os.PathLike, progress: Progress | None = None, *, limits=None) -> Dataset:
@@ -617,8 +478,8 @@ def load_array(path: str | os.PathLike, progress: Progress | None = None) -> Dat
 
     A ``.npz`` holds the images under ``images`` (or ``x``, ``x_train``, ...) and optionally labels under
     ``labels`` (or ``y``, ...) and perturbation labels under ``perturbations``. Images may be uint8 in
-    [0, 255] or floats in [0, 1], shaped (N, 28, 28) or (N, 784). Metrics are measured and cached as
-    ``<stem>-morpho.csv`` beside the file (or in the cache folder).
+    [0, 255] or floats in [0, 1], shaped (N, 28, 28) or (N, 784). Metrics come from ``<stem>-morpho.csv``
+    beside the file, or are measured and kept in the cache folder.
     """
     return load(path, progress)
 

@@ -313,13 +313,16 @@ class ExplorerState(param.Parameterized):
             job.cancel()
 
     def close(self) -> None:
-        """The session closed: cancel its jobs and drop what it holds (uploads, the current job)."""
+        """The session closed: cancel its jobs (their queued chunks and data go) and delete its uploads.
+
+        Changes no parameter (watchers would update models of a document nobody shows); what the views
+        hold goes with the session.
+        """
         jobs.cancel_owner(self.owner)
         self._job = None
         if self._tmp is not None:
             self._tmp.cleanup()
             self._tmp = None
-        self.model_samples = self.model_traversal = None
 
     # ---------------------------------------------------------------------------------------------------
     # opening data
