@@ -5,13 +5,14 @@ import numpy as np
 import panel as pn
 import param
 from bokeh.events import Tap
-from bokeh.models import ColumnDataSource, HoverTool
+from bokeh.models import ColumnDataSource, HoverTool, Range1d
 from bokeh.plotting import figure
 
 from explorer.data import METRICS, PERTURBATION_NAMES
+from explorer.inspector import step_digit
 from explorer.state import ExplorerState
 
-__all__ = ["Filters", "Browser", "thumbnail_page", "METRIC_LABELS"]
+__all__ = ["Filters", "Browser", "KeyNavigation", "thumbnail_page", "METRIC_LABELS"]
 
 CELL = 30  # 28 px digit + 2 px gutter
 GRID_COLS = 10
@@ -55,6 +56,50 @@ def thumbnail_page(images: np.ndarray, rows: int, cols: int, current_slot: int =
     return np.ascontiguousarray(grid[::-1]).view(np.uint32)[..., 0]
 
 
+class KeyNavigation(pn.custom.JSComponent):
+    """Arrow keys step digits, PageUp/PageDown step pages, while the browser is on screen.
+
+    One ``keydown`` listener on the page's document; keys typed into a text box, a number box, a select
+    or on a slider handle (which use the arrows themselves) are left alone, and so are keys pressed while
+    the browser's tab is hidden. Each accepted key is sent to Python as ``{"key": name}``.
+    """
+
+    _esm = """
+    const KEYS = ['ArrowLeft', 'ArrowRight', 'ArrowUp', 'ArrowDown', 'PageUp', 'PageDown'];
+    export function render({ model, el }) {
+      const onkey = (event) => {
+        if (!KEYS.includes(event.key) || event.altKey || event.ctrlKey || event.metaKey) return;
+        // The element really focused, through Panel's shadow roots.
+        const target = event.composedPath()[0];
+        if (target && target.closest && target.closest(
+            'input, textarea, select, [contenteditable], [role=slider], .noUi-handle, .bk-input')) return;
+        if (!el.isConnected || (el.checkVisibility && !el.checkVisibility())) return;  // tab hidden
+        event.preventDefault();
+        model.send_msg({key: event.key});
+      };
+      document.addEventListener('keydown', onkey);
+      model.on('remove', () => document.removeEventListener('keydown', onkey));
+      return document.createElement('span');
+    }
+    """
+
+    def __init__(self, on_key, **params):
+        super().__init__(width=0, height=0, margin=0, **params)
+        self._on_key = on_key
+
+    def _handle_msg(self, msg):
+        key = msg.get("key") if isinstance(msg, dict) else None
+        if not key:
+            return
+        # Panel hands custom messages over without the document lock, which the views' Bokeh models
+        # need: run the step as a next-tick callback of the session (it holds the lock).
+        doc = pn.state.curdoc
+        if doc is not None and doc.session_context is not None:
+            doc.add_next_tick_callback(lambda: self._on_key(key))
+        else:
+            self._on_key(key)
+
+
 class Filters(pn.viewable.Viewer):
     """Filter widgets (label, perturbation, metric ranges, sort) bound to an :class:`ExplorerState`."""
 
@@ -74,7 +119,10 @@ class Filters(pn.viewable.Viewer):
                          for m in METRICS}
         self._sort = pn.widgets.Select(name="Sort by", options=["index", *METRICS], value=s.sort_by,
                                        sizing_mode="stretch_width")
-        self._desc = pn.widgets.Checkbox(name="Descending", value=s.descending)
+        # A one-box CheckBoxGroup: its text is a <label> of the box, so a click on the words toggles it
+        # (Panel's Checkbox draws the text beside the box, not clickable).
+        self._desc = pn.widgets.CheckBoxGroup(options=["Descending"], value=["Descending"] if s.descending else [],
+                                              margin=(30, 10, 5, 10))
         self._reset = pn.widgets.Button(name="Reset filters", button_type="light")
         self._count = pn.pane.Markdown("", margin=(0, 10))
         self._updating = False
@@ -83,7 +131,7 @@ class Filters(pn.viewable.Viewer):
         for m, w in self._sliders.items():
             w.param.watch(self._on_range, "value_throttled")
         self._sort.link(s, value="sort_by")
-        self._desc.link(s, value="descending")
+        self._desc.param.watch(lambda e: setattr(s, "descending", bool(e.new)), "value")
         self._reset.on_click(lambda e: s.reset_filters())
         s.param.watch(self._sync_from_state, ["labels", "perturbations", "ranges", "sort_by", "descending"])
         s.param.watch(self._on_dataset, "dataset")
@@ -124,7 +172,7 @@ class Filters(pn.viewable.Viewer):
                 r = s.ranges.get(m)
                 w.value = (max(w.start, r[0]), min(w.end, r[1])) if r else (w.start, w.end)
             self._sort.value = s.sort_by
-            self._desc.value = s.descending
+            self._desc.value = ["Descending"] if s.descending else []
         finally:
             self._updating = False
 
@@ -178,7 +226,7 @@ class Browser(pn.viewable.Viewer):
     state = param.ClassSelector(class_=ExplorerState)
     rows = param.Integer(default=10, bounds=(1, 40))
     cols = param.Integer(default=GRID_COLS, bounds=(1, 40))
-    zoom = param.Number(default=1.8, doc="Screen pixels per digit pixel.")
+    zoom = param.Number(default=1.4, doc="Screen pixels per digit pixel.")
 
     def __init__(self, state: ExplorerState | None = None, filters: bool = True, **params):
         super().__init__(state=state or ExplorerState(), **params)
@@ -189,8 +237,11 @@ class Browser(pn.viewable.Viewer):
         w, h = self.cols * CELL, self.rows * CELL
         self._image = ColumnDataSource(data={"image": [np.zeros((h, w), np.uint32)]})
         self._cells = ColumnDataSource(data={k: [] for k in ("x", "y", "index", "label", *METRICS)})
-        fig = figure(x_range=(0, w), y_range=(0, h), width=int(w * self.zoom), height=int(h * self.zoom),
-                     tools="", toolbar_location=None, min_border=0, name="digit-grid")
+        fig = figure(x_range=Range1d(0, w, bounds=(0, w)), y_range=Range1d(0, h, bounds=(0, h)),
+                     width=int(w * self.zoom), height=int(h * self.zoom),
+                     tools="save", toolbar_location="right", min_border=0, name="digit-grid")
+        fig.toolbar.logo = None
+        fig.toolbar.autohide = True
         fig.image_rgba(image="image", x=0, y=0, dw=w, dh=h, source=self._image)
         # Transparent cells carry the hover information of each thumbnail.
         cells = fig.rect(x="x", y="y", width=CELL, height=CELL, source=self._cells, fill_alpha=0,
@@ -204,17 +255,46 @@ class Browser(pn.viewable.Viewer):
         fig.outline_line_color = None
         fig.on_event(Tap, self._on_tap)
         self._fig = fig
-        self._pane = pn.pane.Bokeh(fig, sizing_mode="fixed")
-        self._prev = pn.widgets.Button(name="‹ Previous", width=110)
-        self._next = pn.widgets.Button(name="Next ›", width=110)
-        self._page_input = pn.widgets.IntInput(name="", value=1, start=1, width=90)
+        # Shown or hidden through a Column: a Bokeh pane's own visible follows its figure's.
+        self._pane = pn.Column(pn.pane.Bokeh(fig, sizing_mode="fixed"), margin=0)
+        self._empty = pn.pane.Alert("", alert_type="warning", visible=False, width=int(w * self.zoom),
+                                    css_classes=["explorer-empty"])
+        self._prev = pn.widgets.Button(name="‹ Prev", width=75, description="Previous page (PageUp)")
+        self._next = pn.widgets.Button(name="Next ›", width=75, description="Next page (PageDown)")
+        self._page_input = pn.widgets.IntInput(name="", value=1, start=1, width=80)
         self._page_info = pn.pane.Markdown("", margin=(8, 5))
+        self._keys = KeyNavigation(self.on_key)
+        self._help = pn.pane.Markdown("← → step digits · PageUp/PageDown step pages · click a digit to "
+                                      "inspect it", margin=(0, 5), styles={"font-size": "12px", "color": "#666"})
         self._prev.on_click(lambda e: self._goto(s.page - 1))
         self._next.on_click(lambda e: self._goto(s.page + 1))
         self._page_input.param.watch(lambda e: self._goto(e.new - 1), "value")
         self._page_slots = np.zeros(0, np.int64)
         s.param.watch(self._render, ["selection", "page", "current", "dataset"])
+        s.param.watch(self._show_current_page, "current")
+        self._show_current_page()
         self._render()
+
+    def on_key(self, key: str) -> None:
+        """Keyboard navigation: arrows step digits through the selection, PageUp/PageDown step pages."""
+        s = self.state
+        if key in ("ArrowLeft", "ArrowUp"):
+            step_digit(s, -1 if key == "ArrowLeft" else -self.cols)
+        elif key in ("ArrowRight", "ArrowDown"):
+            step_digit(s, +1 if key == "ArrowRight" else self.cols)
+        elif key in ("PageUp", "PageDown"):
+            self._goto(s.page + (1 if key == "PageDown" else -1))
+            idx = self.page_indices()
+            if len(idx):  # the current digit follows the page, so the inspector shows what is on screen
+                s.current = int(idx[0])
+
+    def _show_current_page(self, *_):
+        # The page holding the current digit (a shared link with ?digit=2630, a digit stepped past the
+        # page's end); a digit outside the selection leaves the page alone.
+        s = self.state
+        pos = np.flatnonzero(s.selection == s.current)
+        if len(pos):
+            s.page = int(pos[0] // s.page_size)
 
     def _goto(self, page: int):
         s = self.state
@@ -250,8 +330,15 @@ class Browser(pn.viewable.Viewer):
         n = len(s.selection)
         pages = max(1, -(-n // s.page_size))
         self._page_input.param.update(end=pages, value=s.page + 1)
-        first = s.page * s.page_size + 1 if n else 0
-        self._page_info.object = f"page of **{pages:,}** · digits {first:,}–{first + len(idx) - 1:,} of {n:,}"
+        first = s.page * s.page_size + 1
+        if n:
+            self._page_info.object = f"/ {pages:,} · {first:,}–{first + len(idx) - 1:,} of **{n:,}**"
+        else:
+            self._page_info.object = "no digits"
+            self._empty.object = (f"**No digit passes the filters** (0 of {len(ds):,}). Widen a range, pick "
+                                  "other labels, clear the scatter selection, or press *Reset filters*.")
+        self._empty.visible = n == 0
+        self._pane.visible = n > 0
         self._prev.disabled = s.page <= 0
         self._next.disabled = s.page >= pages - 1
 
@@ -267,8 +354,8 @@ class Browser(pn.viewable.Viewer):
     def __panel__(self):
         grid = pn.Column(
             pn.Row(self._prev, self._page_input, self._page_info, self._next, align="start"),
-            self._pane,
-            css_classes=["explorer-browser"], width=int(self.cols * CELL * self.zoom) + 20,
+            self._pane, self._empty, self._help, self._keys,
+            css_classes=["explorer-browser"], width=int(self.cols * CELL * self.zoom) + 40,
         )
         if self._filters is not None:
             return pn.Row(pn.Column(self._filters, width=320), grid)

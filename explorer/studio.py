@@ -1,4 +1,4 @@
-"""Perturbation studio: perturb the current digit live, then apply to the selection and export it."""
+"""Perturbation studio: perturb the current digit live, then apply to the selection and download it."""
 from __future__ import annotations
 
 import inspect
@@ -10,19 +10,40 @@ import numpy as np
 import pandas as pd
 import panel as pn
 import param
-from bokeh.models import LinearColorMapper
-from bokeh.palettes import Greys256
 
-from explorer.data import METRICS, PERTURBATION_NAMES, export_dataset, measure_metrics
-from explorer.inspector import TABLE_CSS, digit_figure, metrics_table
+from explorer.data import PERTURBATION_NAMES, export_dataset, measure_metrics
+from explorer.inspector import TABLE_CSS, metrics_table, overlay_legend, overlay_toggles, step_digit
+from explorer.plotting import DigitPlot
 from explorer.state import ExplorerState
+from explorer.studio_export import dataset_zip, metrics_csv
 
-__all__ = ["Studio", "perturbation_specs", "make_perturbation", "perturb_digit",
-           "perturb_batch"]
+__all__ = ["Studio", "perturbation_specs", "make_perturbation", "perturb_digit", "perturb_digits", "perturb_batch",
+           "PARAM_LABELS", "reach_warning"]
 
 # Morpho-MNIST perturbation label of each class (see explorer.data.PERTURBATION_NAMES).
 _CODES = {"Thinning": 1, "Thickening": 2, "Swelling": 3, "Fracture": 4, "SetThickness": 5, "SetSlant": 6,
           "SetWidth": 7}
+
+#: (perturbation, parameter) -> slider label, in words a newcomer reads without the paper at hand.
+#: core.perturb.ParamSpec has names, units and a short doc but no display label; these are the studio's.
+PARAM_LABELS = {
+    ("thinning", "amount"): "Stroke removed (fraction of its thickness)",
+    ("thickening", "amount"): "Stroke added (fraction of its thickness)",
+    ("swelling", "strength"): "Swelling strength (power of the warp)",
+    ("swelling", "radius"): "Swollen region radius (× ½√thickness px)",
+    ("fracture", "thickness"): "Width of each break (px)",
+    ("fracture", "prune"): "Distance kept from stroke ends (px)",
+    ("fracture", "num_frac"): "Number of breaks",
+    ("set_thickness", "target"): "Target thickness (px)",
+    ("set_slant", "target_rad"): "Target slant (radians, + leans right)",
+    ("set_width", "target"): "Target width (px)",
+}
+
+#: Perturbations that aim at a value of a metric: key -> (parameter, metric, tolerance in metric units;
+#: at least 5% of the target is tolerated too).
+#: The tolerances are what the perturbations reach on ordinary MNIST digits (they are approximate).
+TARGETS = {"set_thickness": ("target", "thickness", 0.25), "set_slant": ("target_rad", "slant", 0.05),
+           "set_width": ("target", "width", 0.6)}
 
 
 @dataclass
@@ -50,10 +71,9 @@ def perturbation_specs() -> dict:
     specs = {}
     for key, (cls, params) in PERTURBATIONS.items():
         sig = inspect.signature(cls)
-        slider_params = list(params)  # core.perturb.ParamSpec: name, default, range, step, unit, integer
         code = _CODES.get(cls.__name__, 8)
         label = PERTURBATION_NAMES.get(code, key.replace("_", " "))
-        specs[key] = PerturbationSpec(key, label.capitalize(), cls, slider_params, "rng" in sig.parameters, code)
+        specs[key] = PerturbationSpec(key, label.capitalize(), cls, list(params), "rng" in sig.parameters, code)
     return specs
 
 
@@ -68,17 +88,41 @@ def make_perturbation(spec: PerturbationSpec, values: dict, rng: np.random.Gener
     return spec.cls(**kwargs)
 
 
-def perturb_digit(image: np.ndarray, spec: PerturbationSpec, values: dict, seed: int) -> np.ndarray:
-    """Perturb one digit reproducibly: uint8 (28, 28) in, uint8 (28, 28) out."""
+def digit_rng(seed: int, index: int | None = None) -> np.random.Generator:
+    """The generator of a random perturbation of digit ``index``: seeded by (seed, index), so a digit gets
+    the same perturbation in the studio's preview and in an export, whatever else is exported with it."""
+    return np.random.default_rng(seed if index is None else [seed, int(index)])
+
+
+def perturb_digit(image: np.ndarray, spec: PerturbationSpec, values: dict, seed: int,
+                  index: int | None = None) -> np.ndarray:
+    """Perturb one digit reproducibly: uint8 (28, 28) in, uint8 (28, 28) out (see :func:`digit_rng`)."""
     from core.perturb import perturb_image
 
-    pert = make_perturbation(spec, values, np.random.default_rng(seed))
+    pert = make_perturbation(spec, values, digit_rng(seed, index))
     return perturb_image(image, pert, mode="released", scale=4)
 
 
+def perturb_digits(images: np.ndarray, indices: np.ndarray, spec: PerturbationSpec, values: dict,
+                   seed: int) -> np.ndarray:
+    """Perturb digits, each with its own generator (:func:`digit_rng`), so any chunking of a batch gives
+    the same result. uint8 (N, 28, 28) and their dataset indices (N,) in, uint8 (N, 28, 28) out."""
+    out = np.empty_like(images)
+    for k, (image, index) in enumerate(zip(images, indices)):
+        out[k] = perturb_digit(image, spec, values, seed, index)
+    return out
+
+
 def perturb_batch(images: np.ndarray, spec: PerturbationSpec, values: dict, seed: int,
-                  progress=None) -> tuple[np.ndarray, pd.DataFrame]:
-    """Perturb digits (one generator seeded once, so the batch is reproducible) and measure them.
+                  progress=None, indices: np.ndarray | None = None) -> tuple[np.ndarray, pd.DataFrame]:
+    """Perturb digits reproducibly (one generator per digit, :func:`digit_rng`) and measure them.
+
+    Parameters
+    ----------
+    images : numpy.ndarray
+        uint8 (N, 28, 28).
+    indices : numpy.ndarray, optional
+        int (N,) the digits' indices in their dataset (seeds their generators); 0..N-1 when omitted.
 
     Returns
     -------
@@ -87,25 +131,62 @@ def perturb_batch(images: np.ndarray, spec: PerturbationSpec, values: dict, seed
     metrics : pandas.DataFrame
         Their six morphometrics.
     """
-    from core.perturb import perturb_image
-
-    rng = np.random.default_rng(seed)
-    pert = make_perturbation(spec, values, rng)
     n = len(images)
+    indices = np.arange(n) if indices is None else np.asarray(indices)
     out = np.empty_like(images)
     total = 2 * n  # perturbing, then measuring
-    for i in range(n):
-        out[i] = perturb_image(images[i], pert, mode="released", scale=4)
-        if progress and (i % 50 == 0 or i == n - 1):
-            progress(i + 1, total)
+    for start in range(0, n, 50):
+        out[start:start + 50] = perturb_digits(images[start:start + 50], indices[start:start + 50], spec, values,
+                                               seed)
+        if progress:
+            progress(min(start + 50, n), total)
     metrics = measure_metrics(out, (lambda d, t: progress(n + d, total)) if progress else None)
     return out, metrics
 
 
+def touches_frame(image: np.ndarray) -> bool:
+    """Whether a uint8 (28, 28) digit has ink (>= half intensity, the measuring threshold) in its outermost
+    rows or columns, where the frame may clip it."""
+    ink = np.asarray(image) >= 128
+    return bool(ink[0].any() or ink[-1].any() or ink[:, 0].any() or ink[:, -1].any())
+
+
+def reach_warning(key: str, values: dict, original: np.ndarray, perturbed: np.ndarray, after: dict) -> str:
+    """Why the perturbed digit is not what was asked for, or "" when it is.
+
+    Parameters
+    ----------
+    key : str
+        Perturbation key in ``core.perturb.PERTURBATIONS``.
+    values : dict
+        Its parameter values.
+    original, perturbed : numpy.ndarray
+        uint8 (28, 28) digits before and after.
+    after : dict
+        Metrics of ``perturbed``.
+    """
+    clipped = touches_frame(perturbed) and not touches_frame(original)
+    if key in TARGETS:
+        name, metric, tol = TARGETS[key]
+        target = float(values[name])
+        got = float(after.get(metric, np.nan))
+        unit = "rad" if metric == "slant" else "px"
+        if not np.isfinite(got) or abs(got - target) > max(tol, 0.05 * abs(target)):
+            why = ("the digit reaches the edge of the 28 × 28 frame and is clipped" if touches_frame(perturbed)
+                   else "this digit cannot be transformed that far (the perturbation is approximate)")
+            return f"Asked for {metric} {target:.2f} {unit}, got {got:.2f} {unit}: {why}."
+    if clipped:
+        return "The perturbed digit reaches the edge of the 28 × 28 frame: part of it may be clipped."
+    return ""
+
+
 class Studio(pn.viewable.Viewer):
-    """Choose a perturbation and its parameters; see the current digit before and after, with metrics."""
+    """Choose a perturbation and its parameters; see the current digit before and after, with overlays and
+    metrics; apply it to the selection and download the result (zip of IDX + CSV)."""
 
     state = param.ClassSelector(class_=ExplorerState)
+    overlays = param.List(default=["Skeleton", "Parallelogram"])
+    px = param.Integer(default=270, doc="Side of each digit on screen, pixels.")
 
     def __init__(self, state: ExplorerState | None = None, **params):
         super().__init__(state=state or ExplorerState(), **params)
@@ -114,34 +195,36 @@ class Studio(pn.viewable.Viewer):
         if s.perturbation not in self.specs:
             s.perturbation = next(iter(self.specs))
         self._kind = pn.widgets.Select(name="Perturbation", options={sp.label: k for k, sp in self.specs.items()},
-                                       value=s.perturbation, width=260)
-        self._seed = pn.widgets.IntInput(name="Seed", value=s.seed, start=0, width=120)
-        self._sliders = pn.Column(width=280)
+                                       value=s.perturbation, width=250)
+        self._seed = pn.widgets.IntInput(name="Seed (where the random ones act)", value=s.seed, start=0,
+                                         width=250)
+        self._sliders = pn.Column(width=260, margin=0)
         self._slider_widgets = {}
-        size = 28
-        mapper = LinearColorMapper(palette=Greys256[::-1], low=0, high=255)
-        self._figs, self._sources = {}, {}
-        for which in ("original", "perturbed"):
-            fig = digit_figure(size, 300, f"studio-{which}")
-            fig.title.text = which.capitalize()
-            r = fig.image(image=[np.zeros((size, size), np.uint8)], x=0, y=0, dw=size, dh=size,
-                          color_mapper=mapper)
-            self._figs[which], self._sources[which] = fig, r.data_source
-        self._table = pn.pane.HTML("", stylesheets=[TABLE_CSS], width=640, height=230)
-        self._apply_info = pn.pane.Markdown("")
-        self._out = pn.widgets.TextInput(name="Export folder", placeholder="folder for the IDX + CSV files",
-                                         value=str(Path.cwd() / "morpho-export"), width=420)
-        self._open_after = pn.widgets.Checkbox(name="Open the exported dataset", value=False)
-        self._apply = pn.widgets.Button(name="Apply to selection and export", button_type="primary")
-        self._apply.on_click(self._on_apply)
+        self._title = pn.pane.Markdown("", margin=(0, 10), css_classes=["explorer-studio-title"])
+        self._prev = pn.widgets.Button(name="‹", width=40, description="Previous digit")
+        self._next = pn.widgets.Button(name="›", width=40, description="Next digit")
+        self._prev.on_click(lambda e: step_digit(s, -1))
+        self._next.on_click(lambda e: step_digit(s, +1))
+        self._plots = {"original": DigitPlot(self.px, "studio-original", colour_bar=False, title="Original"),
+                       "perturbed": DigitPlot(self.px + 60, "studio-perturbed", title="Perturbed")}
+        self._plots["perturbed"].figure.height = self.px
+        self._toggles = overlay_toggles(self.overlays)
+        self._toggles.link(self, value="overlays")
+        self._legend = pn.pane.HTML("", width=120, margin=(5, 5))
+        self._warning = pn.pane.Alert("", alert_type="warning", visible=False, sizing_mode="stretch_width",
+                                      css_classes=["explorer-studio-warning"], margin=(0, 10))
+        self._table = pn.pane.HTML("", stylesheets=[TABLE_CSS], width=560)
+        self._build_export()
         self._kind.param.watch(self._on_kind, "value")
         self._seed.param.watch(lambda e: setattr(s, "seed", int(e.new)), "value")
+        self.param.watch(self._apply_overlays, "overlays")
         s.param.watch(self._on_state, ["perturbation", "perturbation_params", "seed"])
         s.param.watch(self._render_original, ["current", "dataset"])
-        s.param.watch(self._update_apply_info, ["selection"])
+        s.param.watch(self._update_export_info, ["selection", "busy", "progress"])
         self._build_sliders()
+        self._apply_overlays()
         self._render_original()
-        self._update_apply_info()
+        self._update_export_info()
 
     # ---------------------------------------------------------------------------------------------------
     @property
@@ -158,13 +241,13 @@ class Studio(pn.viewable.Viewer):
         widgets = {}
         for p in self.spec.params:
             v = min(max(values[p.name], p.low), p.high)
-            label = p.name.replace("_", " ") + (f" ({p.unit})" if p.unit else "")
+            label = PARAM_LABELS.get((self.spec.key, p.name), p.name.replace("_", " ").capitalize())
+            kw = dict(name=label, width=250)
             if p.integer:
-                w = pn.widgets.IntSlider(name=label, start=int(p.low), end=int(p.high),
-                                         step=int(p.step), value=int(v), width=260)
+                w = pn.widgets.IntSlider(start=int(p.low), end=int(p.high), step=int(p.step), value=int(v), **kw)
             else:
-                w = pn.widgets.FloatSlider(name=label, start=float(p.low),
-                                           end=float(p.high), step=float(p.step), value=float(v), width=260)
+                w = pn.widgets.FloatSlider(start=float(p.low), end=float(p.high), step=float(p.step),
+                                           value=float(v), **kw)
             w.param.watch(self._on_slider, "value")
             widgets[p.name] = w
         self._slider_widgets = widgets
@@ -172,14 +255,29 @@ class Studio(pn.viewable.Viewer):
         self._seed.visible = self.spec.random
 
     def _on_kind(self, event):
-        self.state.param.update(perturbation=event.new, perturbation_params={})
+        if event.new != self.state.perturbation:  # a user's choice, not the echo of the state's
+            self.state.param.update(perturbation=event.new, perturbation_params={})
 
     def _on_slider(self, event):
-        # Draw first, then record in the state (and so the URL): the preview's update leaves first.
+        # The pixels first, alone in their message to the browser; the table, the warning and the state
+        # (so the URL) a moment later, in a second message: what the user looks at changes sooner.
         values = {k: w.value for k, w in self._slider_widgets.items()}
-        self._render_perturbed(values=values)
-        self._drawn = (self.state.perturbation, values, self.state.seed)
-        self.state.perturbation_params = values
+        doc = pn.state.curdoc
+        later = doc is not None and doc.session_context is not None
+        self._render_perturbed(values=values, details=not later)
+        if not later:
+            self._drawn = (self.state.perturbation, values, self.state.seed)
+            self.state.perturbation_params = values
+            return
+
+        def rest():
+            if {k: w.value for k, w in self._slider_widgets.items()} != values:
+                return  # the slider moved on: its own callback follows
+            self._show_details(values)
+            self._drawn = (self.state.perturbation, values, self.state.seed)
+            self.state.perturbation_params = values
+        # A few frames later, so the browser paints the pixels before it lays out the new table.
+        doc.add_timeout_callback(rest, 40)
 
     def _on_state(self, *events):
         s = self.state
@@ -194,76 +292,181 @@ class Studio(pn.viewable.Viewer):
         self._seed.value = s.seed
         if getattr(self, "_drawn", None) != (s.perturbation, self.values(), s.seed):
             self._render_perturbed()
+        self._update_export_info()
+
+    def _apply_overlays(self, *_):
+        for plot in self._plots.values():
+            plot.set_overlays(self.overlays)
+        self._legend.object = overlay_legend(self.overlays)
 
     def _render_original(self, *_):
         s, ds = self.state, self.state.dataset
-        self._original = ds.images[min(s.current, len(ds) - 1)]
-        self._before = ds.metrics.iloc[min(s.current, len(ds) - 1)].to_dict()
-        self._sources["original"].data = {"image": [np.ascontiguousarray(self._original[::-1])]}
-        self._render_perturbed()
+        i = min(max(s.current, 0), len(ds) - 1)
+        self._index = i
+        self._original = ds.images[i]
+        self._before = ds.metrics.iloc[i].to_dict()
+        label = f", label **{ds.labels[i]}**" if ds.labels is not None else ""
+        self._title.object = (f"#### Perturbing digit #{i:,}{label}\n"
+                              f"The current digit: pick another in *Browse & inspect*, in the scatter, or with ‹ ›.")
+        with pn.io.hold():
+            self._plots["original"].show(self._original)
+            self._render_perturbed()
 
-    def _render_perturbed(self, *_, values: dict | None = None):
-        from core.measure import measure_image
-
+    def _render_perturbed(self, *_, values: dict | None = None, details: bool = True):
         t0 = time.perf_counter()
         self._drawn = None
+        values = values or self.values()
         try:
-            out = perturb_digit(self._original, self.spec, values or self.values(), self.state.seed)
-            after = measure_image(out)._asdict()
-        except Exception as e:  # e.g. a blank digit after strong thinning: say so, keep the app alive
-            self._table.object = f"<p>Cannot perturb or measure this digit: {e}</p>"
+            out = perturb_digit(self._original, self.spec, values, self.state.seed, self._index)
+        except Exception as e:  # e.g. a blank digit: say so, keep the app alive
+            self.last_perturbed = None
+            self._warning.param.update(object=f"Cannot perturb this digit: {e}", visible=True)
             return
-        ms = (time.perf_counter() - t0) * 1000
-        self._sources["perturbed"].data = {"image": [np.ascontiguousarray(out[::-1])]}
-        self._table.object = metrics_table(after, before=self._before, explain=False)
-        self.last_ms = ms  # not shown per move: every extra pane update delays the preview
+        with pn.io.hold():  # one message to the browser: the pixels and their overlays
+            geo = self._plots["perturbed"].show(out)
+        self.last_ms = (time.perf_counter() - t0) * 1000
         self.last_perturbed = out
-        self.last_metrics = after
+        after = geo.get("metrics")
+        self.last_metrics = after if after is not None else {m: np.nan for m in self._before}
+        if details:
+            self._show_details(values)
 
-    def _update_apply_info(self, *_):
-        n = len(self.state.selection)
-        self._apply_info.object = (f"The perturbation above, with these parameters and seed, applied to the "
-                                   f"**{n:,} digits** of the current selection (browser filters).")
-        self._apply.disabled = n == 0
+    def _show_details(self, values: dict) -> None:
+        """The metrics table and the warning for the last perturbed digit."""
+        out, after = self.last_perturbed, self.last_metrics
+        if out is None:  # perturbing failed; the warning says why
+            return
+        if self._plots["perturbed"].error is not None:
+            warning = f"The perturbed digit cannot be measured: {self._plots['perturbed'].error}"
+        else:
+            warning = reach_warning(self.spec.key, values, self._original, out, after)
+        with pn.io.hold():
+            self._table.object = metrics_table(after, before=self._before, explain=False)
+            if warning != self._warning.object or self._warning.visible != bool(warning):
+                self._warning.param.update(object=warning, visible=bool(warning))
 
-    async def _on_apply(self, event):
+    # ---------------------------------------------------------------------------------------------------
+    # apply to the selection, export, download
+
+    _OPEN_AFTER = "Open that folder in the explorer afterwards"
+    _EXPORTS = {"Perturbed selection (zip: IDX + CSV)": "perturbed",
+                "Selection unperturbed (zip: IDX + CSV)": "plain",
+                "Metrics of the selection (CSV)": "metrics"}
+
+    def _build_export(self):
+        self._what = pn.widgets.RadioBoxGroup(name="Export", options=list(self._EXPORTS), inline=False)
+        self._export_info = pn.pane.Markdown("", margin=(0, 10))
+        self._prepare = pn.widgets.Button(name="Prepare download", button_type="primary", width=170)
+        self._prepare.on_click(self._on_prepare)
+        self._download = pn.widgets.FileDownload(file=None, filename="morpho-export.zip", visible=False,
+                                                 button_type="success", width=300, label="Download")
+        self._busy = pn.indicators.Progress(name="export progress", value=-1, active=False, visible=False,
+                                            width=300, bar_color="primary")
+        self._out = pn.widgets.TextInput(name="Also write to a folder on the server (optional)",
+                                         placeholder="folder for the IDX + CSV files", value="", width=400)
+        # A one-box CheckBoxGroup: a click on its words toggles it (they are the box's <label>).
+        self._open_after = pn.widgets.CheckBoxGroup(options=[self._OPEN_AFTER], value=[])
+        self._what.param.watch(lambda e: self._update_export_info(), "value")
+
+    def _update_export_info(self, *_):
         s = self.state
-        folder = Path(self._out.value.strip()).expanduser()
-        if not self._out.value.strip():
-            await s.in_document(lambda: s.notify("Choose an export folder first.", "warning"))
+        n = len(s.selection)
+        what = self._EXPORTS[self._what.value]
+        if what == "perturbed":
+            params = ", ".join(f"{p.name} {v:g}" for p, v in zip(self.spec.params, self.values().values()))
+            seed = f", seed {s.seed}" if self.spec.random else ""
+            text = (f"**{self.spec.label}** ({params}{seed}) applied to the **{n:,} digits** passing the browser's "
+                    "filters, then measured.")
+        elif what == "plain":
+            text = f"The **{n:,} digits** passing the browser's filters, as they are, with their metrics."
+        else:
+            text = f"The six metrics of the **{n:,} digits** passing the browser's filters (one row each)."
+        if n == 0:
+            text = "No digit passes the browser's filters: nothing to export."
+        self._export_info.object = text
+        self._prepare.disabled = n == 0 or s.busy
+        self._busy.visible = s.busy
+        self._busy.active = s.busy and s.progress < 0
+        self._busy.value = s.progress if s.busy and s.progress >= 0 else -1
+
+    async def _on_prepare(self, event=None):
+        s = self.state
+        if s.busy:
+            await s.in_document(lambda: s.notify("Still working on the previous job; try again when it "
+                                                 "finishes.", "warning"))
             return
         idx = s.selection.copy()
         ds = s.dataset
+        what = self._EXPORTS[self._what.value]
         spec, values, seed = self.spec, self.values(), s.seed
+        folder_text = self._out.value.strip()
+        folder = Path(folder_text).expanduser() if folder_text and what != "metrics" else None
+        labels = ds.labels[idx] if ds.labels is not None else None
+        stem = f"{ds.name.split()[0].lower()}-{spec.key if what == 'perturbed' else 'selection'}-{len(idx)}"
 
-        def job():
-            images, metrics = perturb_batch(ds.images[idx], spec, values, seed, progress=s.report)
-            labels = ds.labels[idx] if ds.labels is not None else None
-            perts = np.full(len(idx), spec.code, np.int64)
-            files = export_dataset(folder, images, labels, metrics, perts)
-            return files
+        def package(images, metrics, perts):  # zip (and the optional server folder), on the pool
+            if folder is not None:
+                export_dataset(folder, images, labels, metrics, perts)
+            return dataset_zip(images, labels, metrics, perts, folder=stem, source_index=idx), f"{stem}.zip"
 
         try:
-            files = await s.run_job(f"Applying {spec.label.lower()} to {len(idx):,} digits", job)
+            if what == "metrics":
+                data, filename = await s.run_job(f"Exporting the metrics of {len(idx):,} digits",
+                                                 lambda: (metrics_csv(ds.metrics.iloc[idx], idx, labels),
+                                                          f"{stem}-metrics.csv"))
+            elif what == "plain":
+                perts = ds.perturbations[idx] if ds.perturbations is not None else None
+                data, filename = await s.run_job(
+                    f"Exporting {len(idx):,} digits", package, ds.images[idx],
+                    ds.metrics.iloc[idx].reset_index(drop=True), perts)
+            else:
+                # Fair chunks on the shared pool: other sessions' work interleaves with a long export.
+                from explorer import jobs
+
+                source = ds.images
+                images = await s.track(
+                    f"Applying {spec.label.lower()} to {len(idx):,} digits",
+                    jobs.map_chunks(s.owner, lambda pos: perturb_digits(source[pos], pos, spec, values, seed),
+                                    idx, progress=s.report))
+                metrics = await s.track(f"Measuring {len(idx):,} perturbed digits",
+                                        jobs.measure(s.owner, images, progress=s.report))
+                data, filename = await s.run_job("Packing the export", package, images,
+                                                 metrics.reset_index(drop=True),
+                                                 np.full(len(idx), spec.code, np.int64))
         except Exception as e:
-            text = f"Export to {folder} failed: {e}"
+            text = f"Export failed: {type(e).__name__}: {e}"
             await s.in_document(lambda: s.notify(text, "danger"))
             return
-        await s.in_document(lambda: s.notify(
-            f"Exported {len(idx):,} perturbed digits to {folder} ({', '.join(f.name for f in files)})",
-            "success"))
-        if self._open_after.value:
+
+        def ready():
+            import io
+
+            self._download.param.update(file=io.BytesIO(data), filename=filename, visible=True,
+                                        label=f"Download {filename} ({len(data) / 1e6:.2f} MB)")
+            where = f"; also written to {folder}" if folder is not None else ""
+            kind = "perturbed digits" if what == "perturbed" else "digits" if what == "plain" else "metric rows"
+            s.notify(f"Exported {len(idx):,} {kind}: {filename} is ready to download{where}", "success")
+        await s.in_document(ready)
+        if folder is not None and self._OPEN_AFTER in self._open_after.value:
             await s.open(folder)
 
     def __panel__(self):
-        controls = pn.Column(self._kind, self._sliders, self._seed, width=290)
+        controls = pn.Column(self._kind, self._sliders, self._seed,
+                             pn.pane.Markdown("**Overlays**", margin=(0, 5)),
+                             pn.Row(self._toggles, self._legend), width=270)
+        export = pn.Column(
+            pn.pane.Markdown("#### Apply to the selection and download", margin=(0, 10)),
+            pn.Row(self._what, pn.Column(self._export_info, pn.Row(self._prepare, self._busy), self._download,
+                                         width=520)),
+            pn.Row(self._out, self._open_after, align="end"),
+        )
         return pn.Column(
-            pn.Row(controls, pn.pane.Bokeh(self._figs["original"]), pn.pane.Bokeh(self._figs["perturbed"])),
-            pn.Row(pn.Column(self._table, width=640)),
+            pn.Row(self._title, pn.Column(pn.Spacer(height=4), pn.Row(self._prev, self._next))),
+            pn.Row(controls, pn.Column(
+                pn.Row(pn.pane.Bokeh(self._plots["original"].figure),
+                       pn.pane.Bokeh(self._plots["perturbed"].figure)),
+                self._warning, self._table)),
             pn.layout.Divider(),
-            pn.pane.Markdown("#### Apply to the selection and export (released layout: IDX + CSV)"),
-            self._apply_info,
-            pn.Row(self._out, self._open_after),
-            self._apply,
+            export,
             css_classes=["explorer-studio"],
         )

@@ -17,7 +17,7 @@ from explorer.data import load_sample
 
 pytestmark = pytest.mark.browser
 ROOT = Path(__file__).resolve().parent.parent
-GRID_CELL_PX = 30 * 1.8  # browser thumbnail cell on screen (explorer.browser: CELL * zoom)
+GRID_CELL_PX = 30 * 1.4  # browser thumbnail cell on screen (explorer.browser: CELL * zoom)
 
 
 def _free_port() -> int:
@@ -27,13 +27,19 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def app_url():
-    """The full app served on 127.0.0.1, as users start it."""
+def server_log(tmp_path_factory):
+    return tmp_path_factory.mktemp("server") / "panel-serve.log"
+
+
+@pytest.fixture(scope="module")
+def app_url(server_log):
+    """The full app served on 127.0.0.1, as users start it; its output goes to ``server_log``."""
     port = _free_port()
+    log = open(server_log, "w")
     proc = subprocess.Popen(
         [sys.executable, "-m", "panel", "serve", str(ROOT / "explorer" / "main.py"), "--port", str(port),
          "--address", "127.0.0.1", "--allow-websocket-origin", f"127.0.0.1:{port}"],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, text=True)
     url = f"http://127.0.0.1:{port}/main"
     deadline = time.time() + 60
     while True:
@@ -43,7 +49,7 @@ def app_url():
         except OSError:
             if proc.poll() is not None or time.time() > deadline:
                 proc.kill()
-                pytest.fail(f"panel serve did not start:\n{proc.stdout.read()}")
+                pytest.fail(f"panel serve did not start:\n{server_log.read_text()}")
             time.sleep(0.3)
     yield url
     proc.terminate()
@@ -51,19 +57,48 @@ def app_url():
         proc.wait(10)
     except subprocess.TimeoutExpired:
         proc.kill()
+    log.close()
+
+
+def server_problems(server_log, start: int) -> list[str]:
+    """Warnings, errors and tracebacks the server logged after byte ``start`` of its log, one entry per log
+    record (a record starts with a timestamp and runs to the next)."""
+    text = server_log.read_text(errors="replace")[start:]
+    records = re.split(r"\n(?=\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)", text)
+    problems = []
+    for record in records:
+        if not any(w in record for w in ("WARNING", "ERROR", "Traceback", "Warning:", "W-1", "E-1")):
+            continue
+        # A page closed (navigated away) while the server was writing to it: Tornado logs the write it
+        # could not finish. That is the browser leaving, not a problem of the app.
+        if "WebSocketClosedError" in record:
+            continue
+        problems.append(record[:2000])
+    return problems
+
+
+def watch_console(page) -> list[str]:
+    """Collect the page's console errors and warnings (e.g. Bokeh's "could not set initial ranges")."""
+    problems = []
+    page.on("console", lambda m: problems.append(f"{m.type}: {m.text}") if m.type in ("error", "warning")
+            else None)
+    page.on("pageerror", lambda e: problems.append(f"pageerror: {e}"))
+    return problems
 
 
 @pytest.fixture
-def app(page, app_url):
-    """A fresh session of the app; collects console errors."""
-    errors = []
+def app(page, app_url, server_log):
+    """A fresh session of the app; collects console errors and warnings, and checks after the test that
+    the browser and the server reported none."""
+    start = server_log.stat().st_size
     page.set_viewport_size({"width": 1600, "height": 1000})
-    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.errors = watch_console(page)
     page.goto(app_url)
     page.locator(".explorer-browser .bk-Canvas").first.wait_for(timeout=30000)
-    page.errors = errors
-    return page
+    yield page
+    page.wait_for_timeout(300)
+    assert page.errors == []
+    assert server_problems(server_log, start) == []
 
 
 def text_of(page, selector: str) -> str:
@@ -161,7 +196,7 @@ def test_perturbation_slider_updates_preview_and_metrics(app):
     handle.focus()
     for _ in range(4):  # thinning amount 0.70 -> 0.50
         handle.press("ArrowLeft")
-    wait_text(app, studio, "amount (× thickness): 0.5")
+    wait_text(app, studio, "Stroke removed (fraction of its thickness): 0.5")
     deadline = time.time() + 10
     while app.locator(f"{studio} .bk-Canvas").nth(1).screenshot() == before:
         assert time.time() < deadline, "perturbed preview did not change"
@@ -251,10 +286,12 @@ def test_url_keeps_the_view_state(app, app_url, page):
     text = text_of(page, ".explorer-filters")
     assert f"{int((load_sample().labels == 8).sum()):,} of 5,000" in text
     open_tab(page, "Perturbation studio")
-    wait_text(page, ".explorer-studio", "strength")
+    wait_text(page, ".explorer-studio", "Swelling strength")
 
 
-def test_apply_to_selection_exports_a_released_dataset(page, app_url, tmp_path):
+def test_apply_to_selection_downloads_a_released_dataset(page, app_url, tmp_path):
+    import zipfile
+
     from core.io import load_idx
     from core.measure import measure_batch
     from explorer.data import load
@@ -262,15 +299,21 @@ def test_apply_to_selection_exports_a_released_dataset(page, app_url, tmp_path):
     sample = load_sample()
     thin_ones = np.flatnonzero((sample.labels == 1) & (sample.metrics["thickness"].to_numpy() < 1.6))
     assert 0 < len(thin_ones) < 60
-    page.set_viewport_size({"width": 1600, "height": 1000})
+    page.set_viewport_size({"width": 1440, "height": 900})
     page.goto(app_url + '?tab=1&labels=%5B1%5D&ranges=%7B%22thickness%22%3A+%5B0%2C+1.6%5D%7D'
                         '&pert=thickening&pert_params=%7B%22amount%22%3A+1.5%7D')
     studio = ".explorer-studio"
     wait_text(page, studio, f"{len(thin_ones):,} digits")
-    out = tmp_path / "thickened"
-    page.locator(f"{studio} input[placeholder^='folder for the IDX']").first.fill(str(out))
-    page.locator(studio).get_by_role("button", name="Apply to selection and export").click()
+    page.locator(studio).get_by_role("button", name="Prepare download").click()
     wait_text(page, ".explorer-message", f"Exported {len(thin_ones):,} perturbed digits", timeout=60)
+    with page.expect_download() as info:
+        page.locator(studio).get_by_role("button", name=re.compile("^Download ")).click()
+    path = tmp_path / info.value.suggested_filename
+    info.value.save_as(path)
+    assert path.name == f"mnist-thickening-{len(thin_ones)}.zip"
+    with zipfile.ZipFile(path) as zf:
+        zf.extractall(tmp_path / "unzipped")
+    out = tmp_path / "unzipped" / path.stem
     images = load_idx(out / "train-images-idx3-ubyte.gz")
     assert images.shape == (len(thin_ones), 28, 28)
     np.testing.assert_array_equal(load_idx(out / "train-labels-idx1-ubyte.gz"), 1)
