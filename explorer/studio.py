@@ -367,6 +367,15 @@ class Studio(pn.viewable.Viewer):
         # A one-box CheckBoxGroup: a click on its words toggles it (they are the box's <label>).
         self._open_after = pn.widgets.CheckBoxGroup(options=[self._OPEN_AFTER], value=[])
         self._what.param.watch(lambda e: self._update_export_info(), "value")
+        self.state.param.watch(self._on_paths, ["paths_enabled"])
+        self._on_paths()
+
+    def _on_paths(self, *_):
+        # No server folders on a server whose path boxes are off (public address without --data-root).
+        on = self.state.paths_enabled
+        self._out.visible = self._open_after.visible = on
+        if not on:
+            self._out.value = ""
 
     def _update_export_info(self, *_):
         s = self.state
@@ -400,7 +409,14 @@ class Studio(pn.viewable.Viewer):
         what = self._EXPORTS[self._what.value]
         spec, values, seed = self.spec, self.values(), s.seed
         folder_text = self._out.value.strip()
-        folder = Path(folder_text).expanduser() if folder_text and what != "metrics" else None
+        folder = None
+        if folder_text and what != "metrics":
+            try:  # the server's path policy: --data-root confinement, off on a public server
+                folder = s.resolve_user_path(folder_text, "export")
+            except ValueError as e:
+                text = str(e)
+                await s.in_document(lambda: s.notify(text, "danger"))
+                return
         labels = ds.labels[idx] if ds.labels is not None else None
         stem = f"{ds.name.split()[0].lower()}-{spec.key if what == 'perturbed' else 'selection'}-{len(idx)}"
 
