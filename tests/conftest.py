@@ -80,3 +80,14 @@ def sample_dataset():
     from explorer.data import load
 
     return load(SAMPLE)
+
+
+def run_async(coro):
+    """Run a coroutine to completion on its own event loop in a fresh thread. Playwright's browser tests keep
+    an event loop running in the main thread, where asyncio.run() refuses to start: tests of coroutines must
+    not depend on whether a browser test ran before them."""
+    import asyncio
+    import concurrent.futures
+
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()

@@ -7,6 +7,7 @@ real Chromium sessions, asserting no browser console warnings or errors and no s
 """
 from __future__ import annotations
 
+from conftest import run_async
 import gc
 import os
 import re
@@ -103,7 +104,7 @@ def test_errors_reach_the_awaiting_coroutine():
             await jobs.submit("owner-e", lambda: 1 / 0)
         return await jobs.submit("owner-e", lambda x, y=0: x + y, 40, y=2)
 
-    assert asyncio.run(main()) == 42
+    assert run_async(main()) == 42
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -165,7 +166,7 @@ def test_paths_are_confined_to_the_data_roots(sample_dataset, tmp_path):
     # Views that open a path (e.g. "open the exported dataset") go through the same policy.
     import asyncio
 
-    assert asyncio.run(state.open(outside)) is False
+    assert run_async(state.open(outside)) is False
     assert "outside the data folders" in state.message and state.dataset is sample_dataset
     state.param.update(data_roots=[], paths_enabled=False, paths_note="Paths on the server are off.")
     with pytest.raises(ValueError, match="Paths on the server are off"):

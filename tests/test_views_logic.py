@@ -2,6 +2,7 @@
 keyboard navigation, empty results, the studio's warnings and exports."""
 from __future__ import annotations
 
+from conftest import run_async
 import io
 import zipfile
 
@@ -200,8 +201,6 @@ def test_slider_labels_are_words_not_parameter_names(state):
 
 
 def test_exports_round_trip(state, tmp_path):
-    import asyncio
-
     from core.io import load_idx
     from explorer.data import load
     from explorer.studio import Studio
@@ -213,14 +212,14 @@ def test_exports_round_trip(state, tmp_path):
     assert 0 < len(idx) < 60
     # Metrics CSV of the selection.
     studio._what.value = "Metrics of the selection (CSV)"
-    asyncio.run(studio._on_prepare())
+    run_async(studio._on_prepare())
     table = pd.read_csv(io.BytesIO(studio._download.file.getvalue()))
     assert table["index"].tolist() == idx.tolist() and (table["label"] == 1).all()
     np.testing.assert_allclose(table["thickness"], state.dataset.metrics["thickness"].to_numpy()[idx])
     # The selection perturbed: a zip in the released layout that the explorer opens.
     state.param.update(perturbation="thickening", perturbation_params={"amount": 1.5})
     studio._what.value = "Perturbed selection (zip: IDX + CSV)"
-    asyncio.run(studio._on_prepare())
+    run_async(studio._on_prepare())
     assert studio._download.visible and studio._download.filename.endswith(".zip")
     with zipfile.ZipFile(io.BytesIO(studio._download.file.getvalue())) as zf:
         zf.extractall(tmp_path)
@@ -233,7 +232,7 @@ def test_exports_round_trip(state, tmp_path):
     assert pd.read_csv(folder / "source-index.csv")["source_index"].tolist() == idx.tolist()
     # Unperturbed: the very digits.
     studio._what.value = "Selection unperturbed (zip: IDX + CSV)"
-    asyncio.run(studio._on_prepare())
+    run_async(studio._on_prepare())
     with zipfile.ZipFile(io.BytesIO(studio._download.file.getvalue())) as zf:
         name = next(n for n in zf.namelist() if n.endswith("images-idx3-ubyte.gz"))
         (tmp_path / "plain.gz").write_bytes(zf.read(name))
@@ -241,8 +240,6 @@ def test_exports_round_trip(state, tmp_path):
 
 
 def test_a_random_perturbation_exports_what_the_preview_showed(state, tmp_path):
-    import asyncio
-
     from core.io import load_idx
     from explorer.studio import Studio
 
@@ -255,7 +252,7 @@ def test_a_random_perturbation_exports_what_the_preview_showed(state, tmp_path):
     state.current = int(idx[2])
     preview = studio.last_perturbed.copy()
     studio._what.value = "Perturbed selection (zip: IDX + CSV)"
-    asyncio.run(studio._on_prepare())
+    run_async(studio._on_prepare())
     with zipfile.ZipFile(io.BytesIO(studio._download.file.getvalue())) as zf:
         name = next(n for n in zf.namelist() if n.endswith("images-idx3-ubyte.gz"))
         (tmp_path / "x.gz").write_bytes(zf.read(name))
