@@ -16,7 +16,7 @@ from scipy import ndimage as ndi
 from . import _kernels
 from .resample import check_engine, check_mode
 
-__all__ = ["medial_axis", "medial_axis_reference", "tiebreaker", "SKELETON_TABLE", "CORNERNESS_TABLE",
+__all__ = ["medial_axis", "medial_axis_reference", "tiebreaker", "UPSTREAM_PCG_STATE", "SKELETON_TABLE", "CORNERNESS_TABLE",
            "num_neighbours", "erase", "get_angle", "LocationSampler", "dilate_disk", "erode_disk",
            "disk", "draw_line"]
 
@@ -48,12 +48,30 @@ def _build_tables() -> tuple[np.ndarray, np.ndarray]:
 SKELETON_TABLE, CORNERNESS_TABLE = _build_tables()
 
 
+def _pcg_state(seed: int) -> np.ndarray:
+    # the PCG64 state of numpy.random.default_rng(seed) before any draw, as (state_hi, state_lo, inc_hi, inc_lo)
+    st = np.random.default_rng(seed).bit_generator.state["state"]
+    words = [st["state"] >> 64, st["state"] & (2 ** 64 - 1), st["inc"] >> 64, st["inc"] & (2 ** 64 - 1)]
+    state = np.array(words, dtype=np.uint64)
+    state.setflags(write=False)
+    return state
+
+
+UPSTREAM_PCG_STATE = _pcg_state(42)
+
+
 def tiebreaker(n: int, mode: str = "released", engine: str = "fast") -> np.ndarray:
-    """The tie-breaking permutation of the `n` foreground pixels (raster order) used by the medial axis."""
+    """The tie-breaking permutation of the `n` foreground pixels (raster order) used by the medial axis.
+
+    ``numpy.random.RandomState(0).permutation(n)`` in released mode, ``numpy.random.default_rng(42)
+    .permutation(n)`` in upstream mode; the fast engine computes both in compiled code (same numbers).
+    """
     if mode == "released":
         if engine == "fast":
             return _kernels.legacy_permutation(n, 0)
         return np.random.RandomState(0).permutation(np.arange(n))
+    if engine == "fast":
+        return _kernels.pcg64_permutation(n, UPSTREAM_PCG_STATE)
     return np.random.default_rng(42).permutation(np.arange(n))
 
 
@@ -100,8 +118,10 @@ def medial_axis(binary: np.ndarray, mode: str = "released", engine: str = "fast"
     if check_engine(engine) == "reference":
         return medial_axis_reference(binary, mode)
     binary = np.ascontiguousarray(binary, dtype=bool)
-    tb = tiebreaker(int(np.count_nonzero(binary)), mode, engine)
-    return _kernels.medial_axis(binary, tb, SKELETON_TABLE, CORNERNESS_TABLE)
+    # the medial axis is computed on the foreground's box (see _kernels.medial_axis_box)
+    count, fbox = _kernels.foreground_box(binary)
+    return _kernels.medial_axis_box(binary, count, fbox, mode == "upstream", UPSTREAM_PCG_STATE,
+                                    SKELETON_TABLE, CORNERNESS_TABLE)
 
 
 # --------------------------------------------------------------------------------------------------
