@@ -664,23 +664,32 @@ def pcg64_permutation(n, state):
 # bit-identical to the full-grid computation.
 # --------------------------------------------------------------------------------------------------
 @njit(**_OPTS)
-def _nonzero_range(img, axis):
-    # first and one-past-last index along `axis` holding a non-zero value (0, 0 if none)
+def _nonzero_box(img):
+    # (r0, r1, c0, c1): half-open box of the non-zero values ((0, 0, 0, 0) if none), in one pass
     rows, cols = img.shape
-    n = rows if axis == 0 else cols
-    first = n
-    last = -1
+    colany = np.zeros(cols, np.bool_)
+    r0 = rows
+    r1 = 0
     for i in range(rows):
+        row = img[i]
+        anyrow = False
         for j in range(cols):
-            if img[i, j] != 0:
-                k = i if axis == 0 else j
-                if k < first:
-                    first = k
-                if k > last:
-                    last = k
-    if last < 0:
-        return 0, 0
-    return first, last + 1
+            nz = row[j] != 0
+            colany[j] |= nz
+            anyrow |= nz
+        if anyrow:
+            if i < r0:
+                r0 = i
+            r1 = i + 1
+    if r1 == 0:
+        return 0, 0, 0, 0
+    c0 = 0
+    while not colany[c0]:
+        c0 += 1
+    c1 = cols
+    while not colany[c1 - 1]:
+        c1 -= 1
+    return r0, r1, c0, c1
 
 
 @njit(**_OPTS)
@@ -849,8 +858,7 @@ def released_hires(unit, scale, weights):
     ri = _extension(out_rows, r, False)
     ci = _extension(out_cols, r, False)
     if lo == 0.0:
-        ir0, ir1 = _nonzero_range(unit, 0)
-        ic0, ic1 = _nonzero_range(unit, 1)
+        ir0, ir1, ic0, ic1 = _nonzero_box(unit)
     else:  # no zero background: every output can be non-zero
         ir0, ir1, ic0, ic1 = 0, rows, 0, cols
     rr0, rr1 = _resize_live(rbase, rows, ir0, ir1)
@@ -1018,8 +1026,7 @@ def upstream_hires(unit, scale, weights):
     rows, cols = unit.shape
     up = spline_zoom(unit, rows * scale, cols * scale)
     hires = to_uint8_truncate(gaussian_smooth(up, weights, False))
-    r0, r1 = _nonzero_range(hires, 0)
-    c0, c1 = _nonzero_range(hires, 1)
+    r0, r1, c0, c1 = _nonzero_box(hires)
     if r1 == 0:
         return hires, (0, hires.shape[0], 0, hires.shape[1])
     return hires, (r0, r1, c0, c1)
@@ -1312,3 +1319,55 @@ def foreground_box(binary):
     if count == 0:
         return 0, (0, 0, 0, 0)
     return count, (fr0, fr1, fc0, fc1)
+
+
+@njit(**_OPTS)
+def _smooth_box(img, weights):
+    # gaussian_smooth(img, weights, False) computed only where it can be non-zero (img is 0 outside its
+    # non-zero box; a Gaussian output whose taps all read 0.0 is 0.0). Returns (smoothed, its box).
+    rows, cols = img.shape
+    r = weights.shape[0] // 2
+    ri = _extension(rows, r, False)
+    ci = _extension(cols, r, False)
+    ir0, ir1, ic0, ic1 = _nonzero_box(img)
+    gr0, gr1 = _smooth_live(ri, r, ir0, ir1)
+    gc0, gc1 = _smooth_live(ci, r, ic0, ic1)
+    tmp = np.zeros((rows, cols))
+    _smooth_axis0(img, weights, ri, gr0, gr1, ic0, ic1, tmp)
+    out = np.zeros((rows, cols))
+    _smooth_axis1(tmp, weights, ci, gr0, gr1, gc0, gc1, out)
+    return out, (gr0, gr1, gc0, gc1)
+
+
+@njit(**_OPTS)
+def released_lowres(img, out_rows, out_cols, weights):
+    """``pyramid_reduce`` in released mode: Gaussian, then the legacy bicubic resize with clipping
+    (reference: core.resample.downscale), on the box where `img` is non-zero. float64 (out_rows, out_cols)."""
+    rows, cols = img.shape
+    sm, (gr0, gr1, gc0, gc1) = _smooth_box(img, weights)
+    full = gr0 == 0 and gc0 == 0 and gr1 == rows and gc1 == cols
+    lo = 0.0
+    hi = 0.0
+    if full:
+        lo = sm.min()
+        hi = sm.max()
+    else:  # the rest is 0
+        for i in range(gr0, gr1):
+            for j in range(gc0, gc1):
+                v = sm[i, j]
+                lo = min(lo, v)
+                hi = max(hi, v)
+    rbase, rfrac = _legacy_taps(rows, out_rows)
+    cbase, cfrac = _legacy_taps(cols, out_cols)
+    tmp = np.zeros((rows, out_cols))
+    _bicubic_columns(sm, cbase, cfrac, gr0, gr1, 0, out_cols, tmp)
+    out = np.zeros((out_rows, out_cols))
+    _bicubic_rows(tmp, rbase, rfrac, 0, out_rows, 0, out_cols, lo, hi, out)
+    return out
+
+
+@njit(**_OPTS)
+def upstream_lowres(img, out_rows, out_cols, weights):
+    """``pyramid_reduce`` in upstream mode: Gaussian (on the non-zero box), then the clipped spline zoom."""
+    sm, _ = _smooth_box(img, weights)
+    return spline_zoom(sm, out_rows, out_cols)

@@ -12,7 +12,7 @@ from scipy import ndimage as ndi
 
 from . import _kernels, resample
 from .resample import check_engine, check_mode
-from .skeleton import medial_axis
+from .skeleton import CORNERNESS_TABLE, SKELETON_TABLE, UPSTREAM_PCG_STATE, medial_axis
 
 __all__ = ["ImageMorphology", "ImageMoments", "bounding_parallelogram", "as_digit", "binarise"]
 
@@ -118,14 +118,18 @@ class ImageMorphology:
             raise ValueError(f"scale must be a positive integer, not {scale!r}")
         self.image = as_digit(image)
         unit = _to_unit(self.image)
+        if engine == "fast":
+            # upsampling, binarisation and medial axis in one compiled call, on the ink's box
+            (self.hires_image, _, self.binary_image, _, self.skeleton,
+             self.distance_map) = _kernels.morphology(unit, mode == "upstream", self.threshold, self.scale,
+                                                      resample.gaussian_weights(2 * self.scale / 6.0),
+                                                      UPSTREAM_PCG_STATE, SKELETON_TABLE, CORNERNESS_TABLE)
+            return
         if self.scale > 1:
             self.hires_image = resample.to_uint8(resample.upscale(unit, self.scale, mode, engine), engine)
         else:
             self.hires_image = resample.to_uint8(unit, engine)
-        if engine == "fast":
-            self.binary_image = _kernels.binarise(self.hires_image, self.threshold)
-        else:
-            self.binary_image = binarise(self.hires_image, self.threshold)
+        self.binary_image = binarise(self.hires_image, self.threshold)
         self.skeleton, self.distance_map = medial_axis(self.binary_image, mode, engine)
 
     @property
