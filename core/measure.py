@@ -188,6 +188,27 @@ def _warm_up() -> None:
     for mode in ("released", "upstream"):
         _measure_fast(digit, mode, .5, 4, .02)
         _measure_chunk(digit[None], 0, dict(mode=mode, threshold=.5, scale=4, bound_frac=.02, engine="fast"))
+        morph = ImageMorphology(digit, mode=mode)
+        morph.downscale(morph.binary_image)
+        morph.downscale(morph.hires_image / 255.0)
+
+
+def _cache_is_cold() -> bool:
+    # numba keeps an index per compiled function; an empty or stale one means nothing usable is cached
+    try:
+        return not _kernels.measure_digit._cache._cache_file._load_index()
+    except Exception:  # a numba without this (private) layout: compile lazily at first use instead
+        return False
+
+
+def _build_cache_at_first_import() -> None:
+    """Compile the kernels into numba's on-disk cache when it is empty, so that no later call waits."""
+    if os.environ.get("NUMBA_DISABLE_JIT") == "1" or not _cache_is_cold():
+        return
+    import sys
+    print("core.measure: compiling the measurement kernels once (about a minute); later runs load them "
+          "from numba's cache", file=sys.stderr, flush=True)
+    _warm_up()
 
 
 def _is_dask_client(executor) -> bool:
@@ -313,3 +334,6 @@ def measure_batch(images, threshold: float = .5, scale: int = 4, bound_frac: flo
         warnings.warn(f"{len(bad)} of {n} digits could not be measured, their rows are NaN (index: reason) "
                       f"{shown}{more}. Indices: {[i for i, _ in bad]}", MeasurementWarning, stacklevel=2)
     return pd.DataFrame(values, columns=list(METRICS))
+
+
+_build_cache_at_first_import()
