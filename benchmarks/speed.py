@@ -40,7 +40,10 @@ from core.morpho import ImageMorphology
 from core.perturb import PERTURBATIONS, perturb_image
 
 ROOT = Path(__file__).resolve().parent.parent
-SHARED = ROOT.parent / "shared" / "data" / "mnist" / "t10k-images-idx3-ubyte.gz"
+# ../shared/data/mnist beside the repository (or beside a folder holding worktrees of it)
+SHARED = next((p / "shared" / "data" / "mnist" / "t10k-images-idx3-ubyte.gz" for p in ROOT.parents
+               if (p / "shared" / "data" / "mnist" / "t10k-images-idx3-ubyte.gz").exists()),
+              ROOT.parent / "shared" / "data" / "mnist" / "t10k-images-idx3-ubyte.gz")
 SAMPLE = ROOT / "assets" / "mnist-5k" / "train-images-idx3-ubyte.gz"
 _SKEL_LEN_MASK = np.array([[0., 0., 0.], [0., 0., 1.], [np.sqrt(2.), 1., np.sqrt(2.)]])
 

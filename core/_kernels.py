@@ -1092,6 +1092,17 @@ def binary_and_box(hires, box, threshold):
 
 
 @njit(**_OPTS)
+def _tiebreaker(n, upstream, tb_data):
+    # tb_data = (PCG64 state of default_rng(42), MT19937 stream of RandomState(0), PCG64 stream): see
+    # core.skeleton.TIEBREAK_DATA
+    pcg_state, mt_words, pcg_words = tb_data
+    perm, ok = permutation_from_stream(n, pcg_words if upstream else mt_words)
+    if ok:
+        return perm
+    return pcg64_permutation(n, pcg_state) if upstream else legacy_permutation(n, 0)
+
+
+@njit(**_OPTS)
 def _margin_box(fbox, rows, cols):
     # the foreground box grown by one pixel on each side, within the image
     fr0, fr1, fc0, fc1 = fbox
@@ -1099,18 +1110,18 @@ def _margin_box(fbox, rows, cols):
 
 
 @njit(**_OPTS)
-def _medial_axis_sub(binary, count, fbox, upstream, pcg_state, skel_table, corner_table):
+def _medial_axis_sub(binary, count, fbox, upstream, tb_data, skel_table, corner_table):
     # medial axis of the margin box of the foreground: (skeleton, distance, margin box), box-sized arrays
     rows, cols = binary.shape
     r0, r1, c0, c1 = _margin_box(fbox, rows, cols)
     sub = binary[r0:r1, c0:c1].copy()
-    tb = pcg64_permutation(count, pcg_state) if upstream else legacy_permutation(count, 0)
+    tb = _tiebreaker(count, upstream, tb_data)
     skel, dist = medial_axis(sub, tb, skel_table, corner_table)
     return skel, dist, (r0, r1, c0, c1)
 
 
 @njit(**_OPTS)
-def medial_axis_box(binary, count, fbox, upstream, pcg_state, skel_table, corner_table):
+def medial_axis_box(binary, count, fbox, upstream, tb_data, skel_table, corner_table):
     """Medial axis and distance map of `binary`, computed on its foreground box plus a one-pixel margin.
 
     Exact: the nearest background pixel of any foreground pixel lies in that margin box (clamping a
@@ -1124,7 +1135,7 @@ def medial_axis_box(binary, count, fbox, upstream, pcg_state, skel_table, corner
     distance = np.zeros((rows, cols))
     if count == 0:
         return skeleton, distance
-    skel, dist, (r0, r1, c0, c1) = _medial_axis_sub(binary, count, fbox, upstream, pcg_state, skel_table,
+    skel, dist, (r0, r1, c0, c1) = _medial_axis_sub(binary, count, fbox, upstream, tb_data, skel_table,
                                                      corner_table)
     skeleton[r0:r1, c0:c1] = skel
     distance[r0:r1, c0:c1] = dist
@@ -1235,7 +1246,7 @@ def metrics_from_morphology(hires, box, binary, count, skeleton, distance, scale
 
 
 @njit(**_OPTS)
-def morphology(unit, upstream, threshold, scale, weights, pcg_state, skel_table, corner_table):
+def morphology(unit, upstream, threshold, scale, weights, tb_data, skel_table, corner_table):
     """hires, box, binary, count, skeleton, distance of one digit (reference: core.morpho.ImageMorphology)."""
     if scale > 1:
         if upstream:
@@ -1246,12 +1257,12 @@ def morphology(unit, upstream, threshold, scale, weights, pcg_state, skel_table,
         hires = to_uint8_truncate(unit)
         box = (0, hires.shape[0], 0, hires.shape[1])
     binary, count, fbox = binary_and_box(hires, box, threshold)
-    skeleton, distance = medial_axis_box(binary, count, fbox, upstream, pcg_state, skel_table, corner_table)
+    skeleton, distance = medial_axis_box(binary, count, fbox, upstream, tb_data, skel_table, corner_table)
     return hires, box, binary, count, skeleton, distance
 
 
 @njit(**_OPTS)
-def measure_digit(unit, upstream, threshold, scale, bound_frac, weights, pcg_state, skel_table, corner_table, out):
+def measure_digit(unit, upstream, threshold, scale, bound_frac, weights, tb_data, skel_table, corner_table, out):
     """Measure one digit (float64 (rows, cols) in [0, 1]) into out[0:6]: the whole pipeline, compiled."""
     if scale > 1:
         if upstream:
@@ -1266,12 +1277,12 @@ def measure_digit(unit, upstream, threshold, scale, bound_frac, weights, pcg_sta
         skel = np.zeros((1, 1), np.bool_)
         dist = np.zeros((1, 1))
     else:  # box-sized skeleton and distances: the skeleton statistics need nothing outside
-        skel, dist, _ = _medial_axis_sub(binary, count, fbox, upstream, pcg_state, skel_table, corner_table)
+        skel, dist, _ = _medial_axis_sub(binary, count, fbox, upstream, tb_data, skel_table, corner_table)
     metrics_from_morphology(hires, box, binary, count, skel, dist, scale, bound_frac, out)
 
 
 @njit(**_OPTS)
-def measure_uint8_stack(images, upstream, threshold, scale, bound_frac, weights, pcg_state, skel_table,
+def measure_uint8_stack(images, upstream, threshold, scale, bound_frac, weights, tb_data, skel_table,
                         corner_table, out, status):
     """Measure uint8 digits (n, rows, cols) into out (n, 6); status[k] = 1 for a blank digit (row left NaN).
 
@@ -1295,7 +1306,7 @@ def measure_uint8_stack(images, upstream, threshold, scale, bound_frac, weights,
         if lo == hi:
             status[k] = 1
             continue
-        measure_digit(unit, upstream, threshold, scale, bound_frac, weights, pcg_state, skel_table,
+        measure_digit(unit, upstream, threshold, scale, bound_frac, weights, tb_data, skel_table,
                       corner_table, out[k])
 
 
@@ -1371,3 +1382,87 @@ def upstream_lowres(img, out_rows, out_cols, weights):
     """``pyramid_reduce`` in upstream mode: Gaussian (on the non-zero box), then the clipped spline zoom."""
     sm, _ = _smooth_box(img, weights)
     return spline_zoom(sm, out_rows, out_cols)
+
+
+@njit(**_OPTS)
+def raw_moments_uint8(img):
+    """raw_moments of a uint8 (or bool viewed as uint8) image, accumulated exactly in int64."""
+    rows, cols = img.shape
+    return _moments_and_cdfs(img, (0, rows, 0, cols))
+
+
+# --------------------------------------------------------------------------------------------------
+# Tie-breaking permutations from precomputed random streams. Both permutations (legacy RandomState(0)
+# and default_rng(42)) draw 32-bit words one after the other and keep ``word & mask`` when it is <= i:
+# the words do not depend on n, so they are generated once and every permutation only masks and swaps.
+# --------------------------------------------------------------------------------------------------
+@njit(**_OPTS)
+def mt_stream(seed, length):
+    """The first `length` 32-bit outputs of MT19937 seeded as ``RandomState(seed)`` (uint32)."""
+    mt = np.empty(624, np.int64)
+    _mt_init(seed, mt)
+    out = np.empty(length, np.uint32)
+    pos = 624
+    for k in range(length):
+        if pos >= 624:
+            _mt_twist(mt)
+            pos = 0
+        y = mt[pos]
+        pos += 1
+        y ^= y >> 11
+        y ^= (y << 7) & 0x9D2C5680
+        y ^= (y << 15) & 0xEFC60000
+        y ^= y >> 18
+        out[k] = np.uint32(y & 0xFFFFFFFF)
+    return out
+
+
+@njit(**_OPTS)
+def pcg_stream(state, length):
+    """The first `length` 32-bit draws (next_uint32: low half, then high half of each 64-bit output) of
+    PCG64 from `state` (see pcg64_permutation), uint32."""
+    s_hi = state[0]
+    s_lo = state[1]
+    inc_hi = state[2]
+    inc_lo = state[3]
+    out = np.empty(length, np.uint32)
+    for k in range(0, length, 2):
+        new_hi = _mulhi64(s_lo, _MULT_LO) + s_lo * _MULT_HI + s_hi * _MULT_LO
+        new_lo = s_lo * _MULT_LO
+        s_lo = new_lo + inc_lo
+        carry = np.uint64(1) if s_lo < new_lo else np.uint64(0)
+        s_hi = new_hi + inc_hi + carry
+        x = s_hi ^ s_lo
+        rot = s_hi >> np.uint64(58)
+        word = (x >> rot) | (x << ((np.uint64(64) - rot) & np.uint64(63)))
+        out[k] = np.uint32(word & _U32)
+        if k + 1 < length:
+            out[k + 1] = np.uint32(word >> np.uint64(32))
+    return out
+
+
+@njit(**_OPTS)
+def permutation_from_stream(n, stream):
+    """(perm, ok): the masked-rejection shuffle of ``arange(n)`` drawing 32-bit words from `stream`;
+    ok is False if the stream ran out (the caller then generates the words itself)."""
+    perm = np.arange(n)
+    pos = 0
+    length = stream.shape[0]
+    for i in range(n - 1, 0, -1):
+        mask = np.uint32(i)
+        mask |= mask >> np.uint32(1)
+        mask |= mask >> np.uint32(2)
+        mask |= mask >> np.uint32(4)
+        mask |= mask >> np.uint32(8)
+        mask |= mask >> np.uint32(16)
+        while True:
+            if pos >= length:
+                return perm, False
+            value = np.int64(stream[pos] & mask)
+            pos += 1
+            if value <= i:
+                break
+        tmp = perm[i]
+        perm[i] = perm[value]
+        perm[value] = tmp
+    return perm, True

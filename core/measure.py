@@ -18,7 +18,7 @@ import pandas as pd
 from . import _kernels, resample
 from .morpho import ImageMoments, ImageMorphology, _to_unit, as_digit, bounding_parallelogram
 from .resample import check_engine, check_mode
-from .skeleton import CORNERNESS_TABLE, SKELETON_TABLE, UPSTREAM_PCG_STATE
+from .skeleton import CORNERNESS_TABLE, SKELETON_TABLE, TIEBREAK_DATA
 
 __all__ = ["METRICS", "UNITS", "Morphometrics", "MeasurementWarning", "measure_image", "measure_batch",
            "MeasurementDetails", "measure_details"]
@@ -75,7 +75,7 @@ def _kernel_options(mode: str, threshold: float, scale: int, bound_frac: float) 
     if not math.isfinite(threshold):
         raise ValueError(f"threshold must be a finite number, not {threshold!r}")
     return (mode == "upstream", threshold, scale, float(bound_frac), resample.gaussian_weights(2 * scale / 6.0),
-            UPSTREAM_PCG_STATE, SKELETON_TABLE, CORNERNESS_TABLE)
+            TIEBREAK_DATA, SKELETON_TABLE, CORNERNESS_TABLE)
 
 
 def _measure_fast(image, mode, threshold, scale, bound_frac) -> Morphometrics:

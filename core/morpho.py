@@ -12,7 +12,7 @@ from scipy import ndimage as ndi
 
 from . import _kernels, resample
 from .resample import check_engine, check_mode
-from .skeleton import CORNERNESS_TABLE, SKELETON_TABLE, UPSTREAM_PCG_STATE, medial_axis
+from .skeleton import CORNERNESS_TABLE, SKELETON_TABLE, TIEBREAK_DATA, medial_axis
 
 __all__ = ["ImageMorphology", "ImageMoments", "bounding_parallelogram", "as_digit", "binarise"]
 
@@ -123,7 +123,7 @@ class ImageMorphology:
             (self.hires_image, _, self.binary_image, _, self.skeleton,
              self.distance_map) = _kernels.morphology(unit, mode == "upstream", self.threshold, self.scale,
                                                       resample.gaussian_weights(2 * self.scale / 6.0),
-                                                      UPSTREAM_PCG_STATE, SKELETON_TABLE, CORNERNESS_TABLE)
+                                                      TIEBREAK_DATA, SKELETON_TABLE, CORNERNESS_TABLE)
             return
         if self.scale > 1:
             self.hires_image = resample.to_uint8(resample.upscale(unit, self.scale, mode, engine), engine)
@@ -174,7 +174,13 @@ class ImageMoments:
     """
 
     def __init__(self, img: np.ndarray):
-        img = np.asarray(img).astype(float)
+        img = np.asarray(img)
+        if img.ndim == 2 and img.dtype.kind in "bu" and img.dtype.itemsize == 1 and img.size <= 1 << 20:
+            # bool/uint8 images: every sum is of integers below 2**53, exact in any order, so the
+            # compiled single pass gives the very numbers of the numpy expressions below
+            self._set(*_kernels.raw_moments_uint8(np.ascontiguousarray(img).view(np.uint8)))
+            return
+        img = img.astype(float)
         x = np.arange(img.shape[1])[None, :]
         y = np.arange(img.shape[0])[:, None]
         m00 = img.sum()

@@ -16,7 +16,7 @@ from scipy import ndimage as ndi
 from . import _kernels
 from .resample import check_engine, check_mode
 
-__all__ = ["medial_axis", "medial_axis_reference", "tiebreaker", "UPSTREAM_PCG_STATE", "SKELETON_TABLE", "CORNERNESS_TABLE",
+__all__ = ["medial_axis", "medial_axis_reference", "tiebreaker", "UPSTREAM_PCG_STATE", "TIEBREAK_DATA", "SKELETON_TABLE", "CORNERNESS_TABLE",
            "num_neighbours", "erase", "get_angle", "LocationSampler", "dilate_disk", "erode_disk",
            "disk", "draw_line"]
 
@@ -58,6 +58,21 @@ def _pcg_state(seed: int) -> np.ndarray:
 
 
 UPSTREAM_PCG_STATE = _pcg_state(42)
+
+
+def _stream(words: np.ndarray) -> np.ndarray:
+    words.setflags(write=False)
+    return words
+
+
+# What the compiled medial axis needs to break ties in either mode: the PCG64 state of default_rng(42), and
+# the first 2**16 32-bit words of RandomState(0) and of default_rng(42) (enough for any image up to
+# 28x28 at scale 4 and beyond; longer permutations generate their words directly).
+# (numpy's full-range uint32 draws are the generators' raw 32-bit words: tests/test_fast_path.py checks them
+# against the compiled generators _kernels.mt_stream and _kernels.pcg_stream)
+TIEBREAK_DATA = (UPSTREAM_PCG_STATE,
+                 _stream(np.random.RandomState(0).randint(0, 2 ** 32, size=1 << 16, dtype=np.uint32)),
+                 _stream(np.random.default_rng(42).integers(0, 2 ** 32, size=1 << 16, dtype=np.uint32)))
 
 
 def tiebreaker(n: int, mode: str = "released", engine: str = "fast") -> np.ndarray:
@@ -120,7 +135,7 @@ def medial_axis(binary: np.ndarray, mode: str = "released", engine: str = "fast"
     binary = np.ascontiguousarray(binary, dtype=bool)
     # the medial axis is computed on the foreground's box (see _kernels.medial_axis_box)
     count, fbox = _kernels.foreground_box(binary)
-    return _kernels.medial_axis_box(binary, count, fbox, mode == "upstream", UPSTREAM_PCG_STATE,
+    return _kernels.medial_axis_box(binary, count, fbox, mode == "upstream", TIEBREAK_DATA,
                                     SKELETON_TABLE, CORNERNESS_TABLE)
 
 

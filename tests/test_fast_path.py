@@ -166,3 +166,16 @@ def test_batch_kernel_matches_reference(digits, mode):
     fast = measure_batch(stack, mode=mode, progress=False).to_numpy()
     ref = measure_batch(stack, mode=mode, engine="reference", progress=False).to_numpy()
     np.testing.assert_allclose(fast, ref, rtol=0, atol=1e-12)
+
+
+def test_tiebreak_streams_are_the_generators_words():
+    pcg_state, mt_words, pcg_words = skeleton.TIEBREAK_DATA
+    np.testing.assert_array_equal(mt_words, _kernels.mt_stream(0, len(mt_words)))
+    np.testing.assert_array_equal(pcg_words, _kernels.pcg_stream(pcg_state, len(pcg_words)))
+    for n in (5, 1543, 12544):
+        for upstream, expected in ((False, np.random.RandomState(0).permutation(n)),
+                                   (True, np.random.default_rng(42).permutation(n))):
+            np.testing.assert_array_equal(_kernels._tiebreaker(n, upstream, skeleton.TIEBREAK_DATA), expected)
+    # a permutation longer than the streams generates its own words
+    np.testing.assert_array_equal(_kernels._tiebreaker(70_000, False, skeleton.TIEBREAK_DATA),
+                                  np.random.RandomState(0).permutation(70_000))
