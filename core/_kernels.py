@@ -190,11 +190,18 @@ def bilinear_warp(img, coords_r, coords_c):
     rows, cols = img.shape
     out_r, out_c = coords_r.shape
     out = np.empty((out_r, out_c))
+    # a point whose 4 neighbours all lie outside the box of non-zero pixels samples exactly 0.0, so
+    # only points within a pixel of that box need the arithmetic (same result, most of the image skipped)
+    b0, b1, b2, b3 = _nonzero_box(img)
+    lo_r = max(b0 - 1.0, -1.0)
+    hi_r = min(np.float64(b1), np.float64(rows))
+    lo_c = max(b2 - 1.0, -1.0)
+    hi_c = min(np.float64(b3), np.float64(cols))
     for i in range(out_r):
         for j in range(out_c):
             r = coords_r[i, j]
             c = coords_c[i, j]
-            if not (r > -1.0 and r < rows and c > -1.0 and c < cols):
+            if not (r > lo_r and r < hi_r and c > lo_c and c < hi_c):
                 out[i, j] = 0.0
                 continue
             r0 = np.int64(np.floor(r))

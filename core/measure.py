@@ -181,8 +181,14 @@ def _measure_chunk_args(args):
     return _measure_chunk(*args)
 
 
+_WARM = False
+
+
 def _warm_up() -> None:
-    """Load the compiled kernels (from numba's on-disk cache, compiling them the first time)."""
+    """Load the compiled kernels (from numba's on-disk cache, compiling them the first time); once."""
+    global _WARM
+    if _WARM:
+        return
     digit = np.zeros((28, 28), np.uint8)
     digit[6:22, 12:16] = 255
     for mode in ("released", "upstream"):
@@ -191,6 +197,7 @@ def _warm_up() -> None:
         morph = ImageMorphology(digit, mode=mode)
         morph.downscale(morph.binary_image)
         morph.downscale(morph.hires_image / 255.0)
+    _WARM = True
 
 
 def _cache_is_cold() -> bool:
