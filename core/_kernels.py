@@ -235,6 +235,25 @@ def binarise(hires, threshold):
 
 @njit(**_OPTS)
 def squared_edt(binary):
+    """Exact squared Euclidean distance transform (see _squared_edt_full), computed on the foreground's box
+    grown by one pixel: the nearest background pixel of any foreground pixel lies in that box (clamping a
+    farther one onto the box brings it closer and keeps it outside the foreground), so the result is the
+    same. int64 (rows, cols), 0 on the background."""
+    rows, cols = binary.shape
+    count, fbox = foreground_box(binary)
+    r0 = max(fbox[0] - 1, 0)
+    r1 = min(fbox[1] + 1, rows)
+    c0 = max(fbox[2] - 1, 0)
+    c1 = min(fbox[3] + 1, cols)
+    if count == 0 or (r0 == 0 and c0 == 0 and r1 == rows and c1 == cols):
+        return _squared_edt_full(binary)
+    out = np.zeros((rows, cols), np.int64)
+    out[r0:r1, c0:c1] = _squared_edt_full(binary[r0:r1, c0:c1].copy())
+    return out
+
+
+@njit(**_OPTS)
+def _squared_edt_full(binary):
     """Exact squared Euclidean distance of each foreground pixel to the nearest background pixel.
 
     Meijster, Roerdink & Hesselink (2000): column distances, then the lower envelope of parabolas along

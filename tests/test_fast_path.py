@@ -179,3 +179,18 @@ def test_tiebreak_streams_are_the_generators_words():
     # a permutation longer than the streams generates its own words
     np.testing.assert_array_equal(_kernels._tiebreaker(70_000, False, skeleton.TIEBREAK_DATA),
                                   np.random.RandomState(0).permutation(70_000))
+
+
+def test_distance_transform_on_the_foreground_box_matches_scipy():
+    # squared_edt works on the foreground's box grown by a pixel: shapes placed anywhere, borders included
+    rng = np.random.default_rng(8)
+    for _ in range(200):
+        shape = tuple(rng.integers(1, 60, size=2))
+        binary = np.zeros(shape, bool)
+        a, b = sorted(rng.integers(0, shape[0], 2))
+        c, d = sorted(rng.integers(0, shape[1], 2))
+        binary[a:b + 1, c:d + 1] = rng.random((b + 1 - a, d + 1 - c)) < rng.uniform(0.2, 0.99)
+        if binary.all() or not binary.any():
+            continue
+        ours = np.where(binary, np.sqrt(_kernels.squared_edt(binary)), 0.0)
+        np.testing.assert_array_equal(ours, ndi.distance_transform_edt(binary))
