@@ -16,7 +16,8 @@ import numpy as np
 import pandas as pd
 
 from . import _kernels, resample
-from .morpho import ImageMoments, ImageMorphology, _to_unit, as_digit, bounding_parallelogram
+from .morpho import (ImageMoments, ImageMorphology, _to_unit, as_digit, bounding_parallelogram,
+                     raw_moments_reference)
 from .resample import check_engine, check_mode
 from .skeleton import CORNERNESS_TABLE, SKELETON_TABLE, TIEBREAK_DATA
 
@@ -53,7 +54,10 @@ def measure_details(image, *, mode: str = "released", threshold: float = .5, sca
                     bound_frac: float = .02, engine: str = "fast") -> MeasurementDetails:
     """Measure a digit and keep its morphology, moments and bounding parallelogram (see measure_image)."""
     morph = ImageMorphology(image, threshold, scale, mode, engine=engine)
-    moments = ImageMoments(morph.hires_image)
+    if check_engine(engine) == "reference":
+        moments = ImageMoments.from_raw(*raw_moments_reference(morph.hires_image))
+    else:
+        moments = ImageMoments(morph.hires_image)
     corners = bounding_parallelogram(morph.hires_image, bound_frac, moments, engine=engine)
     metrics = Morphometrics(
         area=float(morph.area),

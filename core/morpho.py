@@ -164,6 +164,16 @@ class ImageMorphology:
         return resample.to_uint8(resample.downscale(image, self.scale, self.mode, self.engine), self.engine)
 
 
+def raw_moments_reference(img: np.ndarray) -> tuple:
+    """(sum I, sum xI, sum yI, sum x^2 I, sum xyI, sum y^2 I) of an image, x = column, y = row (plain numpy;
+    the specification of the compiled ``_kernels.raw_moments_uint8``)."""
+    img = np.asarray(img).astype(float)
+    x = np.arange(img.shape[1])[None, :]
+    y = np.arange(img.shape[0])[:, None]
+    return (img.sum(), (x * img).sum(), (y * img).sum(), (x ** 2 * img).sum(), (x * y * img).sum(),
+            (y ** 2 * img).sum())
+
+
 class ImageMoments:
     """Intensity moments of an image (x = column, y = row, pixel units).
 
@@ -180,12 +190,7 @@ class ImageMoments:
             # compiled single pass gives the very numbers of the numpy expressions below
             self._set(*_kernels.raw_moments_uint8(np.ascontiguousarray(img).view(np.uint8)))
             return
-        img = img.astype(float)
-        x = np.arange(img.shape[1])[None, :]
-        y = np.arange(img.shape[0])[:, None]
-        m00 = img.sum()
-        self._set(m00, (x * img).sum(), (y * img).sum(), (x ** 2 * img).sum(), (x * y * img).sum(),
-                  (y ** 2 * img).sum())
+        self._set(*raw_moments_reference(img))
 
     @classmethod
     def from_raw(cls, m00, mx, my, mxx, mxy, myy) -> "ImageMoments":

@@ -194,3 +194,15 @@ def test_distance_transform_on_the_foreground_box_matches_scipy():
             continue
         ours = np.where(binary, np.sqrt(_kernels.squared_edt(binary)), 0.0)
         np.testing.assert_array_equal(ours, ndi.distance_transform_edt(binary))
+
+
+def test_image_moments_of_integer_images_equal_the_numpy_sums(digits):
+    from core.morpho import ImageMoments, raw_moments_reference
+
+    for name, image in list(digits.items())[::3]:
+        morph = ImageMorphology(image)
+        for arr in (morph.hires_image, morph.binary_image, morph.skeleton, image):
+            fast = ImageMoments(arr)
+            ref = ImageMoments.from_raw(*raw_moments_reference(arr))
+            assert (fast.m00, fast.m10, fast.m01, fast.u20, fast.u11, fast.u02) == \
+                   (ref.m00, ref.m10, ref.m01, ref.u20, ref.u11, ref.u02), name
