@@ -1248,14 +1248,17 @@ def _box_parallelogram_cdfs(img, box, shear, y_mid):
 
 
 @njit(**_OPTS)
-def metrics_from_morphology(hires, box, binary, count, skeleton, distance, scale, bound_frac, out):
-    """The six morphometrics into out[0:6] (reference: core.measure.measure_details)."""
+def metrics_from_morphology(hires, box, binary, count, skeleton, distance, scale, bound_frac, two, out):
+    """The six morphometrics into out[0:6] (reference: core.measure.measure_details), except that out[3]
+    holds ``-horizontal_shear``: the slant is ``numpy.arctan`` of it, taken by the caller."""
     npx, dsum, straight, diagonal = skeleton_stats(skeleton, distance)
     m00, mx, my, mxx, mxy, myy = _moments_and_cdfs(hires, box)
     m10 = mx / m00
     m01 = my / m00
     u11 = mxy / m00 - m10 * m01
-    u02 = myy / m00 - m01 ** 2
+    # m01 ** 2 as Python and numpy scalars compute it: libm's pow, which is not always m01 * m01. `two` (2.0)
+    # comes from the caller's data so that LLVM cannot rewrite pow(m01, 2.0) as a multiplication.
+    u02 = myy / m00 - math.pow(m01, two)
     shear = u11 / u02
     hcount, vcount = _box_parallelogram_cdfs(hires, box, shear, m01)
     rows, cols = hires.shape
@@ -1266,7 +1269,7 @@ def metrics_from_morphology(hires, box, binary, count, skeleton, distance, scale
     out[0] = count / scale ** 2
     out[1] = (straight + math.sqrt(2.) * diagonal) / scale
     out[2] = 2. * (dsum / npx) / scale if npx else np.nan
-    out[3] = np.arctan(-shear)
+    out[3] = -shear  # the caller takes np.arctan: numpy's own arctan, whose last bit the released tables have
     out[4] = (lr[1] - lr[0]) / scale
     out[5] = (tb[1] - tb[0]) / scale
 
@@ -1289,7 +1292,8 @@ def morphology(unit, upstream, threshold, scale, weights, tb_data, skel_table, c
 
 @njit(**_OPTS)
 def measure_digit(unit, upstream, threshold, scale, bound_frac, weights, tb_data, skel_table, corner_table, out):
-    """Measure one digit (float64 (rows, cols) in [0, 1]) into out[0:6]: the whole pipeline, compiled."""
+    """Measure one digit (float64 (rows, cols) in [0, 1]) into out[0:6]: the whole pipeline, compiled
+    (out[3] = -shear, see metrics_from_morphology)."""
     if scale > 1:
         if upstream:
             hires, box = upstream_hires(unit, scale, weights)
@@ -1304,7 +1308,8 @@ def measure_digit(unit, upstream, threshold, scale, bound_frac, weights, tb_data
         dist = np.zeros((1, 1))
     else:  # box-sized skeleton and distances: the skeleton statistics need nothing outside
         skel, dist, _ = _medial_axis_sub(binary, count, fbox, upstream, tb_data, skel_table, corner_table)
-    metrics_from_morphology(hires, box, binary, count, skel, dist, scale, bound_frac, out)
+    two = weights[0] * 0.0 + 2.0  # a run-time 2.0 (see metrics_from_morphology)
+    metrics_from_morphology(hires, box, binary, count, skel, dist, scale, bound_frac, two, out)
 
 
 @njit(**_OPTS)

@@ -87,7 +87,14 @@ def _measure_fast(image, mode, threshold, scale, bound_frac) -> Morphometrics:
     unit = _to_unit(as_digit(image))
     out = np.empty(len(METRICS))
     _kernels.measure_digit(unit, *_kernel_options(mode, threshold, scale, bound_frac), out)
+    _slant_from_shear(out[None])
     return Morphometrics(*out.tolist())
+
+
+def _slant_from_shear(values: np.ndarray) -> None:
+    # The kernels leave -shear in the slant column: numpy's arctan (not libm's, which can differ in the last
+    # bit) gives the released tables' values exactly.
+    values[:, 3] = np.arctan(values[:, 3])
 
 
 def _print_metrics(m: Morphometrics) -> None:
@@ -164,6 +171,7 @@ def _measure_chunk(images: np.ndarray, start: int, options: dict) -> tuple[int, 
         if images.dtype == np.uint8 and images.ndim == 3 and images.shape[1] >= 2 and images.shape[2] >= 2:
             status = np.zeros(len(images), np.uint8)
             _kernels.measure_uint8_stack(np.ascontiguousarray(images), *args, values, status)
+            _slant_from_shear(values)
             bad = [(start + k, _blank_reason(images[k].flat[0])) for k in np.flatnonzero(status)]
             return start, values, bad
         for k, image in enumerate(images):
@@ -171,6 +179,7 @@ def _measure_chunk(images: np.ndarray, start: int, options: dict) -> tuple[int, 
                 _kernels.measure_digit(_to_unit(as_digit(image)), *args, values[k])
             except ValueError as e:
                 bad.append((start + k, str(e)))
+        _slant_from_shear(values)
         return start, values, bad
     for k, image in enumerate(images):
         try:
