@@ -220,20 +220,6 @@ def bilinear_warp(img, coords_r, coords_c):
 # Binarisation, distance transform, medial axis (reference: core.skeleton)
 # --------------------------------------------------------------------------------------------------
 @njit(**_OPTS)
-def binarise(hires, threshold):
-    """``hires >= min + (max - min) * threshold`` (reference: core.morpho.binarise)."""
-    lo = hires.min()
-    hi = hires.max()
-    level = lo + (hi - lo) * threshold
-    rows, cols = hires.shape
-    out = np.empty((rows, cols), np.bool_)
-    for i in range(rows):
-        for j in range(cols):
-            out[i, j] = hires[i, j] >= level
-    return out
-
-
-@njit(**_OPTS)
 def squared_edt(binary):
     """Exact squared Euclidean distance transform (see _squared_edt_full), computed on the foreground's box
     grown by one pixel: the nearest background pixel of any foreground pixel lies in that box (clamping a
@@ -553,28 +539,6 @@ def skeleton_stats(skeleton, distance):
                 if j + 1 < cols and skeleton[i + 1, j + 1]:
                     diagonal += 1
     return npx, dsum, straight, diagonal
-
-
-@njit(**_OPTS)
-def raw_moments(img):
-    """(m00, sum x*I, sum y*I, sum x^2*I, sum x*y*I, sum y^2*I) of an image, x = column, y = row."""
-    rows, cols = img.shape
-    m00 = 0.0
-    mx = 0.0
-    my = 0.0
-    mxx = 0.0
-    mxy = 0.0
-    myy = 0.0
-    for i in range(rows):
-        for j in range(cols):
-            v = np.float64(img[i, j])
-            m00 += v
-            mx += j * v
-            my += i * v
-            mxx += j * j * v
-            mxy += j * i * v
-            myy += i * i * v
-    return m00, mx, my, mxx, mxy, myy
 
 
 @njit(**_OPTS)

@@ -16,7 +16,7 @@ from scipy import ndimage as ndi
 from . import _kernels
 from .resample import check_engine, check_mode
 
-__all__ = ["medial_axis", "medial_axis_reference", "tiebreaker", "UPSTREAM_PCG_STATE", "TIEBREAK_DATA", "SKELETON_TABLE", "CORNERNESS_TABLE",
+__all__ = ["medial_axis", "medial_axis_reference", "tiebreaker", "SKELETON_TABLE", "CORNERNESS_TABLE",
            "num_neighbours", "erase", "get_angle", "LocationSampler", "dilate_disk", "erode_disk",
            "disk", "draw_line"]
 
