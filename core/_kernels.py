@@ -1185,13 +1185,13 @@ def _box_parallelogram_cdfs(img, box, shear, y_mid):
             prefix[j + 1] = s
         rowsum[i] = s
         offset = shear * (i - y_mid)
-        # first location whose count can exceed c0 (2 below, for rounding), and a lower bound of its count
+        # k(t), the number of columns x with x + .5 < bound = fl(t + offset), is ceil(bound - .5) clipped to
+        # [0, cols]: bound - .5 is exact (|bound| < 2**52), and for an integer x, x + .5 < bound <=> x < bound - .5.
+        # Start 2 below the first location whose count can exceed c0 (margin for the rounding of t + offset).
         t_start = min(max(np.int64(np.floor(c0 + 0.5 - offset)) - 2, 0), cols)
-        k = min(max(np.int64(np.ceil(t_start + offset - 0.5)) - 2, 0), cols)
         for t in range(t_start, cols):
             bound = t + offset
-            while k < cols and k + 0.5 < bound:  # k: number of columns x with x + .5 < t + offset
-                k += 1
+            k = min(max(np.int64(np.ceil(bound - 0.5)), 0), cols)
             if k <= c0:
                 continue
             if k >= c1:

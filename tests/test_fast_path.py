@@ -206,3 +206,18 @@ def test_image_moments_of_integer_images_equal_the_numpy_sums(digits):
             ref = ImageMoments.from_raw(*raw_moments_reference(arr))
             assert (fast.m00, fast.m10, fast.m01, fast.u20, fast.u11, fast.u02) == \
                    (ref.m00, ref.m10, ref.m01, ref.u20, ref.u11, ref.u02), name
+
+
+def test_parallelogram_counts_on_the_box_match_the_full_loop(digits):
+    # the box version computes each row's count in closed form; shears putting t + offset at x + .5 exactly
+    # are the cases where a rounding slip would show
+    rng = np.random.default_rng(9)
+    for name, image in digits.items():
+        hires = ImageMorphology(image).hires_image
+        box = _kernels._nonzero_box(hires)
+        for shear, y_mid in [(rng.normal(0, .5), rng.uniform(20, 90)), (.5, 50.), (.25, 51.), (1., 50.5), (0., 0.),
+                             (-.5, 40.), (-1.5, 56.)]:
+            fast = _kernels._box_parallelogram_cdfs(hires, box, shear, y_mid)
+            full = _kernels.parallelogram_cdfs(hires, shear, y_mid)
+            np.testing.assert_array_equal(fast[0], full[0], err_msg=name)
+            np.testing.assert_array_equal(fast[1], full[1], err_msg=name)
