@@ -117,7 +117,7 @@ def test_kill_9_of_the_parent_leaves_no_worker(tmp_path):
         from core.io import load_idx
         from core.measure import measure_batch
 
-        images = np.tile(load_idx({str(SAMPLE)!r}), (40, 1, 1))  # 200,000 digits: far longer than the test
+        images = np.tile(load_idx({str(SAMPLE)!r}), (20, 1, 1))  # 100,000 digits: far longer than the test
 
         def report(done, total):
             if done >= 1000:
