@@ -19,7 +19,10 @@ import pandas as pd
 from core.io import load_idx
 from core.measure import METRICS, measure_batch
 
-DEFAULT = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "mnist"
+_ROOT = Path(__file__).resolve().parent.parent
+# ../shared/data/mnist beside the repository (or beside a folder holding worktrees of it)
+DEFAULT = next((p / "shared" / "data" / "mnist" for p in _ROOT.parents
+                if (p / "shared" / "data" / "mnist" / "t10k-morpho.csv").exists()), _ROOT.parent / "shared" / "data" / "mnist")
 
 
 def main(argv=None) -> int:

@@ -1,16 +1,20 @@
 """Speed of measurement and perturbation: original-style path vs the project's paths, side by side.
 
 In one run, on the same real digits, prints:
-- digits/s of the original-style path (the original morphomnist algorithm with today's scikit-image
+- ms/digit of the original-style path (the original morphomnist algorithm with today's scikit-image
   calls: pyramid_expand, medial_axis(rng=42), the Python loop of the bounding parallelogram), of the plain
-  reference path and of the compiled fast path, in both modes, their ratios, and the largest difference
-  between paths;
-- measure_batch with 1 and 2 worker processes (10,000 digits, and 70,000 with 2 workers);
+  reference path and of the compiled fast path (measure_image per digit, and measure_batch on one core),
+  in both modes, their ratios to the original, and the largest difference between paths (``--full-check``:
+  fast vs reference on every digit of the file);
+- ImageMorphology construction and ImageMorphology + downscale;
+- measure_batch with 1 and 2 worker threads (10,000 digits) and all 70,000 digits (the test set tiled) on
+  two cores;
 - peak memory of measuring 70,000 digits, next to the size of the images and of the result table;
-- first-call (JIT) cost with an empty and with a warm on-disk cache;
-- each perturbation including its ImageMorphology and downscale.
+- first-call (JIT) cost in a fresh process with an empty and with a warm on-disk cache;
+- each perturbation including its ImageMorphology and downscale;
+- with ``--generate``: ``core.datasets.generate`` of all seven datasets for 70,000 digits (slow: minutes).
 
-    python benchmarks/speed.py [--digits N]
+    python benchmarks/speed.py [--digits N] [--full-check] [--generate]
 
 Digits: the MNIST test set from ../shared/data/mnist when present, else the bundled sample (tiled).
 Machines here are shared: read ratios measured in the same run, not absolute times.
@@ -32,10 +36,14 @@ from skimage import morphology, transform
 
 from core.io import load_idx
 from core.measure import measure_batch, measure_image
+from core.morpho import ImageMorphology
 from core.perturb import PERTURBATIONS, perturb_image
 
 ROOT = Path(__file__).resolve().parent.parent
-SHARED = ROOT.parent / "shared" / "data" / "mnist" / "t10k-images-idx3-ubyte.gz"
+# ../shared/data/mnist beside the repository (or beside a folder holding worktrees of it)
+SHARED = next((p / "shared" / "data" / "mnist" / "t10k-images-idx3-ubyte.gz" for p in ROOT.parents
+               if (p / "shared" / "data" / "mnist" / "t10k-images-idx3-ubyte.gz").exists()),
+              ROOT.parent / "shared" / "data" / "mnist" / "t10k-images-idx3-ubyte.gz")
 SAMPLE = ROOT / "assets" / "mnist-5k" / "train-images-idx3-ubyte.gz"
 _SKEL_LEN_MASK = np.array([[0., 0., 0.], [0., 0., 1.], [np.sqrt(2.), 1., np.sqrt(2.)]])
 
@@ -66,10 +74,23 @@ def original_measure_image(img, threshold=.5, scale=4, frac=.02):
     return area, length, thickness, np.arctan(-shear), (right - left) / scale, (bottom - top) / scale
 
 
-def rate(fn, images):
-    start = time.perf_counter()
-    out = [fn(image) for image in images]
-    return len(images) / (time.perf_counter() - start), np.array(out, dtype=float)
+def rate(fn, images, repeats=1):
+    """(digits per second, results) of fn over images: the best of `repeats` runs (shared machines)."""
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        out = [fn(image) for image in images]
+        best = min(best, time.perf_counter() - start)
+    return len(images) / best, np.array(out, dtype=float)
+
+
+def batch_rate(images, repeats=3, **kwargs):
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        df = measure_batch(images, progress=False, **kwargs)
+        best = min(best, time.perf_counter() - start)
+    return len(images) / best, df.to_numpy()
 
 
 def peak_memory_70000(images_path: Path) -> str:
@@ -102,19 +123,48 @@ def peak_memory_70000(images_path: Path) -> str:
 
 
 def jit_times() -> str:
+    # a fresh process: import, first measurement (each mode) and first perturbation, with numba's cache
+    # directory empty (compiles and writes the cache) and then warm (loads it)
     code = ("import time; t = time.perf_counter(); import numpy as np; from core.measure import measure_image; "
             "from core.perturb import perturb_image, Fracture; d = np.zeros((28, 28), np.uint8); d[5:20, 10:14] = 255; "
-            "measure_image(d); perturb_image(d, Fracture(rng=0)); print(time.perf_counter() - t)")
+            "measure_image(d); measure_image(d, mode='upstream'); perturb_image(d, Fracture(rng=0)); "
+            "print(time.perf_counter() - t)")
     with tempfile.TemporaryDirectory() as cache:
         env = dict(os.environ, NUMBA_CACHE_DIR=cache)
         cold = float(subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout)
         warm = float(subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout)
-    return f"import + first measurement + first perturbation: cold cache {cold:.1f} s, warm cache {warm:.2f} s"
+    return f"import + first measurement (both modes) + first perturbation: cold cache {cold:.1f} s, warm cache {warm:.2f} s"
+
+
+def generate_70000(images: np.ndarray, workers: int) -> str:
+    """Time core.datasets.generate (all seven datasets, measured) on the test set tiled to 60,000 + 10,000."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    from core import datasets
+    from core.io import save_idx
+
+    with tempfile.TemporaryDirectory() as tmp:
+        src = Path(tmp) / "mnist"
+        src.mkdir()
+        train = np.tile(images, (int(np.ceil(60000 / len(images))), 1, 1))[:60000]
+        test = np.tile(images, (int(np.ceil(10000 / len(images))), 1, 1))[:10000]
+        for split, arr in (("train", train), ("t10k", test)):
+            save_idx(arr, src / f"{split}-images-idx3-ubyte")
+            save_idx((np.arange(len(arr)) % 10).astype(np.uint8), src / f"{split}-labels-idx1-ubyte")
+        start = time.perf_counter()
+        with ProcessPoolExecutor(workers) as executor:
+            datasets.generate(src, Path(tmp) / "out", executor=executor, progress=False)
+        elapsed = time.perf_counter() - start
+    return f"morpho generate, seven datasets x 70,000 digits (measured), {workers} processes: {elapsed:.0f} s"
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--digits", type=int, default=300, help="digits for the per-digit path comparison")
+    parser.add_argument("--full-check", action="store_true",
+                        help="compare fast and reference paths on every digit of the file (minutes)")
+    parser.add_argument("--generate", action="store_true",
+                        help="also time core.datasets.generate on 70,000 digits (minutes)")
     args = parser.parse_args(argv)
     images_path = SHARED if SHARED.exists() else SAMPLE
     images = load_idx(images_path)
@@ -122,28 +172,43 @@ def main(argv=None) -> int:
     sub = images[: args.digits]
     measure_image(sub[0])  # compile / load the cache outside the timings
     measure_image(sub[0], mode="upstream")
+    measure_batch(sub[:2], progress=False)
 
-    print(f"Per digit, one core, {len(sub)} digits:")
+    print(f"Per digit, one core, {len(sub)} digits (best of 3 for the compiled paths):")
     r_orig, v_orig = rate(original_measure_image, sub)
+    print(f"  {'original-style (upstream, skimage calls)':<46} {1e3 / r_orig:7.3f} ms/digit")
     results = {}
     for mode in ("released", "upstream"):
-        for engine in ("reference", "fast"):
-            results[mode, engine] = rate(lambda im: measure_image(im, mode=mode, engine=engine), sub)
-    print(f"  {'original-style (upstream, skimage calls)':<44} {r_orig:>9.0f} digits/s  {1e3 / r_orig:7.3f} ms/digit")
+        results[mode, "reference"] = rate(lambda im: measure_image(im, mode=mode, engine="reference"), sub)
+        results[mode, "fast"] = rate(lambda im: measure_image(im, mode=mode), sub, repeats=3)
+        results[mode, "batch"] = batch_rate(sub, mode=mode)
+    labels = {"reference": "reference path", "fast": "fast path, measure_image",
+              "batch": "fast path, measure_batch (1 core)"}
     for (mode, engine), (r, _) in results.items():
-        print(f"  {mode + ' mode, ' + engine + ' path':<44} {r:>9.0f} digits/s  {1e3 / r:7.3f} ms/digit"
-              f"  {r / r_orig:6.1f}x original")
+        print(f"  {mode + ', ' + labels[engine]:<46} {1e3 / r:7.3f} ms/digit  {r / r_orig:6.1f}x original")
     for mode in ("released", "upstream"):
-        d = np.abs(results[mode, "fast"][1] - results[mode, "reference"][1]).max()
-        print(f"  max |fast - reference| ({mode}): {d:.2e}")
+        d = max(np.abs(results[mode, k][1] - results[mode, "reference"][1]).max() for k in ("fast", "batch"))
+        print(f"  max |fast - reference| ({mode}, {len(sub)} digits): {d:.2e}")
     print(f"  max |upstream fast - original-style|: {np.abs(results['upstream', 'fast'][1] - v_orig).max():.2e}")
+    if args.full_check:
+        from concurrent.futures import ProcessPoolExecutor
+        with ProcessPoolExecutor(os.cpu_count()) as pool:
+            for mode in ("released", "upstream"):
+                fast = measure_batch(images, mode=mode, progress=False).to_numpy()
+                ref = measure_batch(images, mode=mode, engine="reference", executor=pool, progress=False).to_numpy()
+                print(f"  max |fast - reference| ({mode}, all {len(images)} digits): {np.abs(fast - ref).max():.2e}")
+
+    print(f"\nImageMorphology (released mode), {len(sub)} digits:")
+    r_morph, _ = rate(lambda im: (ImageMorphology(im), 0)[1], sub, repeats=3)
+    r_both, _ = rate(lambda im: (lambda m: m.downscale(m.binary_image))(ImageMorphology(im)).sum(), sub, repeats=3)
+    print(f"  construction {1e3 / r_morph:.3f} ms/digit; construction + downscale {1e3 / r_both:.3f} ms/digit")
 
     big = images if len(images) >= 10000 else np.tile(images, (2, 1, 1))
-    print(f"\nmeasure_batch, released mode, {len(big)} digits:")
+    print(f"\nmeasure_batch, released mode, {len(big)} digits (worker threads running nogil kernels):")
     timings = {}
     for workers in (1, 2):
         start = time.perf_counter()
-        df = measure_batch(big, workers=workers, progress=False)
+        measure_batch(big, workers=workers, progress=False)
         timings[workers] = time.perf_counter() - start
         print(f"  {workers} worker(s): {timings[workers]:6.2f} s  {len(big) / timings[workers]:8.0f} digits/s"
               f"  {timings[workers] / len(big) * 1e3:.3f} ms/digit")
@@ -155,14 +220,22 @@ def main(argv=None) -> int:
     print(f"  memory, 70,000 digits (1 process): {peak_memory_70000(images_path)}")
     print(f"  JIT: {jit_times()}")
 
-    print(f"\nPerturbations (ImageMorphology + perturbation + downscale), released mode, {min(len(sub), 200)} digits:")
+    n_pert = min(len(sub), 200)
+    print(f"\nPerturbations (ImageMorphology + perturbation + downscale), {n_pert} digits, ms/digit:")
+    print(f"  {'':<14} {'released':>9} {'upstream':>9}")
     for name, (cls, specs) in PERTURBATIONS.items():
         kwargs = {s.name: s.default for s in specs}
         if name in ("swelling", "fracture"):
             kwargs["rng"] = 0
         pert = cls(**kwargs)
-        r, _ = rate(lambda im: perturb_image(im, pert), sub[:200])
-        print(f"  {name:<14} {1e3 / r:6.2f} ms/digit")
+        times = []
+        for mode in ("released", "upstream"):
+            perturb_image(sub[0], pert, mode=mode)
+            r, _ = rate(lambda im: perturb_image(im, pert, mode=mode).sum(), sub[:n_pert], repeats=2)
+            times.append(1e3 / r)
+        print(f"  {name:<14} {times[0]:9.3f} {times[1]:9.3f}")
+    if args.generate:
+        print(f"\n{generate_70000(images, 2)}")
     return 0
 
 

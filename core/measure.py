@@ -1,15 +1,14 @@
 """Morphometrics of digits: area, stroke length, thickness, slant, width and height.
 
-``measure_image`` measures one digit; ``measure_batch`` a whole dataset, in parallel, with progress.
+``measure_image`` measures one digit; ``measure_batch`` a whole dataset, in parallel (threads), with progress.
+Both take the original ``morphomnist.measure`` parameters in the same order.
 By default (``mode="released"``) the numbers are those of the published Morpho-MNIST tables.
 """
 from __future__ import annotations
 
 import concurrent.futures as cf
 import math
-import multiprocessing
 import os
-import threading
 import warnings
 from typing import Callable, NamedTuple
 
@@ -17,9 +16,10 @@ import numpy as np
 import pandas as pd
 
 from . import _kernels, resample
-from .morpho import ImageMoments, ImageMorphology, _to_unit, as_digit, bounding_parallelogram
+from .morpho import (ImageMoments, ImageMorphology, _to_unit, as_digit, bounding_parallelogram,
+                     raw_moments_reference)
 from .resample import check_engine, check_mode
-from .skeleton import medial_axis
+from .skeleton import CORNERNESS_TABLE, SKELETON_TABLE, TIEBREAK_DATA
 
 __all__ = ["METRICS", "UNITS", "Morphometrics", "MeasurementWarning", "measure_image", "measure_batch",
            "MeasurementDetails", "measure_details"]
@@ -54,7 +54,10 @@ def measure_details(image, *, mode: str = "released", threshold: float = .5, sca
                     bound_frac: float = .02, engine: str = "fast") -> MeasurementDetails:
     """Measure a digit and keep its morphology, moments and bounding parallelogram (see measure_image)."""
     morph = ImageMorphology(image, threshold, scale, mode, engine=engine)
-    moments = ImageMoments(morph.hires_image)
+    if check_engine(engine) == "reference":
+        moments = ImageMoments.from_raw(*raw_moments_reference(morph.hires_image))
+    else:
+        moments = ImageMoments(morph.hires_image)
     corners = bounding_parallelogram(morph.hires_image, bound_frac, moments, engine=engine)
     metrics = Morphometrics(
         area=float(morph.area),
@@ -67,48 +70,64 @@ def measure_details(image, *, mode: str = "released", threshold: float = .5, sca
     return MeasurementDetails(metrics, morph, moments, corners)
 
 
+def _kernel_options(mode: str, threshold: float, scale: int, bound_frac: float) -> tuple:
+    # the arguments after the image of _kernels.measure_digit / measure_uint8_stack, typed once
+    scale = int(scale)
+    if scale < 1:
+        raise ValueError(f"scale must be a positive integer, not {scale!r}")
+    threshold = float(threshold)
+    if not math.isfinite(threshold):
+        raise ValueError(f"threshold must be a finite number, not {threshold!r}")
+    return (mode == "upstream", threshold, scale, float(bound_frac), resample.gaussian_weights(2 * scale / 6.0),
+            TIEBREAK_DATA, SKELETON_TABLE, CORNERNESS_TABLE)
+
+
 def _measure_fast(image, mode, threshold, scale, bound_frac) -> Morphometrics:
-    # The same computation as measure_details with engine="fast", without keeping hi-res arrays.
+    # The computation of measure_details(engine="reference") in one compiled call (core._kernels.measure_digit).
     unit = _to_unit(as_digit(image))
-    hires = _kernels.to_uint8_truncate(resample.upscale(unit, scale, mode, "fast") if scale > 1 else unit)
-    binary = _kernels.binarise(hires, threshold)
-    skeleton, distance = medial_axis(binary, mode, "fast")
-    npx, dsum, straight, diagonal = _kernels.skeleton_stats(skeleton, distance)
-    moments = ImageMoments.from_raw(*_kernels.raw_moments(hires))
-    shear = moments.horizontal_shear
-    hcount, vcount = _kernels.parallelogram_cdfs(hires, shear, moments.m01)
-    total = moments.m00
-    half = bound_frac / 2
-    left, right = np.interp([half, 1. - half], hcount / total, np.arange(hires.shape[1]))
-    top, bottom = np.interp([half, 1. - half], vcount / total, np.arange(hires.shape[0]))
-    return Morphometrics(
-        area=float(np.count_nonzero(binary) / scale ** 2),
-        length=float((straight + math.sqrt(2.) * diagonal) / scale),
-        thickness=float(2. * (dsum / npx) / scale) if npx else float("nan"),
-        slant=float(np.arctan(-shear)),
-        width=float((right - left) / scale),
-        height=float((bottom - top) / scale),
-    )
+    out = np.empty(len(METRICS))
+    _kernels.measure_digit(unit, *_kernel_options(mode, threshold, scale, bound_frac), out)
+    _slant_from_shear(out[None])
+    return Morphometrics(*out.tolist())
 
 
-def measure_image(image, *, mode: str = "released", threshold: float = .5, scale: int = 4,
-                  bound_frac: float = .02, engine: str = "fast") -> Morphometrics:
+def _slant_from_shear(values: np.ndarray) -> None:
+    # The kernels leave -shear in the slant column: numpy's arctan (not libm's, which can differ in the last
+    # bit) gives the released tables' values exactly.
+    values[:, 3] = np.arctan(values[:, 3])
+
+
+def _print_metrics(m: Morphometrics) -> None:
+    # the original measure_image(verbose=True) printout
+    print(f"Area: {m.area:.1f}")
+    print(f"Length: {m.length:.1f}")
+    print(f"Thickness: {m.thickness:.2f}")
+    print(f"Slant: {np.rad2deg(m.slant):.0f}°")
+    print(f"Dimensions: {m.width:.1f} x {m.height:.1f}")
+
+
+def measure_image(image, threshold: float = .5, scale: int = 4, bound_frac: float = .02, verbose: bool = False, *,
+                  mode: str = "released", engine: str = "fast") -> Morphometrics:
     """Measure one digit.
+
+    The positional parameters are those of the original ``morphomnist.measure.measure_image``.
 
     Parameters
     ----------
     image : numpy.ndarray
         (28, 28) digit: uint8 in [0, 255] or float in [0, 1]; a float digit equal to a uint8 digit / 255 is
         measured exactly like it.
-    mode : {"released", "upstream"}
-        ``"released"`` reproduces the published Morpho-MNIST tables (default); ``"upstream"`` matches the
-        original code run with current scikit-image.
     threshold : float
         Binarisation level relative to the hi-res image's range.
     scale : int
         Upsampling factor of the hi-res grid.
     bound_frac : float
         Fraction of mass left outside the bounding parallelogram (width and height).
+    verbose : bool
+        Print the morphometrics as the original did (its default was True; here False).
+    mode : {"released", "upstream"}
+        ``"released"`` reproduces the published Morpho-MNIST tables (default); ``"upstream"`` matches the
+        original code run with current scikit-image.
     engine : {"fast", "reference"}
         Compiled kernels or the plain reference implementation (same numbers).
 
@@ -116,7 +135,7 @@ def measure_image(image, *, mode: str = "released", threshold: float = .5, scale
     -------
     Morphometrics
         area (px²), length (px), thickness (px), slant (rad, positive leaning right), width (px),
-        height (px), in pixels of the input image. Prints nothing.
+        height (px), in pixels of the input image.
 
     Raises
     ------
@@ -125,15 +144,43 @@ def measure_image(image, *, mode: str = "released", threshold: float = .5, scale
     """
     check_mode(mode)
     if check_engine(engine) == "fast":
-        return _measure_fast(image, mode, threshold, int(scale), bound_frac)
-    return measure_details(image, mode=mode, threshold=threshold, scale=scale, bound_frac=bound_frac,
-                           engine=engine).metrics
+        metrics = _measure_fast(image, mode, threshold, scale, bound_frac)
+    else:
+        metrics = measure_details(image, mode=mode, threshold=threshold, scale=scale, bound_frac=bound_frac,
+                                  engine=engine).metrics
+    if verbose:
+        _print_metrics(metrics)
+    return metrics
+
+
+def _blank_reason(value) -> str:
+    return f"image is blank (constant, every pixel = {value}): there is no digit to measure"
 
 
 def _measure_chunk(images: np.ndarray, start: int, options: dict) -> tuple[int, np.ndarray, list]:
-    """Measure a chunk; returns (start, values (n, 6), [(global index, reason), ...] of bad digits)."""
+    """Measure a chunk; returns (start, values (n, 6), [(global index, reason), ...] of bad digits).
+
+    uint8 chunks go through one compiled call that releases the GIL (threads measure in parallel);
+    other dtypes are validated digit by digit first.
+    """
+    images = np.asarray(images)
     values = np.full((len(images), len(METRICS)), np.nan)
     bad = []
+    if options.get("engine", "fast") == "fast":
+        args = _kernel_options(options["mode"], options["threshold"], options["scale"], options["bound_frac"])
+        if images.dtype == np.uint8 and images.ndim == 3 and images.shape[1] >= 2 and images.shape[2] >= 2:
+            status = np.zeros(len(images), np.uint8)
+            _kernels.measure_uint8_stack(np.ascontiguousarray(images), *args, values, status)
+            _slant_from_shear(values)
+            bad = [(start + k, _blank_reason(images[k].flat[0])) for k in np.flatnonzero(status)]
+            return start, values, bad
+        for k, image in enumerate(images):
+            try:
+                _kernels.measure_digit(_to_unit(as_digit(image)), *args, values[k])
+            except ValueError as e:
+                bad.append((start + k, str(e)))
+        _slant_from_shear(values)
+        return start, values, bad
     for k, image in enumerate(images):
         try:
             values[k] = measure_image(image, **options)
@@ -142,29 +189,46 @@ def _measure_chunk(images: np.ndarray, start: int, options: dict) -> tuple[int, 
     return start, values, bad
 
 
+def _measure_chunk_args(args):
+    # for Pool.imap, which passes one argument
+    return _measure_chunk(*args)
+
+
+_WARM = False
+
+
 def _warm_up() -> None:
-    """Load the compiled kernels (from the on-disk cache) so that workers forked later start ready."""
+    """Load the compiled kernels (from numba's on-disk cache, compiling them the first time); once."""
+    global _WARM
+    if _WARM:
+        return
     digit = np.zeros((28, 28), np.uint8)
     digit[6:22, 12:16] = 255
     for mode in ("released", "upstream"):
         _measure_fast(digit, mode, .5, 4, .02)
+        _measure_chunk(digit[None], 0, dict(mode=mode, threshold=.5, scale=4, bound_frac=.02, engine="fast"))
+        morph = ImageMorphology(digit, mode=mode)
+        morph.downscale(morph.binary_image)
+        morph.downscale(morph.hires_image / 255.0)
+    _WARM = True
 
 
-def _worker_context():
-    """Start method of the worker processes.
+def _cache_is_cold() -> bool:
+    # numba keeps an index per compiled function; an empty or stale one means nothing usable is cached
+    try:
+        return not _kernels.measure_digit._cache._cache_file._load_index()
+    except Exception:  # a numba without this (private) layout: compile lazily at first use instead
+        return False
 
-    fork (Linux) when this process has a single thread: workers inherit the loaded kernels and scripts need
-    no ``if __name__ == "__main__"`` guard. From a threaded process (e.g. the explorer's server), where
-    fork can deadlock, forkserver, whose server preloads and warms the kernels once for every worker.
-    """
-    if "fork" in multiprocessing.get_all_start_methods() and threading.active_count() == 1:
-        _warm_up()
-        return multiprocessing.get_context("fork")
-    ctx = multiprocessing.get_context("forkserver" if "forkserver" in multiprocessing.get_all_start_methods()
-                                      else "spawn")
-    if ctx.get_start_method() == "forkserver":
-        ctx.set_forkserver_preload(["core._worker"])
-    return ctx
+
+def _build_cache_at_first_import() -> None:
+    """Compile the kernels into numba's on-disk cache when it is empty, so that no later call waits."""
+    if os.environ.get("NUMBA_DISABLE_JIT") == "1" or not _cache_is_cold():
+        return
+    import sys
+    print("core.measure: compiling the measurement kernels once (about a minute); later runs load them "
+          "from numba's cache", file=sys.stderr, flush=True)
+    _warm_up()
 
 
 def _is_dask_client(executor) -> bool:
@@ -180,26 +244,32 @@ def _as_image_stack(images) -> np.ndarray:
     return arr
 
 
-def measure_batch(images, *, mode: str = "released", threshold: float = .5, scale: int = 4,
-                  bound_frac: float = .02, workers: int | None = None, executor=None,
-                  progress: bool | Callable[[int, int], None] = True, chunksize: int | None = None,
-                  engine: str = "fast") -> pd.DataFrame:
+def measure_batch(images, threshold: float = .5, scale: int = 4, bound_frac: float = .02, pool=None,
+                  chunksize: int | None = 100, *, mode: str = "released", workers: int | None = None, executor=None,
+                  progress: bool | Callable[[int, int], None] = True, engine: str = "fast") -> pd.DataFrame:
     """Measure many digits, optionally in parallel.
+
+    The positional parameters are those of the original ``morphomnist.measure.measure_batch``.
 
     Parameters
     ----------
     images : array_like
         (N, rows, cols) (or (N, 1, rows, cols)) digits, uint8 or float in [0, 1].
-    mode, threshold, scale, bound_frac, engine
+    threshold, scale, bound_frac, mode, engine
         As :func:`measure_image`.
+    pool : multiprocessing.pool.Pool, optional
+        As in the original: chunks are measured with ``pool.imap`` (in order). Needs the usual
+        multiprocessing care (a ``__main__`` guard with spawn/forkserver); `workers` needs none.
+    chunksize : int, optional
+        Digits per task (default 100, as the original; None: about 8 tasks per worker, at most 2,000).
     workers : int, optional
-        Number of worker processes; None or 1 measures in this process, -1 uses every core.
+        Threads measuring in parallel (the compiled kernels release the GIL, so threads scale like
+        processes without pickling, start methods or orphaned workers); None or 1 measures in the
+        calling thread, -1 uses every core.
     executor : concurrent.futures.Executor or dask.distributed.Client, optional
-        Runs the chunks instead of `workers` (e.g. a cluster). Results are identical to a local run.
+        Runs the chunks instead (e.g. a process pool or a cluster). Results are identical to a local run.
     progress : bool or callable
         Show a tqdm progress bar (default), or call ``progress(done, total)`` after each chunk.
-    chunksize : int, optional
-        Digits per task (default: about 8 tasks per worker, at most 2,000).
 
     Returns
     -------
@@ -213,6 +283,7 @@ def measure_batch(images, *, mode: str = "released", threshold: float = .5, scal
     images = _as_image_stack(images)
     n = len(images)
     options = dict(mode=mode, threshold=threshold, scale=int(scale), bound_frac=bound_frac, engine=engine)
+    _kernel_options(mode, threshold, scale, bound_frac)  # bad options fail here, not in every chunk
     if workers is not None and workers < 0:
         workers = os.cpu_count() or 1
     parallelism = workers or 1
@@ -220,6 +291,9 @@ def measure_batch(images, *, mode: str = "released", threshold: float = .5, scal
         parallelism = max(parallelism, 4)
     if chunksize is None:
         chunksize = max(1, min(2000, math.ceil(n / (8 * parallelism)))) if n else 1
+    chunksize = int(chunksize)
+    if chunksize < 1:
+        raise ValueError(f"chunksize must be a positive integer, not {chunksize!r}")
     starts = list(range(0, n, chunksize))
     values = np.full((n, len(METRICS)), np.nan)
     bad: list = []
@@ -244,7 +318,10 @@ def measure_batch(images, *, mode: str = "released", threshold: float = .5, scal
             callback(done, n)
 
     try:
-        if executor is None and parallelism <= 1:
+        if pool is not None:
+            for result in pool.imap(_measure_chunk_args, ((images[s:s + chunksize], s, options) for s in starts)):
+                collect(result)
+        elif executor is None and parallelism <= 1:
             for s in starts:
                 collect(_measure_chunk(images[s:s + chunksize], s, options))
         elif executor is not None and _is_dask_client(executor):
@@ -255,14 +332,17 @@ def measure_batch(images, *, mode: str = "released", threshold: float = .5, scal
                 collect(fut.result())
         else:
             own = executor is None
-            pool = executor if not own else cf.ProcessPoolExecutor(max_workers=parallelism, mp_context=_worker_context())
+            if own:
+                _warm_up()  # load the kernels once here, not in every thread at once
+            runner = executor if not own else cf.ThreadPoolExecutor(max_workers=parallelism,
+                                                                    thread_name_prefix="measure_batch")
             try:
-                futures = [pool.submit(_measure_chunk, images[s:s + chunksize], s, options) for s in starts]
+                futures = [runner.submit(_measure_chunk, images[s:s + chunksize], s, options) for s in starts]
                 for fut in cf.as_completed(futures):
                     collect(fut.result())
             finally:
                 if own:
-                    pool.shutdown(wait=True, cancel_futures=True)
+                    runner.shutdown(wait=True, cancel_futures=True)
     finally:
         if bar is not None:
             bar.close()
@@ -274,3 +354,6 @@ def measure_batch(images, *, mode: str = "released", threshold: float = .5, scal
         warnings.warn(f"{len(bad)} of {n} digits could not be measured, their rows are NaN (index: reason) "
                       f"{shown}{more}. Indices: {[i for i, _ in bad]}", MeasurementWarning, stacklevel=2)
     return pd.DataFrame(values, columns=list(METRICS))
+
+
+_build_cache_at_first_import()

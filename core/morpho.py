@@ -14,7 +14,7 @@ from scipy import ndimage as ndi
 
 from . import _kernels, resample
 from .resample import check_engine, check_mode
-from .skeleton import medial_axis
+from .skeleton import CORNERNESS_TABLE, SKELETON_TABLE, TIEBREAK_DATA, medial_axis
 
 __all__ = ["ImageMorphology", "ImageMoments", "bounding_parallelogram", "as_digit", "binarise", "default_mode",
            "MODE_ENV"]
@@ -140,14 +140,18 @@ class ImageMorphology:
             raise ValueError(f"scale must be a positive integer, not {scale!r}")
         self.image = as_digit(image)
         unit = _to_unit(self.image)
+        if engine == "fast":
+            # upsampling, binarisation and medial axis in one compiled call, on the ink's box
+            (self.hires_image, _, self.binary_image, _, self.skeleton,
+             self.distance_map) = _kernels.morphology(unit, mode == "upstream", self.threshold, self.scale,
+                                                      resample.gaussian_weights(2 * self.scale / 6.0),
+                                                      TIEBREAK_DATA, SKELETON_TABLE, CORNERNESS_TABLE)
+            return
         if self.scale > 1:
             self.hires_image = resample.to_uint8(resample.upscale(unit, self.scale, mode, engine), engine)
         else:
             self.hires_image = resample.to_uint8(unit, engine)
-        if engine == "fast":
-            self.binary_image = _kernels.binarise(self.hires_image, self.threshold)
-        else:
-            self.binary_image = binarise(self.hires_image, self.threshold)
+        self.binary_image = binarise(self.hires_image, self.threshold)
         self.skeleton, self.distance_map = medial_axis(self.binary_image, mode, engine)
 
     @property
@@ -182,6 +186,16 @@ class ImageMorphology:
         return resample.to_uint8(resample.downscale(image, self.scale, self.mode, self.engine), self.engine)
 
 
+def raw_moments_reference(img: np.ndarray) -> tuple:
+    """(sum I, sum xI, sum yI, sum x^2 I, sum xyI, sum y^2 I) of an image, x = column, y = row (plain numpy;
+    the specification of the compiled ``_kernels.raw_moments_uint8``)."""
+    img = np.asarray(img).astype(float)
+    x = np.arange(img.shape[1])[None, :]
+    y = np.arange(img.shape[0])[:, None]
+    return (img.sum(), (x * img).sum(), (y * img).sum(), (x ** 2 * img).sum(), (x * y * img).sum(),
+            (y ** 2 * img).sum())
+
+
 class ImageMoments:
     """Intensity moments of an image (x = column, y = row, pixel units).
 
@@ -192,12 +206,13 @@ class ImageMoments:
     """
 
     def __init__(self, img: np.ndarray):
-        img = np.asarray(img).astype(float)
-        x = np.arange(img.shape[1])[None, :]
-        y = np.arange(img.shape[0])[:, None]
-        m00 = img.sum()
-        self._set(m00, (x * img).sum(), (y * img).sum(), (x ** 2 * img).sum(), (x * y * img).sum(),
-                  (y ** 2 * img).sum())
+        img = np.asarray(img)
+        if img.ndim == 2 and img.dtype.kind in "bu" and img.dtype.itemsize == 1 and img.size <= 1 << 20:
+            # bool/uint8 images: every sum is of integers below 2**53, exact in any order, so the
+            # compiled single pass gives the very numbers of the numpy expressions below
+            self._set(*_kernels.raw_moments_uint8(np.ascontiguousarray(img).view(np.uint8)))
+            return
+        self._set(*raw_moments_reference(img))
 
     @classmethod
     def from_raw(cls, m00, mx, my, mxx, mxy, myy) -> "ImageMoments":

@@ -50,12 +50,45 @@ def _build_tables() -> tuple[np.ndarray, np.ndarray]:
 SKELETON_TABLE, CORNERNESS_TABLE = _build_tables()
 
 
+def _pcg_state(seed: int) -> np.ndarray:
+    # the PCG64 state of numpy.random.default_rng(seed) before any draw, as (state_hi, state_lo, inc_hi, inc_lo)
+    st = np.random.default_rng(seed).bit_generator.state["state"]
+    words = [st["state"] >> 64, st["state"] & (2 ** 64 - 1), st["inc"] >> 64, st["inc"] & (2 ** 64 - 1)]
+    state = np.array(words, dtype=np.uint64)
+    state.setflags(write=False)
+    return state
+
+
+UPSTREAM_PCG_STATE = _pcg_state(42)
+
+
+def _stream(words: np.ndarray) -> np.ndarray:
+    words.setflags(write=False)
+    return words
+
+
+# What the compiled medial axis needs to break ties in either mode: the PCG64 state of default_rng(42), and
+# the first 2**16 32-bit words of RandomState(0) and of default_rng(42) (enough for any image up to
+# 28x28 at scale 4 and beyond; longer permutations generate their words directly).
+# (numpy's full-range uint32 draws are the generators' raw 32-bit words: tests/test_fast_path.py checks them
+# against the compiled generators _kernels.mt_stream and _kernels.pcg_stream)
+TIEBREAK_DATA = (UPSTREAM_PCG_STATE,
+                 _stream(np.random.RandomState(0).randint(0, 2 ** 32, size=1 << 16, dtype=np.uint32)),
+                 _stream(np.random.default_rng(42).integers(0, 2 ** 32, size=1 << 16, dtype=np.uint32)))
+
+
 def tiebreaker(n: int, mode: str = "released", engine: str = "fast") -> np.ndarray:
-    """The tie-breaking permutation of the `n` foreground pixels (raster order) used by the medial axis."""
+    """The tie-breaking permutation of the `n` foreground pixels (raster order) used by the medial axis.
+
+    ``numpy.random.RandomState(0).permutation(n)`` in released mode, ``numpy.random.default_rng(42)
+    .permutation(n)`` in upstream mode; the fast engine computes both in compiled code (same numbers).
+    """
     if mode == "released":
         if engine == "fast":
             return _kernels.legacy_permutation(n, 0)
         return np.random.RandomState(0).permutation(np.arange(n))
+    if engine == "fast":
+        return _kernels.pcg64_permutation(n, UPSTREAM_PCG_STATE)
     return np.random.default_rng(42).permutation(np.arange(n))
 
 
@@ -102,8 +135,10 @@ def medial_axis(binary: np.ndarray, mode: str = "released", engine: str = "fast"
     if check_engine(engine) == "reference":
         return medial_axis_reference(binary, mode)
     binary = np.ascontiguousarray(binary, dtype=bool)
-    tb = tiebreaker(int(np.count_nonzero(binary)), mode, engine)
-    return _kernels.medial_axis(binary, tb, SKELETON_TABLE, CORNERNESS_TABLE)
+    # the medial axis is computed on the foreground's box (see _kernels.medial_axis_box)
+    count, fbox = _kernels.foreground_box(binary)
+    return _kernels.medial_axis_box(binary, count, fbox, mode == "upstream", TIEBREAK_DATA,
+                                    SKELETON_TABLE, CORNERNESS_TABLE)
 
 
 # --------------------------------------------------------------------------------------------------

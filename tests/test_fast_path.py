@@ -104,3 +104,120 @@ def test_bilinear_warp_identical():
     cc = rng.uniform(-3, 33, size=(40, 30))
     np.testing.assert_allclose(resample.bilinear_warp(image, rr, cc, "fast"),
                                resample.bilinear_warp(image, rr, cc, "reference"), rtol=0, atol=1e-15)
+
+
+def test_squared_edt_thin_matches_scipy():
+    rng = np.random.default_rng(4)
+    for _ in range(200):
+        shape = tuple(rng.integers(1, 60, size=2))
+        binary = rng.random(shape) < rng.uniform(0.2, 0.99)
+        if binary.all():
+            continue
+        ours = np.where(binary, np.sqrt(_kernels.squared_edt_thin(binary)), 0.0)
+        np.testing.assert_array_equal(ours, ndi.distance_transform_edt(binary))
+
+
+def test_pcg_permutation_matches_numpy():
+    for n in [0, 1, 2, 3, 17, 255, 256, 257, 1000, 4096, 12544]:
+        np.testing.assert_array_equal(skeleton.tiebreaker(n, "upstream", "fast"),
+                                      np.random.default_rng(42).permutation(n))
+
+
+def test_spline_zoom_matches_scipy():
+    # upstream mode's resize: ndimage.zoom(order=3, mode="mirror", grid_mode=True), clipped; to the last bit
+    rng = np.random.default_rng(6)
+    for shape, out_shape in [((28, 28), (112, 112)), ((112, 112), (28, 28)), ((5, 7), (13, 30)), ((3, 2), (9, 9)),
+                             ((28, 28), (84, 56))]:
+        image = rng.random(shape)
+        zoom = (out_shape[0] / shape[0], out_shape[1] / shape[1])
+        expected = np.clip(ndi.zoom(image, zoom, order=3, mode="mirror", grid_mode=True), image.min(), image.max())
+        np.testing.assert_array_equal(_kernels.spline_zoom(image, *out_shape), expected)
+
+
+def _unusual_inputs(sample_images):
+    digit = sample_images[1300]
+    return {
+        "grey background (no zero pixel)": np.maximum(digit, 12).astype(np.uint8),
+        "float off the uint8 grid": np.clip(digit / 255.0 + 0.003 * np.sin(np.arange(784)).reshape(28, 28), 0, 1),
+        "larger canvas": np.pad(digit, ((3, 5), (0, 9))),
+    }
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("threshold, scale", [(.5, 4), (.05, 4), (.9, 4), (.5, 1), (.5, 3)])
+def test_options_and_unusual_inputs_match_reference(digits, sample_images, mode, threshold, scale):
+    cases = dict(list(digits.items())[::4])
+    cases.update(_unusual_inputs(sample_images))
+    for name, image in cases.items():
+        fast = np.array(measure_image(image, threshold, scale, mode=mode))
+        ref = np.array(measure_image(image, threshold, scale, mode=mode, engine="reference"))
+        np.testing.assert_allclose(fast, ref, rtol=0, atol=1e-12, err_msg=f"{name}, threshold {threshold}, scale {scale}")
+        morph = ImageMorphology(image, threshold, scale, mode)
+        ref_morph = ImageMorphology(image, threshold, scale, mode, engine="reference")
+        for attr in ("hires_image", "binary_image", "skeleton", "distance_map"):
+            np.testing.assert_array_equal(getattr(morph, attr), getattr(ref_morph, attr), err_msg=f"{name}: {attr}")
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_batch_kernel_matches_reference(digits, mode):
+    from core.measure import measure_batch
+
+    stack = np.stack([d for d in digits.values() if d.shape == (28, 28)])
+    fast = measure_batch(stack, mode=mode, progress=False).to_numpy()
+    ref = measure_batch(stack, mode=mode, engine="reference", progress=False).to_numpy()
+    np.testing.assert_allclose(fast, ref, rtol=0, atol=1e-12)
+
+
+def test_tiebreak_streams_are_the_generators_words():
+    pcg_state, mt_words, pcg_words = skeleton.TIEBREAK_DATA
+    np.testing.assert_array_equal(mt_words, _kernels.mt_stream(0, len(mt_words)))
+    np.testing.assert_array_equal(pcg_words, _kernels.pcg_stream(pcg_state, len(pcg_words)))
+    for n in (5, 1543, 12544):
+        for upstream, expected in ((False, np.random.RandomState(0).permutation(n)),
+                                   (True, np.random.default_rng(42).permutation(n))):
+            np.testing.assert_array_equal(_kernels._tiebreaker(n, upstream, skeleton.TIEBREAK_DATA), expected)
+    # a permutation longer than the streams generates its own words
+    np.testing.assert_array_equal(_kernels._tiebreaker(70_000, False, skeleton.TIEBREAK_DATA),
+                                  np.random.RandomState(0).permutation(70_000))
+
+
+def test_distance_transform_on_the_foreground_box_matches_scipy():
+    # squared_edt works on the foreground's box grown by a pixel: shapes placed anywhere, borders included
+    rng = np.random.default_rng(8)
+    for _ in range(200):
+        shape = tuple(rng.integers(1, 60, size=2))
+        binary = np.zeros(shape, bool)
+        a, b = sorted(rng.integers(0, shape[0], 2))
+        c, d = sorted(rng.integers(0, shape[1], 2))
+        binary[a:b + 1, c:d + 1] = rng.random((b + 1 - a, d + 1 - c)) < rng.uniform(0.2, 0.99)
+        if binary.all() or not binary.any():
+            continue
+        ours = np.where(binary, np.sqrt(_kernels.squared_edt(binary)), 0.0)
+        np.testing.assert_array_equal(ours, ndi.distance_transform_edt(binary))
+
+
+def test_image_moments_of_integer_images_equal_the_numpy_sums(digits):
+    from core.morpho import ImageMoments, raw_moments_reference
+
+    for name, image in list(digits.items())[::3]:
+        morph = ImageMorphology(image)
+        for arr in (morph.hires_image, morph.binary_image, morph.skeleton, image):
+            fast = ImageMoments(arr)
+            ref = ImageMoments.from_raw(*raw_moments_reference(arr))
+            assert (fast.m00, fast.m10, fast.m01, fast.u20, fast.u11, fast.u02) == \
+                   (ref.m00, ref.m10, ref.m01, ref.u20, ref.u11, ref.u02), name
+
+
+def test_parallelogram_counts_on_the_box_match_the_full_loop(digits):
+    # the box version computes each row's count in closed form; shears putting t + offset at x + .5 exactly
+    # are the cases where a rounding slip would show
+    rng = np.random.default_rng(9)
+    for name, image in digits.items():
+        hires = ImageMorphology(image).hires_image
+        box = _kernels._nonzero_box(hires)
+        for shear, y_mid in [(rng.normal(0, .5), rng.uniform(20, 90)), (.5, 50.), (.25, 51.), (1., 50.5), (0., 0.),
+                             (-.5, 40.), (-1.5, 56.)]:
+            fast = _kernels._box_parallelogram_cdfs(hires, box, shear, y_mid)
+            full = _kernels.parallelogram_cdfs(hires, shear, y_mid)
+            np.testing.assert_array_equal(fast[0], full[0], err_msg=name)
+            np.testing.assert_array_equal(fast[1], full[1], err_msg=name)

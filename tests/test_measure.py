@@ -145,3 +145,48 @@ def test_70000_digits_with_a_few_bad_ones(sample_images):
 def test_batch_rejects_wrong_shapes():
     with pytest.raises(ValueError, match=r"\(N, rows, cols\)"):
         measure_batch(np.zeros((28, 28)))
+
+
+# The original morphomnist.measure signatures (dccastro/Morpho-MNIST, morphomnist/measure.py): parameter
+# names in order, then defaults. verbose defaulted to True there; here it stays off (a library prints nothing).
+ORIGINAL_SIGNATURES = {
+    "measure_image": (["image", "threshold", "scale", "bound_frac", "verbose"], [.5, 4, .02, True]),
+    "measure_batch": (["images", "threshold", "scale", "bound_frac", "pool", "chunksize"], [.5, 4, .02, None, 100]),
+}
+
+
+@pytest.mark.parametrize("name", sorted(ORIGINAL_SIGNATURES))
+def test_signatures_match_the_original(name):
+    import inspect
+
+    import core.measure
+
+    names, defaults = ORIGINAL_SIGNATURES[name]
+    params = list(inspect.signature(getattr(core.measure, name)).parameters.values())
+    positional = [p for p in params if p.kind == p.POSITIONAL_OR_KEYWORD]
+    assert [p.name for p in positional] == names
+    ours = [p.default for p in positional[1:]]
+    expected = [False if n == "verbose" else d for n, d in zip(names[1:], defaults)]
+    assert ours == expected
+
+
+def test_positional_calls_as_in_the_original(digit0, sample_images):
+    assert measure_image(digit0, .5, 4, .02, False) == measure_image(digit0)
+    thin = measure_image(digit0, .7, 4, .02, False)
+    assert thin.area < measure_image(digit0).area  # a higher threshold binarises less ink
+    images = sample_images[::500]
+    pd.testing.assert_frame_equal(measure_batch(images, .5, 4, .02, None, 3, progress=False),
+                                  measure_batch(images, progress=False))
+
+
+def test_verbose_prints_as_the_original(digit0, capsys):
+    m = measure_image(digit0, verbose=True)
+    out = capsys.readouterr().out.splitlines()
+    assert out == [f"Area: {m.area:.1f}", f"Length: {m.length:.1f}", f"Thickness: {m.thickness:.2f}",
+                   f"Slant: {np.rad2deg(m.slant):.0f}°", f"Dimensions: {m.width:.1f} x {m.height:.1f}"]
+
+
+def test_batch_progress_granularity_follows_chunksize(sample_images):
+    calls = []
+    measure_batch(sample_images[:250], progress=lambda done, total: calls.append(done))
+    assert calls == [100, 200, 250]  # the original's default chunksize of 100
