@@ -152,7 +152,9 @@ def _wait_for(pred, proc, timeout=120.):
 @pytest.mark.slow
 def test_second_measure_on_the_same_output_is_refused_at_once(mnist, tmp_path):
     src = tmp_path / "train-images-idx3-ubyte.gz"
-    save_idx(mnist[:3000], src)
+    # Enough digits (3,000 real ones, ten times over) that the first run is still measuring when the others
+    # start, however fast the kernels are.
+    save_idx(np.tile(mnist[:3000], (10, 1, 1)), src)
     out = tmp_path / "out.csv"
     partial = tmp_path / "out.csv.partial"
     first = popen_morpho("measure", src, "-o", out, "--workers", "1", "--chunksize", "20", "-q")
@@ -177,7 +179,7 @@ def test_second_measure_on_the_same_output_is_refused_at_once(mnist, tmp_path):
     assert f"resuming {partial} at digit {rows_before}" in third.stderr
     table = pd.read_csv(out, index_col="index")
     reference = pd.read_csv(ASSETS / "train-morpho.csv", index_col="index")
-    np.testing.assert_array_equal(table.to_numpy(), reference.to_numpy()[:3000])
+    np.testing.assert_array_equal(table.to_numpy(), np.tile(reference.to_numpy()[:3000], (10, 1)))
     leftovers = sorted(p.name for p in tmp_path.iterdir() if p.name not in (src.name, out.name))
     assert leftovers == [], leftovers  # no .partial, .partial.json, .lock or .part left
 
@@ -215,7 +217,7 @@ def test_killed_perturb_leaves_a_part_that_the_next_run_removes(mnist, tmp_path)
     """kill -9 of a real `morpho perturb` mid-run: its image file's part stays; the next run removes it
     and writes the same bytes as an uninterrupted run."""
     src = tmp_path / "t10k-images-idx3-ubyte.gz"
-    save_idx(mnist[:400], src)
+    save_idx(np.tile(mnist[:400], (20, 1, 1)), src)  # long enough to be killed mid-run
     out = tmp_path / "thin"
     argv = ["perturb", src, "-p", "thinning", "-o", out, "--workers", "1", "--chunksize", "10", "-q"]
     proc = popen_morpho(*argv)
