@@ -115,10 +115,10 @@ class BackgroundMeasure:
         self._job = None
         self._done = (0, 0)
         self.running = False
-        self.progress = pn.indicators.Progress(name=f"{name} progress", value=0, max=100, width=320,
+        self.progress = pn.indicators.Progress(label=f"{name} progress", value=0, max=100, width=320,
                                                visible=False, css_classes=[f"{name}-progress"],
                                                bar_color="primary", margin=(12, 10))
-        self.cancel_button = pn.widgets.Button(name="Cancel", button_type="danger", width=90,
+        self.cancel_button = pn.widgets.Button(label="Cancel", color="danger", width=90,
                                                visible=False, css_classes=[f"{name}-cancel"])
         self.cancel_button.on_click(lambda e: self.cancel())
         self.label = pn.pane.Markdown("", margin=(5, 10), css_classes=[f"{name}-progress-label"])
@@ -282,7 +282,7 @@ async def measure_loaded(view, images: np.ndarray, description: str):
 
 
 def _bytes_download(**kwargs) -> pn.widgets.FileDownload:
-    return pn.widgets.FileDownload(disabled=True, button_type="success", button_style="outline",
+    return pn.widgets.FileDownload(disabled=True, color="success", variant="outline",
                                    width=190, **kwargs)
 
 
@@ -314,13 +314,13 @@ class CompareView(pn.viewable.Viewer):
         self.job = BackgroundMeasure("compare")
         self._upload = pn.widgets.FileInput(accept=ACCEPT, multiple=True, css_classes=["compare-upload"],
                                             width=240)
-        self._path = pn.widgets.TextInput(name="…or a path on the server", placeholder="/path/to/samples.npy",
+        self._path = pn.widgets.TextInput(label="…or a path on the server", placeholder="/path/to/samples.npy",
                                           width=260, css_classes=["compare-path"])
-        self._range = pn.widgets.Select.from_param(self.param.value_range, name="Value range", width=140,
+        self._range = pn.widgets.Select.from_param(self.param.value_range, label="Value range", width=140,
                                                    css_classes=["compare-range"])
-        self._load_button = pn.widgets.Button(name="Load and measure", button_type="primary", width=150,
+        self._load_button = pn.widgets.Button(label="Load and measure", color="primary", width=150,
                                               css_classes=["compare-load"], align="end")
-        self._label_select = pn.widgets.Select.from_param(self.param.label, name="Histograms for label",
+        self._label_select = pn.widgets.Select.from_param(self.param.label, label="Histograms for label",
                                                           width=150)
         self._info = pn.pane.Markdown("Load a model's samples: `.npy`/`.npz` (N,28,28), (N,1,28,28) or "
                                       "(N,784) in uint8, [0,1] or [-1,1]; IDX; PNG/JPEG images or a grid. "
@@ -328,7 +328,7 @@ class CompareView(pn.viewable.Viewer):
                                       css_classes=["compare-info"], sizing_mode="stretch_width")
         self._error = pn.pane.Alert("", alert_type="danger", visible=False, css_classes=["compare-error"],
                                     sizing_mode="stretch_width")
-        self._busy = pn.Row(pn.indicators.LoadingSpinner(value=True, size=22, name="", margin=(5, 10)),
+        self._busy = pn.Row(pn.indicators.LoadingSpinner(value=True, size=22, margin=(5, 10)),
                             pn.pane.Markdown("Computing the two-sample tests…", margin=(5, 0)),
                             visible=False, css_classes=["compare-busy"])
         self._verdict = heading("", css_classes=["compare-verdict"])

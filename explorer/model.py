@@ -110,24 +110,24 @@ class ModelView(pn.viewable.Viewer):
         self.code = np.zeros(D)
         self.digit = OverlayDigit("model", px=300)
         self.last_ms: Optional[float] = None  # server time of the last move, decode to overlays
-        self.sliders = [pn.widgets.FloatSlider(name=f"z{i}", start=-SLIDER_BOUND, end=SLIDER_BOUND, step=0.05,
+        self.sliders = [pn.widgets.FloatSlider(label=f"z{i}", start=-SLIDER_BOUND, end=SLIDER_BOUND, step=0.05,
                                                value=0.0, width=260, margin=(0, 8),
                                                css_classes=["model-slider", f"model-slider-{i}"])
                         for i in range(min(D, MAX_SLIDERS))]
         for i, s in enumerate(self.sliders):
             s.param.watch(lambda e, i=i: self._on_slider(i, e.new), "value")
-        self._zero = pn.widgets.Button(name="Zero code", width=110, css_classes=["model-zero"])
-        self._random = pn.widgets.Button(name="Random code", width=120, css_classes=["model-random"])
+        self._zero = pn.widgets.Button(label="Zero code", width=110, css_classes=["model-zero"])
+        self._random = pn.widgets.Button(label="Random code", width=120, css_classes=["model-random"])
         self._zero.on_click(lambda e: self.set_code(np.zeros(D)))
         self._random.on_click(lambda e: self.set_code(np.clip(self._rng().standard_normal(D),
                                                               -SLIDER_BOUND, SLIDER_BOUND)))
-        self._sample_button = pn.widgets.Button(name="Sample N and compare with the data", button_type="primary",
+        self._sample_button = pn.widgets.Button(label="Sample N and compare with the data", color="primary",
                                                 width=280, css_classes=["model-sample"])
-        self._traverse_button = pn.widgets.Button(name="Traverse every latent", button_type="primary",
+        self._traverse_button = pn.widgets.Button(label="Traverse every latent", color="primary",
                                                   width=280, css_classes=["model-traverse"])
         self._sample_button.on_click(self._on_sample)
         self._traverse_button.on_click(self._on_traverse)
-        self._spinner = pn.indicators.LoadingSpinner(value=True, size=20, visible=False, name="",
+        self._spinner = pn.indicators.LoadingSpinner(value=True, size=20, visible=False,
                                                      css_classes=["model-busy"])
         self._status = pn.pane.Markdown("", css_classes=["model-status"], sizing_mode="stretch_width")
         self._draws = 0
@@ -248,13 +248,13 @@ class ModelView(pn.viewable.Viewer):
                             css_classes=["model-sliders"])
         actions = pn.Column(
             heading("### Sample and compare"),
-            pn.Row(pn.widgets.IntInput.from_param(self.param.n_samples, name="N samples", width=120),
-                   pn.widgets.IntInput.from_param(self.param.seed, name="Seed", width=90)),
+            pn.Row(pn.widgets.IntInput.from_param(self.param.n_samples, label="N samples", width=120),
+                   pn.widgets.IntInput.from_param(self.param.seed, label="Seed", width=90)),
             self._sample_button,
             heading("### Traverse"),
-            pn.Row(pn.widgets.IntInput.from_param(self.param.n_bases, name="Base codes", width=90),
-                   pn.widgets.IntInput.from_param(self.param.steps, name="Steps", width=80),
-                   pn.widgets.FloatInput.from_param(self.param.span, name="Span (±)", width=80, step=0.5)),
+            pn.Row(pn.widgets.IntInput.from_param(self.param.n_bases, label="Base codes", width=90),
+                   pn.widgets.IntInput.from_param(self.param.steps, label="Steps", width=80),
+                   pn.widgets.FloatInput.from_param(self.param.span, label="Span (±)", width=80, step=0.5)),
             self._traverse_button,
             pn.Row(self._spinner, self._status, sizing_mode="stretch_width"),
             width=320)

@@ -48,16 +48,16 @@ class CodesPanel(param.Parameterized):
         self._pending_images = None
         self._codes_upload = pn.widgets.FileInput(accept=".npy,.npz,.csv", css_classes=["traversal-codes-upload"],
                                                   width=220)
-        self._codes_path = pn.widgets.TextInput(name="…or codes path", width=260,
+        self._codes_path = pn.widgets.TextInput(label="…or codes path", width=260,
                                                 css_classes=["traversal-codes-path"])
         self._samples_upload = pn.widgets.FileInput(accept=".npy,.npz,.gz,.idx,.png,.jpg,.csv", multiple=True,
                                                     css_classes=["traversal-samples-upload"], width=220)
-        self._samples_path = pn.widgets.TextInput(name="…or samples path", width=260,
+        self._samples_path = pn.widgets.TextInput(label="…or samples path", width=260,
                                                   css_classes=["traversal-samples-path"])
-        self.button = pn.widgets.Button(name="Load codes and measure samples", button_type="primary",
+        self.button = pn.widgets.Button(label="Load codes and measure samples", color="primary",
                                         width=260, css_classes=["traversal-codes-load"])
         self.job = BackgroundMeasure("codes")
-        self._busy = pn.Row(pn.indicators.LoadingSpinner(value=True, size=20, name=""),
+        self._busy = pn.Row(pn.indicators.LoadingSpinner(value=True, size=20),
                             pn.pane.Markdown("Computing partial correlations and MIG…"), visible=False,
                             css_classes=["traversal-codes-busy"])
         self.info = pn.pane.Markdown("", css_classes=["traversal-codes-info"], sizing_mode="stretch_width")

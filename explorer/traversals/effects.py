@@ -103,7 +103,7 @@ class EffectsPanel(param.Parameterized):
                                                                                         UNITS.items()},
                                                              css_classes=["traversal-units"])
         self.note = pn.pane.Markdown("", css_classes=["traversal-effect-note"], sizing_mode="stretch_width")
-        self._busy = pn.indicators.LoadingSpinner(value=True, size=20, visible=False, name="",
+        self._busy = pn.indicators.LoadingSpinner(value=True, size=20, visible=False,
                                                   css_classes=["traversal-busy"])
         self._lines: dict = {}
         self._line_srcs: dict = {}
@@ -116,12 +116,12 @@ class EffectsPanel(param.Parameterized):
             f.toolbar.logo = None
             self._lines[m] = f
         self.download_html = pn.widgets.FileDownload(callback=self._html, filename="traversal-effects.html",
-                                                     label="Effects report (HTML)", button_type="success",
-                                                     button_style="outline", disabled=True, width=200,
+                                                     label="Effects report (HTML)", color="success",
+                                                     variant="outline", disabled=True, width=200,
                                                      css_classes=["traversal-download-html"])
         self.download_json = pn.widgets.FileDownload(callback=self._json, filename="traversal-effects.json",
-                                                     label="Effects report (JSON)", button_type="success",
-                                                     button_style="outline", disabled=True, width=200,
+                                                     label="Effects report (JSON)", color="success",
+                                                     variant="outline", disabled=True, width=200,
                                                      css_classes=["traversal-download-json"])
         self.param.watch(self._show, ["method", "units"])
 

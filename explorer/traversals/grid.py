@@ -45,7 +45,7 @@ class TraversalGrid(param.Parameterized):
         self.figure.grid.visible = False
         self.figure.outline_line_color = None
         self.figure.on_event(Tap, self._on_tap)
-        self._base_slider = pn.widgets.IntSlider(name="Base code", start=0, end=1, value=0, width=220,
+        self._base_slider = pn.widgets.IntSlider(label="Base code", start=0, end=1, value=0, width=220,
                                                  visible=False, css_classes=["traversal-base"])
         self._base_slider.link(self, value="base", bidirectional=True)
         self.digit = OverlayDigit("traversal", px=280)

@@ -63,11 +63,11 @@ class TraversalView(pn.viewable.Viewer):
         self.job = BackgroundMeasure("traversal")
         self._upload = pn.widgets.FileInput(accept=".npy,.npz,.png,.jpg,.jpeg", css_classes=["traversal-upload"],
                                             width=230)
-        self._path = pn.widgets.TextInput(name="…or a path on the server", placeholder="/path/to/traversal.npy",
+        self._path = pn.widgets.TextInput(label="…or a path on the server", placeholder="/path/to/traversal.npy",
                                           width=250, css_classes=["traversal-path"])
-        self._rows = pn.widgets.IntInput(name="Rows (latents; 0: infer)", value=0, start=0, width=140)
-        self._cols = pn.widgets.IntInput(name="Columns (steps; 0: infer)", value=0, start=0, width=140)
-        self._load_button = pn.widgets.Button(name="Load and measure", button_type="primary", width=150,
+        self._rows = pn.widgets.IntInput(label="Rows (latents; 0: infer)", value=0, start=0, width=140)
+        self._cols = pn.widgets.IntInput(label="Columns (steps; 0: infer)", value=0, start=0, width=140)
+        self._load_button = pn.widgets.Button(label="Load and measure", color="primary", width=150,
                                               css_classes=["traversal-load"], align="end")
         self._info = pn.pane.Markdown("Load a traversal: an array (L latents, S steps, 28, 28) or several "
                                       "base codes (B, L, S, 28, 28), or one PNG grid with latents as rows "
@@ -106,6 +106,10 @@ class TraversalView(pn.viewable.Viewer):
         t = load_traversal(path, rows or None, cols or None, **kwargs)
         self._show_traversal(t)
         return t
+
+    def show(self, t: Traversal):
+        """Show a traversal already in memory (e.g. the live model's) without measuring."""
+        self._show_traversal(t)
 
     def _show_traversal(self, t: Traversal):
         images = grid_of(t)
