@@ -36,7 +36,7 @@ import numpy as np
 import pandas as pd
 import panel as pn
 import param
-from bokeh.models import ColumnDataSource, HoverTool, Legend, LegendItem
+from bokeh.models import ColumnDataSource, HoverTool, Legend, LegendItem, Range1d
 from bokeh.plotting import figure
 
 from core.analysis import METRICS, ComparisonReport, compare_report, distance_to_data, format_p
@@ -64,7 +64,8 @@ h4 {font-size: 0.95rem; margin: 0.5em 0 0.2em 0;}
 
 def heading(text: str, **kwargs) -> pn.pane.Markdown:
     """A Markdown pane with the views' heading sizes (use ``##`` for the view, ``###`` for sections)."""
-    kwargs.setdefault("sizing_mode", "stretch_width")
+    if "width" not in kwargs:
+        kwargs.setdefault("sizing_mode", "stretch_width")
     return pn.pane.Markdown(text, stylesheets=[VIEW_CSS], **kwargs)
 
 
@@ -234,8 +235,10 @@ def user_message(error: Exception, hide: Optional[Path] = None) -> str:
 
 
 def _histogram_figure(metric: str) -> tuple:
+    # explicit ranges, set with the data: an empty auto-ranged plot makes Bokeh warn in the console
     fig = figure(width=300, height=200, title=METRIC_LABELS.get(metric, metric), tools="save",
-                 toolbar_location="right", name=f"compare-hist-{metric}")
+                 toolbar_location="right", name=f"compare-hist-{metric}", x_range=Range1d(0, 1),
+                 y_range=Range1d(0, 1))
     ref = ColumnDataSource(data={"left": [], "right": [], "top": []})
     smp = ColumnDataSource(data={"left": [], "right": [], "top": []})
     r1 = fig.quad(left="left", right="right", bottom=0, top="top", source=ref, fill_color=REFERENCE_COLOUR,
@@ -564,18 +567,23 @@ class CompareView(pn.viewable.Viewer):
             both = np.concatenate([r[np.isfinite(r)], s[np.isfinite(s)]])
             if len(both) == 0:
                 empty = {"left": [], "right": [], "top": []}
-                updates.append((rsrc, ssrc, empty, dict(empty)))
+                updates.append((fig, rsrc, ssrc, empty, dict(empty)))
                 continue
             lo, hi = np.percentile(both, [0.5, 99.5])
             if hi <= lo:
                 lo, hi = lo - 0.5, hi + 0.5
             # bins over the central 99% of both sets: far outliers are left out, not piled up
             edges = np.linspace(lo, hi, 41)
-            updates.append((rsrc, ssrc, _hist(r, edges), _hist(s, edges)))
+            updates.append((fig, rsrc, ssrc, _hist(r, edges), _hist(s, edges)))
 
         def commit():
-            for rsrc, ssrc, rd, sd in updates:
+            for fig, rsrc, ssrc, rd, sd in updates:
                 rsrc.data, ssrc.data = rd, sd
+                if len(rd["left"]):
+                    top = max(np.max(rd["top"], initial=0), np.max(sd["top"], initial=0)) or 1.0
+                    pad = 0.02 * (rd["right"][-1] - rd["left"][0])
+                    fig.x_range.update(start=rd["left"][0] - pad, end=rd["right"][-1] + pad)
+                    fig.y_range.update(start=0, end=1.05 * top)
 
         on_document(commit)
 

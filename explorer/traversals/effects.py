@@ -22,7 +22,7 @@ import pandas as pd
 import panel as pn
 import param
 from bokeh.models import (BasicTicker, ColorBar, ColumnDataSource, DataTable, HoverTool, Legend, LegendItem,
-                          LinearColorMapper, NumberFormatter, StringFormatter, TableColumn)
+                          LinearColorMapper, NumberFormatter, Range1d, StringFormatter, TableColumn)
 from bokeh.palettes import Category10_10, Category20_20, RdBu11
 from bokeh.plotting import figure
 
@@ -108,8 +108,10 @@ class EffectsPanel(param.Parameterized):
         self._lines: dict = {}
         self._line_srcs: dict = {}
         for m in self.metrics:
-            f = figure(width=300, height=200, title=METRIC_LABELS.get(m, m), tools="save,reset",
-                       toolbar_location="right", name=f"traversal-line-{m}")
+            # explicit ranges, set with the data: an empty auto-ranged plot makes Bokeh warn
+            f = figure(width=300, height=200, title=METRIC_LABELS.get(m, m), tools="save",
+                       toolbar_location="right", name=f"traversal-line-{m}", x_range=Range1d(0, 1),
+                       y_range=Range1d(0, 1))
             f.add_tools(HoverTool(tooltips=[("latent", "@latent"), ("offset", "@x{0.00}"),
                                             (m, "@value{0.000}")]))
             f.xaxis.axis_label = "latent offset"
@@ -194,6 +196,13 @@ class EffectsPanel(param.Parameterized):
                                 glyph_width=12, glyph_height=8, label_height=10)
                 f.add_layout(legend, "below")
                 f.height = 200 + 16 * nrows
+                ys = np.concatenate([d["value"] for d in data[m]])
+                ys = ys[np.isfinite(ys)]
+                lo, hi = (float(ys.min()), float(ys.max())) if len(ys) else (0.0, 1.0)
+                pad = 0.08 * (hi - lo) if hi > lo else max(0.05 * abs(hi), 0.05)
+                xpad = 0.04 * (x[-1] - x[0]) if len(x) > 1 else 0.5
+                f.x_range.update(start=float(x[0] - xpad), end=float(x[-1] + xpad))
+                f.y_range.update(start=lo - pad, end=hi + pad)
                 f.xaxis.axis_label = "latent offset" if self._values is not None else "step"
 
         on_document(commit)
