@@ -73,7 +73,9 @@ def test_multi_base_effects_ci_sign_agreement_and_ties(tmp_path, sample_dataset,
         assert "Mean over 3 base codes" in note
         # heatmap and table: one source holding exactly the effects shown
         src = view.effects_panel.source
-        assert view.effects_panel.table.source is src
+        table = view.effects_panel.table.object
+        for lat, m, text in zip(src.data["y"], src.data["x"], src.data["text"]):
+            assert f"data-latent='{lat}' data-metric='{m}'><span class='v'>{text}</span>" in table
         shown = view.effects_panel.table_frame(eff)
         for lat, m, v in zip(src.data["y"], src.data["x"], src.data["value"]):
             assert v == pytest.approx(float(shown.loc[int(lat), m]), nan_ok=True)
@@ -198,17 +200,14 @@ def test_browser_multi_base_method_toggle_and_click(page, tmp_path, sample_datas
     assert "One base code" in text(".traversal-effect-note")
     view = holder["view"]
 
-    def table_cells():
-        cells = page.locator(".traversal-effects-table .slick-row").all_inner_texts()
-        return [c.split("\t") if "\t" in c else c.split("\n") for c in cells]
-
     def shown_matches():
-        # every visible table row's effect equals the heatmap source's value for that (latent, metric)
+        # every cell of the table in the page shows the heatmap source's text for its (latent, metric)
         data = view.effects_panel.source.data
-        lookup = {(y, x): v for y, x, v in zip(data["y"], data["x"], data["value"])}
-        rows = [[c.strip() for c in r if c.strip()] for r in table_cells()]
-        rows = [r for r in rows if len(r) >= 3]
-        return bool(rows) and all(abs(float(r[2]) - lookup[(r[0], r[1])]) < 6e-4 for r in rows)
+        lookup = {(y, x): t for y, x, t in zip(data["y"], data["x"], data["text"])}
+        cells = page.locator(".traversal-effects-table").first.evaluate(
+            """e => [...(e.shadowRoot || e).querySelectorAll('td[data-metric]')].map(
+                   td => [td.dataset.latent, td.dataset.metric, td.querySelector('.v').textContent])""")
+        return len(cells) == len(lookup) > 0 and all(lookup[(y, x)] == t for y, x, t in cells)
 
     wait_until(shown_matches, page, timeout=20000)
     for label in ("Spearman ρ", "Slope", "Spearman ρ"):
@@ -217,11 +216,15 @@ def test_browser_multi_base_method_toggle_and_click(page, tmp_path, sample_datas
         wait_until(lambda: view.method == method, page, timeout=5000)
         wait_until(shown_matches, page, timeout=5000)
     # click the image of latent 1, last step, in base 0's grid canvas
-    box = page.locator(".bk-Canvas").first.bounding_box()
+    from explorer.traversals.grid import TOOLBAR
+
     fig = view.grid.figure
-    w, h = fig.x_range.end, fig.y_range.end
-    plot_w = box["width"] - 30  # the toolbar column
-    page.mouse.click(box["x"] + plot_w * (STEPS - 0.5) / STEPS, box["y"] + box["height"] * 1.5 / 3)
+    canvas = next(c for c in page.locator(".bk-Canvas").all()
+                  if (b := c.bounding_box()) and round(b["width"]) == fig.width and round(b["height"]) == fig.height)
+    canvas.scroll_into_view_if_needed()  # the toggles above scrolled the page
+    box = canvas.bounding_box()
+    top, plot_h = box["y"] + TOOLBAR, fig.height - TOOLBAR
+    page.mouse.click(box["x"] + fig.width * (STEPS - 0.5) / STEPS, top + plot_h * 1.5 / 3)
     wait_until(lambda: view.grid.selected == (0, 1, STEPS - 1), page, timeout=10000)
     wait_until(lambda: f"latent 1, step {STEPS - 1}" in text(".traversal-selected"), page, timeout=10000)
     page.screenshot(path=str(tmp_path / "traversal.png"), full_page=True)

@@ -6,13 +6,14 @@
 - Effects (:func:`core.analysis.traversal_effects`): the mean effect over base codes with its 95%
   confidence interval and the share of bases that agree on its sign, as a least-squares slope (metric
   units per latent unit, or reference-data standard deviations per latent unit) or as a Spearman
-  correlation with the step. The heatmap and the table read ONE ColumnDataSource, replaced in one
-  step, so they always show the same numbers.
+  correlation with the step. The heatmap's ColumnDataSource data and the table's HTML are built from
+  the same long-form data and replaced in one document change, so they always show the same numbers.
 - "Strongest latent" per metric by effect size, ties reported as ties.
 - Downloads: the analysis as HTML and JSON.
 """
 from __future__ import annotations
 
+import html
 import io
 import tempfile
 from pathlib import Path
@@ -21,8 +22,8 @@ import numpy as np
 import pandas as pd
 import panel as pn
 import param
-from bokeh.models import (BasicTicker, ColorBar, ColumnDataSource, DataTable, HoverTool, Legend, LegendItem,
-                          LinearColorMapper, NumberFormatter, Range1d, StringFormatter, TableColumn)
+from bokeh.models import (BasicTicker, ColorBar, ColumnDataSource, HoverTool, Legend, LegendItem,
+                          LinearColorMapper, Range1d)
 from bokeh.palettes import Category10_10, Category20_20, RdBu11
 from bokeh.plotting import figure
 
@@ -57,6 +58,38 @@ def heatmap_figure(source: ColumnDataSource, name: str, title: str, x_factors, x
     return fig
 
 
+TABLE_CSS = """
+table.effects {border-collapse: collapse; font-size: 12px;}
+table.effects th {text-align: right; border-bottom: 2px solid #ccc; padding: 3px 8px; color: #444;}
+table.effects td {text-align: right; border-bottom: 1px solid #eee; padding: 3px 8px; white-space: nowrap;}
+table.effects td.lat {font-weight: 600;}
+table.effects span.ci, table.effects span.agree {color: #666; font-size: 11px;}
+table.effects td.strongest {background: #fff3bf;}
+"""
+
+
+def effects_table_html(data: dict, metrics, latents) -> str:
+    """Latents x metrics HTML table of the heatmap's long-form ``data``: effect, 95% CI, sign agreement;
+    the strongest latent of each metric highlighted (★, or "tie")."""
+    cell = {(y, x): k for k, (y, x) in enumerate(zip(data["y"], data["x"]))}
+    head = "<tr><th>latent</th>" + "".join(f"<th>{html.escape(m)}</th>" for m in metrics) + "</tr>"
+    rows = []
+    for lat in latents:
+        tds = [f"<td class='lat'>{html.escape(lat)}</td>"]
+        for m in metrics:
+            k = cell.get((lat, m))
+            if k is None:
+                tds.append("<td>–</td>")
+                continue
+            star = data["strongest"][k]
+            cls = " class='strongest'" if star else ""
+            tds.append(f"<td{cls} data-latent='{lat}' data-metric='{m}'><span class='v'>{data['text'][k]}</span>"
+                       f"{' ' + star if star else ''}<br><span class='ci'>{data['ci'][k]}</span> "
+                       f"<span class='agree'>{data['agreement_text'][k]}</span></td>")
+        rows.append("<tr>" + "".join(tds) + "</tr>")
+    return f"<table class='effects'>{head}{''.join(rows)}</table>"
+
+
 def _fmt(v: float) -> str:
     return "–" if not np.isfinite(v) else f"{v:.3g}" if abs(v) >= 0.01 or v == 0 else f"{v:.2e}"
 
@@ -88,14 +121,9 @@ class EffectsPanel(param.Parameterized):
                                       self.metrics, "metric", "latent", "effect")
         self.heatmap.add_tools(HoverTool(tooltips=[("latent", "@y"), ("metric", "@x"), ("effect", "@text"),
                                                    ("95% CI", "@ci"), ("sign agreement", "@agreement_text")]))
-        self.table = DataTable(source=self.source, columns=[
-            TableColumn(field="y", title="latent", formatter=StringFormatter()),
-            TableColumn(field="x", title="metric", formatter=StringFormatter()),
-            TableColumn(field="value", title="effect", formatter=NumberFormatter(format="0.000")),
-            TableColumn(field="ci", title="95% CI", formatter=StringFormatter()),
-            TableColumn(field="agreement", title="sign agreement", formatter=NumberFormatter(format="0%")),
-            TableColumn(field="strongest", title="strongest", formatter=StringFormatter()),
-        ], width=560, height=260, index_position=None, name="traversal-effects-table")
+        # the table is rendered from the same long-form data as the heatmap's source, in the same step
+        self.table = pn.pane.HTML("", stylesheets=[TABLE_CSS], css_classes=["traversal-effects-table"],
+                                  max_height=420, min_width=420, styles={"overflow-y": "auto"})
         self._method = pn.widgets.RadioButtonGroup.from_param(self.param.method, options={v: k for k, v in
                                                                                           METHODS.items()},
                                                               css_classes=["traversal-method"])
@@ -116,6 +144,7 @@ class EffectsPanel(param.Parameterized):
                                             (m, "@value{0.000}")]))
             f.xaxis.axis_label = "latent offset"
             f.toolbar.logo = None
+            f.line(x=[], y=[])  # a placeholder until a traversal is drawn (Bokeh warns on plots without any)
             self._lines[m] = f
         self.download_html = pn.widgets.FileDownload(callback=self._html, filename="traversal-effects.html",
                                                      label="Effects report (HTML)", color="success",
@@ -217,11 +246,14 @@ class EffectsPanel(param.Parameterized):
         self.effects = eff
         data, latents = self.heatmap_data(eff)
         note = self.strongest_text(eff)
+        table = effects_table_html(data, self.metrics, latents[::-1])
 
         def commit():
+            # heatmap and table from the same data, in one document change
             self.heatmap.y_range.factors = latents
             self.heatmap.height = 110 + 26 * len(latents)
-            self.source.data = data  # heatmap and table together
+            self.source.data = data
+            self.table.object = table
 
         on_document(commit)
         self.note.object = note
@@ -307,7 +339,7 @@ class EffectsPanel(param.Parameterized):
             heading("### Effect of each latent"),
             pn.Row(self._method, self._units, self._busy),
             self.note,
-            pn.FlexBox(pn.pane.Bokeh(self.heatmap), pn.pane.Bokeh(self.table), gap="12px",
+            pn.FlexBox(pn.pane.Bokeh(self.heatmap), self.table, gap="12px",
                        sizing_mode="stretch_width"),
             pn.Row(self.download_html, self.download_json),
             sizing_mode="stretch_width")

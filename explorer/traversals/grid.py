@@ -18,7 +18,9 @@ from explorer.browser import CELL, thumbnail_page
 from explorer.compare import as_uint8, heading, on_document
 from explorer.traversals.digit import OverlayDigit
 
-__all__ = ["TraversalGrid"]
+__all__ = ["TraversalGrid", "TOOLBAR"]
+
+TOOLBAR = 30  # px of the grid figure's toolbar row (above the image)
 
 
 class TraversalGrid(param.Parameterized):
@@ -38,7 +40,7 @@ class TraversalGrid(param.Parameterized):
         super().__init__(**params)
         self._src = ColumnDataSource(data={"image": [np.zeros((CELL, CELL), np.uint32)]})
         self.figure = figure(x_range=(0, CELL), y_range=(0, CELL), width=100, height=100, tools="save",
-                             toolbar_location="right", min_border=0, name="traversal-grid")
+                             toolbar_location="above", min_border=0, name="traversal-grid")
         self.figure.toolbar.logo = None
         self._glyph = self.figure.image_rgba(image="image", x=0, y=0, dw=CELL, dh=CELL, source=self._src)
         self.figure.axis.visible = False
@@ -79,7 +81,8 @@ class TraversalGrid(param.Parameterized):
         def commit():
             self.figure.x_range.update(start=0, end=w)
             self.figure.y_range.update(start=0, end=h)
-            self.figure.width, self.figure.height = int(w * zoom) + 30, int(h * zoom)
+            # the toolbar row above the image takes TOOLBAR px
+            self.figure.width, self.figure.height = int(w * zoom), int(h * zoom) + TOOLBAR
             self._glyph.glyph.update(dw=w, dh=h)
             self._src.data = {"image": [page]}
 
