@@ -1,0 +1,479 @@
+"""Samples vs reference data: per-metric distances, the kernel test verdict, per-label tests, atypical samples."""
+from __future__ import annotations
+
+import datetime as _dt
+import warnings
+from dataclasses import dataclass, field
+from typing import Optional, Sequence
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from ._common import ALPHA, DIAGNOSTIC_METRICS, METRICS, format_p, json_safe
+from .mmd import PERMUTATION_STAGES, QUADRATIC_MAX_N, MMDResult, mmd_test
+
+__all__ = ["metric_distances", "ComparisonReport", "compare_report", "distance_to_data"]
+
+_DIST_COLUMNS = ["label", "metric", "n_samples", "n_reference", "sample_mean", "reference_mean",
+                 "wasserstein", "wasserstein_std", "ks_statistic", "ks_p_value"]
+
+#: Fewest rows per side for a per-label kernel test.
+MIN_PER_LABEL = 10
+
+
+def metric_distances(sample_metrics: pd.DataFrame, reference_metrics: pd.DataFrame, *,
+                     sample_labels=None, reference_labels=None,
+                     metrics: Sequence[str] = METRICS) -> pd.DataFrame:
+    """Per-metric Wasserstein-1 and two-sample Kolmogorov-Smirnov distances.
+
+    Parameters
+    ----------
+    sample_metrics, reference_metrics : pandas.DataFrame
+        Morphometrics (columns of :data:`METRICS`) of the samples and of the reference data.
+    sample_labels, reference_labels : array_like, shape (N,), optional
+        Digit labels. When both are given, rows per label follow the overall rows.
+    metrics : sequence of str
+        Metrics to compare (those missing from either table are skipped). All six by default:
+        these are per-metric descriptions, so area is informative here, unlike in the joint tests.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per (label, metric); ``label`` is ``'all'`` or the digit label (int). Columns:
+        ``n_samples``, ``n_reference`` (finite values used), ``sample_mean``, ``reference_mean``,
+        ``wasserstein`` (W1, in the metric's units), ``wasserstein_std`` (W1 divided by the
+        reference standard deviation), ``ks_statistic`` (sup-distance of the CDFs, in [0, 1]) and
+        ``ks_p_value`` (two-sided).
+    """
+    metrics = [m for m in metrics if m in sample_metrics.columns and m in reference_metrics.columns]
+    if not metrics:
+        raise ValueError(f"no metric in common: samples have {list(sample_metrics.columns)}, "
+                         f"reference has {list(reference_metrics.columns)}")
+    groups = [("all", np.ones(len(sample_metrics), bool), np.ones(len(reference_metrics), bool))]
+    if sample_labels is not None and reference_labels is not None:
+        sl = np.asarray(sample_labels)
+        rl = np.asarray(reference_labels)
+        if len(sl) != len(sample_metrics) or len(rl) != len(reference_metrics):
+            raise ValueError(f"labels must have one entry per row of their metrics table; got "
+                             f"{len(sl)} labels for {len(sample_metrics)} samples and {len(rl)} for "
+                             f"{len(reference_metrics)} reference rows")
+        for lab in np.union1d(np.unique(sl), np.unique(rl)):
+            lab_py = lab.item() if hasattr(lab, "item") else lab
+            groups.append((lab_py, sl == lab, rl == lab))
+    rows = []
+    for lab, smask, rmask in groups:
+        for m in metrics:
+            s = sample_metrics[m].to_numpy(dtype=np.float64)[smask]
+            r = reference_metrics[m].to_numpy(dtype=np.float64)[rmask]
+            s, r = s[np.isfinite(s)], r[np.isfinite(r)]
+            row = {"label": lab, "metric": m, "n_samples": len(s), "n_reference": len(r),
+                   "sample_mean": s.mean() if len(s) else np.nan,
+                   "reference_mean": r.mean() if len(r) else np.nan,
+                   "wasserstein": np.nan, "wasserstein_std": np.nan,
+                   "ks_statistic": np.nan, "ks_p_value": np.nan}
+            if len(s) and len(r):
+                w = stats.wasserstein_distance(s, r)
+                sd = r.std(ddof=1) if len(r) > 1 else np.nan
+                ks = stats.ks_2samp(s, r)
+                row.update(wasserstein=w, wasserstein_std=w / sd if sd and sd > 0 else np.nan,
+                           ks_statistic=float(ks.statistic), ks_p_value=float(ks.pvalue))
+            rows.append(row)
+    out = pd.DataFrame(rows, columns=_DIST_COLUMNS)
+    out["label"] = out["label"].astype(object)
+    return out
+
+
+def _holm(p: np.ndarray) -> np.ndarray:
+    """Holm-Bonferroni adjusted p-values (NaN kept)."""
+    p = np.asarray(p, dtype=np.float64)
+    out = np.full_like(p, np.nan)
+    ok = np.flatnonzero(np.isfinite(p))
+    if len(ok) == 0:
+        return out
+    order = ok[np.argsort(p[ok], kind="stable")]
+    k = len(order)
+    adj = np.maximum.accumulate((k - np.arange(k)) * p[order])
+    out[order] = np.minimum(adj, 1.0)
+    return out
+
+
+@dataclass
+class ComparisonReport:
+    """Samples vs reference data: kernel two-sample tests, per-label tests and per-metric distances.
+
+    Attributes
+    ----------
+    mmd : MMDResult
+        The test the verdict rests on (``verdict_test`` says which).
+    distances : pandas.DataFrame
+        :func:`metric_distances` (overall rows, then per label when both sides have labels).
+    n_samples, n_reference : int
+        Rows of the two tables (before dropping unmeasurable digits).
+    mmd_linear : MMDResult or None
+        Linear-time test on all rows.
+    mmd_quadratic : MMDResult or None
+        Quadratic-time test with permutation p-value, on at most ``settings['max_quadratic_n']``
+        rows per side (random subset beyond).
+    verdict_test : {'quadratic', 'linear'}
+    per_label : pandas.DataFrame or None
+        One row per label when both sides have labels: ``label``, ``n_samples``, ``n_reference``,
+        ``mmd2``, ``sem``, ``p_value``, ``p_holm`` (Holm-adjusted over labels), ``p_text``,
+        ``p_holm_text``, ``n_permutations``, ``differs`` (``p_holm < alpha``).
+    alpha : float
+        Significance level of the verdict (0.01).
+    settings : dict
+        Parameters of the analysis (seed, permutations, subsampling, columns).
+    provenance : dict
+        Where the data came from (names, paths, metric sources), given by the caller.
+    sample_metrics, reference_metrics : pandas.DataFrame
+        The compared tables (for histograms).
+    sample_labels, reference_labels : numpy.ndarray or None
+    notes : list of str
+        What was dropped or subsampled.
+    """
+
+    mmd: MMDResult
+    distances: pd.DataFrame
+    n_samples: int
+    n_reference: int
+    mmd_linear: Optional[MMDResult] = None
+    mmd_quadratic: Optional[MMDResult] = None
+    verdict_test: str = "linear"
+    per_label: Optional[pd.DataFrame] = None
+    alpha: float = ALPHA
+    settings: dict = field(default_factory=dict)
+    provenance: dict = field(default_factory=dict)
+    sample_metrics: Optional[pd.DataFrame] = field(default=None, repr=False)
+    reference_metrics: Optional[pd.DataFrame] = field(default=None, repr=False)
+    sample_labels: Optional[np.ndarray] = field(default=None, repr=False)
+    reference_labels: Optional[np.ndarray] = field(default=None, repr=False)
+    notes: list = field(default_factory=list)
+    created: str = field(default_factory=lambda: _dt.datetime.now(_dt.timezone.utc)
+                         .strftime("%Y-%m-%d %H:%M:%S UTC"))
+
+    @property
+    def differs(self) -> bool:
+        """Whether the verdict test rejects "same distribution" at ``alpha``."""
+        return bool(self.mmd.p_value < self.alpha)
+
+    @property
+    def verdict(self) -> str:
+        """One sentence: the decision, the test it rests on and its p-value."""
+        r = self.mmd
+        how = f"{r.test_name} MMD on {', '.join(r.columns)}: {'permutation ' if not r.linear else ''}{r.p_text}"
+        if self.differs:
+            text = (f"The samples' morphometrics differ from the reference data's ({how}, below "
+                    f"{self.alpha:g}).")
+        else:
+            text = (f"The samples' morphometrics are not distinguishable from the reference data's "
+                    f"at the {self.alpha:.0%} level ({how}).")
+        other = self.mmd_linear if self.verdict_test == "quadratic" else self.mmd_quadratic
+        if other is not None and np.isfinite(other.p_value) and (other.p_value < self.alpha) != self.differs:
+            text += (f" The {other.test_name} test disagrees ({other.p_text}); the verdict follows the "
+                     f"{r.test_name} test, the more powerful one at this sample size.")
+        if self.per_label is not None:
+            bad = self.per_label.loc[self.per_label["differs"].astype(bool), "label"].tolist()
+            if bad:
+                text += (f" Per label (Holm-adjusted), they differ for label{'s' if len(bad) > 1 else ''} "
+                         f"{', '.join(map(str, bad))}.")
+            elif len(self.per_label):
+                text += " No single label differs (Holm-adjusted per-label tests)."
+        return text
+
+    def to_text(self, per_label: bool = True) -> str:
+        """Printable report: the verdict, both tests, per-label tests and the distances table.
+
+        Parameters
+        ----------
+        per_label : bool
+            Include the per-label rows when present.
+        """
+        d = self.distances
+        if not per_label:
+            d = d[d["label"].astype(str) == "all"]
+        table = d[["label", "metric", "sample_mean", "reference_mean", "wasserstein",
+                   "wasserstein_std", "ks_statistic", "ks_p_value"]].rename(columns={
+                       "sample_mean": "mean(samples)", "reference_mean": "mean(reference)",
+                       "wasserstein": "W1", "wasserstein_std": "W1/std",
+                       "ks_statistic": "KS", "ks_p_value": "KS p"})
+        lines = [f"Samples: {self.n_samples}   reference: {self.n_reference}",
+                 f"Verdict: {self.verdict}",
+                 f"Kernel two-sample tests on {', '.join(self.mmd.columns)}:"]
+        for name, r in (("quadratic", self.mmd_quadratic), ("linear", self.mmd_linear)):
+            if r is not None:
+                mark = "  (verdict)" if name == self.verdict_test else ""
+                lines.append(f"  {r.to_text()}{mark}")
+        if self.mmd_linear is None and self.mmd_quadratic is None:
+            lines.append(f"  {self.mmd.to_text()}")
+        if per_label and self.per_label is not None and len(self.per_label):
+            lines += ["", "Per-label quadratic-time MMD (p adjusted over labels by Holm's method):"]
+            for _, row in self.per_label.iterrows():
+                lines.append(f"  label {row['label']}: MMD²_u = {row['mmd2']:.4g} "
+                             f"(n = {row['n_samples']} vs {row['n_reference']}), {row['p_text']}, "
+                             f"Holm {row['p_holm_text']}")
+        for note in self.notes:
+            lines.append(f"Note: {note}")
+        lines += ["", "Per-metric distances (W1 in the metric's units; KS = max CDF difference):",
+                  table.to_string(index=False, float_format=lambda v: f"{v:.4g}")]
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict:
+        """Everything in the report as JSON-ready Python objects (NaN -> None)."""
+        from core.report import versions
+
+        d = {
+            "kind": "morpho-mnist comparison report",
+            "created": self.created,
+            "verdict": self.verdict,
+            "differs": self.differs,
+            "alpha": self.alpha,
+            "verdict_test": self.verdict_test,
+            "n_samples": self.n_samples,
+            "n_reference": self.n_reference,
+            "tests": {"verdict": self.mmd.to_dict(),
+                      "quadratic": self.mmd_quadratic.to_dict() if self.mmd_quadratic else None,
+                      "linear": self.mmd_linear.to_dict() if self.mmd_linear else None},
+            "per_label": self.per_label if self.per_label is not None else None,
+            "distances": self.distances,
+            "settings": self.settings,
+            "provenance": self.provenance,
+            "notes": list(self.notes),
+            "versions": versions(),
+        }
+        return json_safe(d)
+
+    def to_json(self, path=None, *, indent: int = 2) -> str:
+        """The report as JSON text (strict JSON: NaN written as null); written atomically to ``path`` if given."""
+        from core.report import dumps_json, write_text
+
+        text = dumps_json(self.to_dict(), indent=indent)
+        if path is not None:
+            write_text(path, text)
+        return text
+
+    def to_html(self, path=None) -> str:
+        """A standalone, offline HTML report (inline SVG histograms, tables, verdict, settings,
+        provenance, versions); written atomically to ``path`` if given. Returns the HTML text."""
+        from core.report import comparison_html, write_text
+
+        text = comparison_html(self)
+        if path is not None:
+            write_text(path, text)
+        return text
+
+    def __str__(self) -> str:
+        return self.to_text()
+
+
+def _clean(metrics: pd.DataFrame, labels, name: str, columns) -> tuple[pd.DataFrame, Optional[np.ndarray], int]:
+    if not isinstance(metrics, pd.DataFrame):
+        raise TypeError(f"{name} must be a pandas DataFrame with the columns {list(columns)}; got "
+                        f"{type(metrics).__name__}")
+    missing = [c for c in columns if c not in metrics.columns]
+    if missing:
+        raise ValueError(f"{name} has no column(s) {missing}; it has {list(metrics.columns)}")
+    if labels is not None:
+        labels = np.asarray(labels)
+        if labels.shape != (len(metrics),):
+            raise ValueError(f"{name}: got {labels.shape[0] if labels.ndim else 0} labels for "
+                             f"{len(metrics)} rows; expected one label per row")
+    ok = np.isfinite(metrics[list(columns)].to_numpy(dtype=np.float64)).all(1)
+    dropped = int((~ok).sum())
+    if dropped:
+        metrics = metrics[ok]
+        labels = labels[ok] if labels is not None else None
+    return metrics.reset_index(drop=True), labels, dropped
+
+
+def compare_report(sample_metrics: pd.DataFrame, reference_metrics: pd.DataFrame, *,
+                   sample_labels=None, reference_labels=None, linear: Optional[bool] = None, seed=0,
+                   max_quadratic_n: int = QUADRATIC_MAX_N, n_permutations="auto", per_label: bool = True,
+                   alpha: float = ALPHA, columns: Sequence[str] = DIAGNOSTIC_METRICS,
+                   provenance: Optional[dict] = None, shuffle: str = "default", sem: str = "default",
+                   estimator: str = "default") -> ComparisonReport:
+    """Compare a model's sample morphometrics with reference data (``morpho compare``, the app's Compare view).
+
+    Two kernel two-sample tests on ``columns`` (:data:`DIAGNOSTIC_METRICS`), both reported:
+
+    - the quadratic-time test (unbiased MMD²_u, permutation p-value with up to 9,999 permutations,
+      resolution 1e-4) on at most ``max_quadratic_n`` rows per side (a seeded random subset of a
+      bigger side);
+    - the linear-time test (MMD²_l, asymptotic p-value, the paper's) on all rows.
+
+    The verdict uses the quadratic test when the smaller side has at most ``max_quadratic_n`` rows
+    (it is then used whole, and the quadratic test is far more powerful: the linear one uses each
+    row once in ``n/2`` pairs), and the linear test on all rows beyond. When both sides have labels,
+    each label is also tested on its own (quadratic, Holm-adjusted over labels) and the distances
+    are given per label.
+
+    Parameters
+    ----------
+    sample_metrics, reference_metrics : pandas.DataFrame
+        Tables with (at least) the ``columns``; the distances use all six :data:`METRICS` present.
+        Rows with NaN in ``columns`` (unmeasurable digits) are left out, with a note.
+    sample_labels, reference_labels : array_like, shape (N,), optional
+        Digit labels, one per row.
+    linear : bool, optional
+        Force the verdict test: True linear, False quadratic; None (default) by the rule above.
+    seed : int
+        Seed for shuffling, subsampling and permutations (the report is reproducible).
+    max_quadratic_n : int
+        Rows per side of the quadratic test (:data:`QUADRATIC_MAX_N`, 1,500).
+    n_permutations : int or 'auto'
+        Permutations of the quadratic tests (see :func:`mmd_test`).
+    per_label : bool
+        Run the per-label tests when both sides have labels. They use the adaptive permutation count
+        (resolution 1e-4) unless ``n_permutations`` is 0 or at least 9,999, since Holm's correction
+        over ten labels needs p-values below 1e-3.
+    alpha : float
+        Significance level of the verdict.
+    columns : sequence of str
+        Columns of the joint tests.
+    provenance : dict, optional
+        Where the data came from, copied into the report (e.g. ``{"samples": "vae.npy (1,000 digits,
+        range [0,1])", "reference": "MNIST t10k, metrics: released CSV"}``).
+    shuffle, sem, estimator : {'default', 'original'}
+        Passed to :func:`mmd_test` (the original analysis/ code's choices). With
+        ``shuffle='original'``, ``seed`` must be an int or None.
+
+    Returns
+    -------
+    ComparisonReport
+    """
+    columns = tuple(columns)
+    n_s, n_r = len(sample_metrics), len(reference_metrics)
+    s_df, s_lab, s_drop = _clean(sample_metrics, sample_labels, "sample_metrics", columns)
+    r_df, r_lab, r_drop = _clean(reference_metrics, reference_labels, "reference_metrics", columns)
+    notes = []
+    if s_drop:
+        notes.append(f"{s_drop} of {n_s} samples have no finite metrics (unmeasurable digits) and are left out")
+    if r_drop:
+        notes.append(f"{r_drop} of {n_r} reference digits have no finite metrics and are left out")
+    if len(s_df) < 4 or len(r_df) < 4:
+        raise ValueError(f"need at least 4 measurable digits per side to compare; got {len(s_df)} samples "
+                         f"and {len(r_df)} reference digits")
+    if max_quadratic_n < 4:
+        raise ValueError(f"max_quadratic_n must be at least 4; got {max_quadratic_n}")
+    lin = mmd_test(s_df, r_df, linear=True, seed=seed, columns=columns, shuffle=shuffle, sem=sem)
+    rng = np.random.default_rng(seed)
+
+    def subset(df, lab, what):
+        if len(df) <= max_quadratic_n:
+            return df, lab
+        idx = np.sort(rng.choice(len(df), max_quadratic_n, replace=False))
+        notes.append(f"the quadratic-time test uses a random subset of {max_quadratic_n:,} of the "
+                     f"{len(df):,} {what} (seed {seed})")
+        return df.iloc[idx], (lab[idx] if lab is not None else None)
+
+    qs, _ = subset(s_df, s_lab, "samples")
+    qr, _ = subset(r_df, r_lab, "reference digits")
+    quad = mmd_test(qs, qr, linear=False, seed=rng if shuffle == "default" else seed, columns=columns,
+                    n_permutations=n_permutations, shuffle=shuffle, sem=sem, estimator=estimator)
+    if linear is None:
+        verdict_test = "quadratic" if min(len(s_df), len(r_df)) <= max_quadratic_n else "linear"
+    else:
+        verdict_test = "linear" if linear else "quadratic"
+    have_labels = s_lab is not None and r_lab is not None
+    labelled = None
+    if have_labels and per_label:
+        labelled = _per_label(s_df, s_lab, r_df, r_lab, columns, rng, max_quadratic_n, n_permutations,
+                              alpha, notes)
+    distances = metric_distances(s_df, r_df, sample_labels=s_lab if have_labels else None,
+                                 reference_labels=r_lab if have_labels else None)
+    settings = {"columns": list(columns), "seed": seed, "alpha": alpha,
+                "max_quadratic_n": max_quadratic_n, "n_permutations": n_permutations,
+                "verdict_rule": ("quadratic-time test when the smaller side has at most max_quadratic_n "
+                                 "rows, else linear-time on all rows" if linear is None else
+                                 f"forced: {verdict_test}"),
+                "kernel": "Gaussian, per-metric bandwidth = sd x Scott's factor of each side, combined",
+                "shuffle": shuffle, "sem": sem, "estimator": estimator}
+    return ComparisonReport(quad if verdict_test == "quadratic" else lin, distances, n_s, n_r,
+                            mmd_linear=lin, mmd_quadratic=quad, verdict_test=verdict_test,
+                            per_label=labelled, alpha=alpha, settings=settings,
+                            provenance=dict(provenance or {}), sample_metrics=s_df,
+                            reference_metrics=r_df, sample_labels=s_lab, reference_labels=r_lab,
+                            notes=notes)
+
+
+def _per_label(s_df, s_lab, r_df, r_lab, columns, rng, max_n, n_permutations, alpha, notes):
+    # Holm over ~10 labels needs p-values well below alpha / 10: a fixed count of permutations too
+    # small for that (999 gives p >= 1e-3, Holm-adjusted >= 0.01) is replaced by the adaptive one.
+    label_perms = n_permutations
+    if not isinstance(n_permutations, str) and 0 < n_permutations < PERMUTATION_STAGES[-1]:
+        label_perms = "auto"
+    rows = []
+    for lab in np.union1d(np.unique(s_lab), np.unique(r_lab)):
+        sm, rm = s_lab == lab, r_lab == lab
+        ns, nr = int(sm.sum()), int(rm.sum())
+        lab_py = lab.item() if hasattr(lab, "item") else lab
+        row = {"label": lab_py, "n_samples": ns, "n_reference": nr, "mmd2": np.nan, "sem": np.nan,
+               "p_value": np.nan, "n_permutations": 0}
+        if ns >= MIN_PER_LABEL and nr >= MIN_PER_LABEL:
+            a, b = s_df[sm], r_df[rm]
+            if len(a) > max_n:
+                a = a.iloc[np.sort(rng.choice(len(a), max_n, replace=False))]
+            if len(b) > max_n:
+                b = b.iloc[np.sort(rng.choice(len(b), max_n, replace=False))]
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", RuntimeWarning)
+                    r = mmd_test(a, b, linear=False, seed=rng, columns=columns, n_permutations=label_perms)
+                row.update(mmd2=r.mmd2, sem=r.sem, p_value=r.p_value, n_permutations=r.n_permutations)
+            except ValueError as e:  # e.g. a metric constant within the label
+                notes.append(f"label {lab_py}: no kernel test ({e})")
+        rows.append(row)
+    out = pd.DataFrame(rows)
+    out["p_holm"] = _holm(out["p_value"].to_numpy())
+    res = [1.0 / (k + 1) if k else None for k in out["n_permutations"]]
+    out["p_text"] = [format_p(p, resolution=r) for p, r in zip(out["p_value"], res)]
+    # a p at its resolution is an upper bound, and so is its adjusted value
+    out["p_holm_text"] = [("p ≤ " + format_p(ph)[4:]) if (r is not None and p <= r * (1 + 1e-9)) else format_p(ph)
+                          for p, ph, r in zip(out["p_value"], out["p_holm"], res)]
+    out["differs"] = out["p_holm"] < alpha
+    skipped = out.loc[out["n_permutations"] == 0, "label"].tolist()
+    if skipped:
+        notes.append(f"no per-label test for label(s) {', '.join(map(str, skipped))}: fewer than "
+                     f"{MIN_PER_LABEL} digits on a side")
+    return out
+
+
+def distance_to_data(sample_metrics: pd.DataFrame, reference_metrics: pd.DataFrame, *,
+                     columns: Sequence[str] = DIAGNOSTIC_METRICS, k: int = 5) -> np.ndarray:
+    """How far each sample lies from the reference data in morphometric space.
+
+    The mean Euclidean distance from a sample to its ``k`` nearest reference digits, in the
+    reference data's standard deviations per column (so 1 means "one standard deviation away
+    along one metric"). Used to show the samples furthest from the data.
+
+    Parameters
+    ----------
+    sample_metrics, reference_metrics : pandas.DataFrame
+        Morphometric tables.
+    columns : sequence of str
+        Columns used (default: :data:`DIAGNOSTIC_METRICS`).
+    k : int
+        Number of nearest reference digits averaged.
+
+    Returns
+    -------
+    numpy.ndarray, shape (N_samples,)
+        Distance in standard deviations; NaN for samples with a NaN metric.
+    """
+    from scipy.spatial import cKDTree
+
+    ref = reference_metrics[list(columns)].to_numpy(dtype=np.float64)
+    ref = ref[np.isfinite(ref).all(1)]
+    if len(ref) < 1:
+        raise ValueError("the reference data has no finite metrics")
+    mu, sd = ref.mean(0), ref.std(0, ddof=1) if len(ref) > 1 else np.ones(ref.shape[1])
+    sd = np.where(sd > 0, sd, 1.0)
+    tree = cKDTree((ref - mu) / sd)
+    s = sample_metrics[list(columns)].to_numpy(dtype=np.float64)
+    out = np.full(len(s), np.nan)
+    ok = np.isfinite(s).all(1)
+    if ok.any():
+        kk = min(k, len(ref))
+        dist, _ = tree.query((s[ok] - mu) / sd, k=kk)
+        out[ok] = dist.reshape(len(dist), -1).mean(1)
+    return out
