@@ -19,7 +19,6 @@ import gzip
 import hashlib
 import os
 import struct
-import zlib
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -28,7 +27,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from core.io import IDXError, atomic_write, atomic_write_csv, load_idx, read_idx_header, save_idx
+from core.io import (IDXError, UnreadableFileError, atomic_write, atomic_write_csv, iter_idx, load_idx,
+                     open_regular_file, read_idx_header, save_idx)
 
 __all__ = [
     "SPLITS", "SPLIT_IDS", "DATASETS", "INTERLEAVED", "PERT_CODES", "PERT_NAMES", "METRIC_COLUMNS",
@@ -77,9 +77,15 @@ def check_writable(folder: str | os.PathLike) -> None:
 def _first_existing(folder: Path, names: Sequence[str]) -> Path | None:
     for name in names:
         p = folder / name
-        if p.is_file():
+        if _present(p):
             return p
     return None
+
+
+def _present(p: Path) -> bool:
+    """An entry that is not a folder. FIFOs, devices and dangling links count: the readers refuse them
+    with a message saying what they are, rather than the file seeming absent."""
+    return os.path.lexists(p) and not p.is_dir()
 
 
 def _idx_names(split: str, kind: str, ndim: int) -> list[str]:
@@ -143,7 +149,7 @@ def find_split(folder: str | os.PathLike, split: str, *, require_labels: bool = 
                            f"or {split}-labels-idx1-ubyte in the same folder)")
     metrics = folder / f"{split}-morpho.csv"
     pert = _first_existing(folder, _idx_names(split, "pert", 1))
-    return SplitFiles(folder, split, images, labels, metrics if metrics.is_file() else None, pert)
+    return SplitFiles(folder, split, images, labels, metrics if _present(metrics) else None, pert)
 
 
 def find_splits(folder: str | os.PathLike) -> list[SplitFiles]:
@@ -160,7 +166,7 @@ def find_splits(folder: str | os.PathLike) -> list[SplitFiles]:
     prefixes = set()
     for p in folder.iterdir():
         for marker in ("-images-idx3-ubyte", "-images.idx3-ubyte"):
-            if marker in p.name and p.is_file():
+            if marker in p.name and _present(p):
                 prefixes.add(p.name.split(marker)[0])
     if not prefixes:
         raise DatasetError(f"{folder}: no IDX image file (*-images-idx3-ubyte[.gz]) in this folder")
@@ -234,8 +240,11 @@ def check_split(files: SplitFiles) -> tuple[int, tuple[int, ...]]:
                                f"(in {files.folder})")
     if files.metrics is not None:
         try:
-            rows = pd.read_csv(files.metrics, usecols=[0]).shape[0]
-        except (ValueError, pd.errors.ParserError) as e:
+            with open_regular_file(files.metrics, "CSV file") as f:
+                rows = pd.read_csv(f, usecols=[0]).shape[0]
+        except UnreadableFileError as e:
+            raise DatasetError(str(e)) from None
+        except (ValueError, pd.errors.ParserError, UnicodeDecodeError) as e:
             raise DatasetError(f"{files.metrics}: not a readable CSV ({e})") from e
         if rows != n:
             raise DatasetError(f"{files.images.name} holds {n} images but {files.metrics.name} has {rows} rows "
@@ -269,7 +278,10 @@ def read_metrics(path: str | os.PathLike) -> pd.DataFrame:
     """
     path = Path(path)
     try:
-        df = pd.read_csv(path)
+        with open_regular_file(path, "CSV file") as f:
+            df = pd.read_csv(f)
+    except UnreadableFileError as e:
+        raise DatasetError(str(e)) from None
     except (ValueError, pd.errors.ParserError, UnicodeDecodeError) as e:
         raise DatasetError(f"{path}: not a readable CSV ({e})") from e
     if "index" in df.columns:
@@ -288,17 +300,26 @@ def read_metrics(path: str | os.PathLike) -> pd.DataFrame:
 # --------------------------------------------------------------------------------------------------------
 
 def iter_idx_chunks(path: str | os.PathLike, chunksize: int, start: int = 0,
-                    stop: int | None = None) -> Iterator[tuple[int, np.ndarray]]:
+                    stop: int | None = None, *, max_bytes: int | None = None,
+                    display_name: str | None = None) -> Iterator[tuple[int, np.ndarray]]:
     """Read an IDX file chunk by chunk, never holding more than one chunk.
+
+    Accepts exactly the files :func:`core.io.load_idx` accepts (see :func:`core.io.iter_idx`): only regular
+    files, the header checked against `max_bytes` and the file size before the first chunk, gzip data
+    inflated as a stream and read to its end so that truncated data and trailing bytes are refused.
 
     Parameters
     ----------
     path : str or os.PathLike
-        IDX file (gzip when the name ends in ``.gz``).
+        IDX file (plain or gzip).
     chunksize : int
         Items per chunk (along the first axis).
     start, stop : int
         Item range to read (default: all).
+    max_bytes : int, optional
+        Largest declared data size in bytes (default 4 GiB, :data:`core.io.DEFAULT_LIMITS`).
+    display_name : str, optional
+        Name used in messages instead of `path`.
 
     Yields
     ------
@@ -310,33 +331,10 @@ def iter_idx_chunks(path: str | os.PathLike, chunksize: int, start: int = 0,
     Raises
     ------
     IDXError
-        If the file is not IDX or its data is truncated.
+        If the file is not a regular file, not IDX, over `max_bytes`, truncated or has trailing bytes (the
+        last two, for gzip files, after the last chunk).
     """
-    path = Path(path)
-    if chunksize < 1:
-        raise ValueError(f"chunksize must be at least 1, not {chunksize}")
-    dtype, shape = read_idx_header(path)
-    n = shape[0]
-    stop = n if stop is None else min(stop, n)
-    item_shape = tuple(shape[1:])
-    item_bytes = int(np.prod(item_shape, dtype=np.int64)) * dtype.itemsize
-    header = 4 + 4 * len(shape)
-    be = dtype.newbyteorder(">")
-    opener = gzip.open if path.name.endswith(".gz") else open
-    try:
-        with opener(path, "rb") as f:
-            f.seek(header + start * item_bytes)
-            i = start
-            while i < stop:
-                k = min(chunksize, stop - i)
-                buf = f.read(k * item_bytes)
-                if len(buf) < k * item_bytes:
-                    raise IDXError(f"{path}: truncated data: the header declares {n} items of shape "
-                                   f"{item_shape}, the file ends within item {i + len(buf) // max(item_bytes, 1)}")
-                yield i, np.frombuffer(buf, dtype=be).reshape((k,) + item_shape).astype(dtype)
-                i += k
-    except (EOFError, zlib.error, gzip.BadGzipFile) as e:
-        raise IDXError(f"{path}: corrupted gzip data ({e})") from e
+    yield from iter_idx(path, chunksize, start, stop, max_bytes=max_bytes, display_name=display_name)
 
 
 class IdxWriter:
@@ -804,7 +802,7 @@ def generate_command(seed: int, params: GenerateParams, splits: Sequence[str] = 
 
 def _sha256(path: Path) -> str:
     h = hashlib.sha256()
-    with open(path, "rb") as f:
+    with open_regular_file(path) as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()

@@ -1,15 +1,41 @@
-"""The Explorer: every view on one shared state, with data loading, messages and a shareable URL."""
+"""The Explorer: every view on one shared state, with data loading, messages and a shareable URL.
+
+Served (``panel serve explorer --args ...``), one process serves many sessions:
+
+- all background work runs on the fair server-wide pool of :mod:`explorer.jobs`, per session, and a
+  closing session cancels its jobs;
+- ``--data`` is opened once per process (a progress page shows while it is read and measured the
+  first time) and shared by every session;
+- every share-link value is checked against its widget's range before anything uses it;
+- path boxes are confined to the ``--data-root`` folders, and off on a server reachable from other
+  machines that has none (uploads still work);
+- uploads larger than :data:`explorer.limits.MAX_UPLOAD_BYTES` (or than the server's websocket message
+  limit allows) are refused in the browser, before they are sent, with a message.
+"""
 from __future__ import annotations
+
+import asyncio
+import gc
+import ipaddress
+import json
+import os
+import threading
+from pathlib import Path
+from urllib.parse import urlencode
 
 import panel as pn
 import param
+from bokeh.models import CustomJS
 
+from explorer import jobs
 from explorer.browser import Browser, Filters
 from explorer.compare import CompareView
-from explorer.data import DataError, load, load_sample
+from explorer.data import DataError, Dataset, PendingDataset, load, load_sample, read
 from explorer.distributions import Distributions
 from explorer.inspector import Inspector
-from explorer.state import ExplorerState
+from explorer.limits import (DEFAULT_WEBSOCKET_MAX_MESSAGE_SIZE, effective_upload_bytes, format_bytes,
+                             refusal_message, websocket_max_message_size)
+from explorer.state import URL_PARAMETERS, ExplorerState
 from explorer.studio import Studio
 from explorer.traversals import TraversalView
 
@@ -21,6 +47,15 @@ def _browse(state: ExplorerState):
                       flex_wrap="wrap", align_items="flex-start", sizing_mode="stretch_width")
 
 
+def _model(state: ExplorerState):
+    try:
+        from explorer.model import ModelView
+    except ImportError as e:
+        return pn.pane.Alert(f"The model view is not available in this installation ({e}).",
+                             alert_type="warning")
+    return ModelView(state=state)
+
+
 #: The explorer's tabs, in order: (title, factory taking the shared state and returning a viewable).
 TABS = [
     ("Browse & inspect", _browse),
@@ -29,17 +64,137 @@ TABS = [
     ("Compare samples", lambda state: CompareView(state=state)),
     ("Latent traversals", lambda state: TraversalView(state=state)),
 ]
-
-#: State parameters kept in the URL (parameter -> query name), so that a view can be shared.
-URL_PARAMETERS = {
-    "current": "digit", "labels": "labels", "perturbations": "perts", "ranges": "ranges",
-    "sort_by": "sort", "descending": "desc", "page": "page", "perturbation": "pert",
-    "perturbation_params": "pert_params", "seed": "seed",
-}
+MODEL_TAB = ("Model", _model)
 
 _CSS = """
-.explorer-status {font-size: 12px; color: #555;}
+.explorer-status {font-size: 12px; color: var(--panel-secondary-color, #555);}
+.explorer-dataset {font-size: 13px;}
 """
+
+ACCEPT = ".npy,.npz,.gz,.idx,.ubyte,.idx3-ubyte"
+
+
+# -------------------------------------------------------------------------------------------------------
+# the server this process runs (found once: main.py cannot see panel serve's options)
+
+_SERVER_INFO: dict | None = None
+_SERVER_LOCK = threading.Lock()
+
+
+def server_info() -> dict:
+    """``{"addresses": [...], "websocket_max_message_size": int or None}`` of the Bokeh server in this
+    process (empty addresses outside a server).
+
+    Looked up once among the live objects: ``panel serve`` does not hand its options to the app.
+    """
+    global _SERVER_INFO
+    with _SERVER_LOCK:
+        if _SERVER_INFO is None:
+            addresses, ws = [], None
+            try:
+                from bokeh.server.tornado import BokehTornado
+                from tornado.httpserver import HTTPServer
+
+                for obj in gc.get_objects():
+                    if isinstance(obj, BokehTornado):
+                        ws = obj.settings.get("websocket_max_message_size", ws)
+                    elif isinstance(obj, HTTPServer):
+                        for sock in getattr(obj, "_sockets", {}).values():
+                            try:
+                                name = sock.getsockname()
+                            except OSError:
+                                continue
+                            addresses.append(name[0] if isinstance(name, tuple) else str(name))
+            except Exception:  # never let the lookup break the app; the safe answer is "public"
+                addresses = ["unknown"]
+            _SERVER_INFO = {"addresses": addresses, "websocket_max_message_size": ws}
+        return _SERVER_INFO
+
+
+def listens_publicly(addresses: list[str]) -> bool:
+    """Whether any listening address is reachable from other machines (not loopback)."""
+    for address in addresses:
+        try:
+            if not ipaddress.ip_address(address.split("%")[0]).is_loopback:
+                return True
+        except ValueError:  # a unix socket path or something unknown: assume others can reach it
+            return True
+    return False
+
+
+# -------------------------------------------------------------------------------------------------------
+# --data: opened once per process, shared by every session
+
+class _ServerData:
+    """The ``--data`` dataset of a served app: read and measured once, on the pool, for all sessions."""
+
+    def __init__(self, path: str):
+        self.path = path
+        self.dataset: Dataset | None = None
+        self.error: str | None = None
+        self.status = f"Opening {Path(path).name or path}"
+        self.done_items, self.total_items = 0, 0
+        self.task: asyncio.Task | None = None
+
+    def start(self) -> None:
+        if self.task is None:
+            self.task = asyncio.get_running_loop().create_task(self._run())
+
+    def _progress(self, done: int, total: int) -> None:
+        self.done_items, self.total_items = done, total
+
+    async def _run(self) -> None:
+        try:
+            got = await jobs.submit("server", read, self.path)
+            if isinstance(got, PendingDataset):
+                measured = None
+                if got.missing:
+                    images = got.images_to_measure()
+                    self.status = (f"Measuring the {len(images):,} digits of {got.name} (first opening only: "
+                                   f"the metrics are kept for next time)")
+                    measured = await jobs.measure("server", images, progress=self._progress)
+                got = await jobs.submit("server", got.complete, measured)
+            self.dataset = got
+        except (DataError, ValueError, OSError) as e:
+            self.error = f"Could not open the data: {e}. Showing the bundled sample instead."
+        except Exception as e:  # the server keeps serving the sample, with the reason
+            self.error = f"Could not open the data: {type(e).__name__}: {e}. Showing the bundled sample instead."
+
+
+_SERVER_DATA: dict[str, _ServerData] = {}
+
+
+def _server_data(path: str) -> _ServerData:
+    key = os.path.realpath(os.path.expanduser(str(path)))
+    if key not in _SERVER_DATA:
+        _SERVER_DATA[key] = _ServerData(str(path))
+    return _SERVER_DATA[key]
+
+
+def _upload_guard(limit: int, refuse_tag: str) -> CustomJS:
+    """Browser-side: refuse files over ``limit`` bytes in any file input of the page before they are
+    sent (a too large websocket message would close the connection with no word), and tell the
+    server through the hidden widget tagged ``refuse_tag``."""
+    return CustomJS(args={"limit": int(limit), "tag": refuse_tag}, code="""
+    if (window.__morphoUploadGuard) { window.__morphoUploadGuard.limit = limit; return; }
+    window.__morphoUploadGuard = {limit: limit};
+    window.addEventListener('input', (e) => {
+      const el = e.composedPath()[0];
+      if (!el || el.tagName !== 'INPUT' || el.type !== 'file' || !el.files) return;
+      let total = 0; const names = [];
+      for (const f of el.files) { total += f.size; names.push(f.name); }
+      if (total <= window.__morphoUploadGuard.limit) return;
+      // Stop the widget's own 'change' handler from reading and sending the file.
+      el.addEventListener('change', (ev) => ev.stopImmediatePropagation(), {capture: true, once: true});
+      el.value = '';
+      const note = JSON.stringify({names: names, bytes: total, at: Date.now()});
+      for (const doc of Bokeh.documents) {
+        for (const m of doc.all_models) {
+          if (m.tags && m.tags.includes(tag)) { m.value = note; }
+        }
+      }
+    }, true);
+    """)
 
 
 class Explorer(pn.viewable.Viewer):
@@ -50,6 +205,15 @@ class Explorer(pn.viewable.Viewer):
     data : str or os.PathLike, optional
         A folder of MNIST IDX files, a Morpho-MNIST dataset folder, or a .npy/.npz array; the bundled
         5,000-digit sample when omitted. If it cannot be opened, the sample is shown with the reason.
+        Served, it is opened once per process (with a progress page the first time) and shared.
+    decoder : callable, torch.nn.Module, str or core.decoders.Decoder, optional
+        A generative model's decoder (codes (N, D) -> images), an ONNX file or ``"package.module:function"``;
+        adds the "Model" tab (see :func:`core.decoders.as_decoder`).
+    latent_dim : int, optional
+        The decoder's number of latents D, when it cannot tell.
+    data_roots : list of str, optional
+        Folders the path boxes (open data, samples path, export folder) are confined to. Without them a
+        server listening on a non-loopback address turns the path boxes off.
     state : ExplorerState, optional
         Share a state with other views.
     """
@@ -57,11 +221,23 @@ class Explorer(pn.viewable.Viewer):
     state = param.ClassSelector(class_=ExplorerState)
     tab = param.Integer(default=0, bounds=(0, None))
 
-    def __init__(self, data=None, state: ExplorerState | None = None, **params):
+    def __init__(self, data=None, *, decoder=None, latent_dim: int | None = None, data_roots=None,
+                 state: ExplorerState | None = None, **params):
+        doc = pn.state.curdoc
+        self._served = doc is not None and doc.session_context is not None
         first_error = None
+        self._pending: _ServerData | None = None
         if state is None:
             dataset = None
-            if data is not None:
+            if data is not None and self._served:
+                loading = _server_data(str(data))
+                if loading.dataset is not None:
+                    dataset = loading.dataset
+                elif loading.error:
+                    first_error = loading.error
+                else:
+                    self._pending = loading
+            elif data is not None:
                 try:
                     dataset = load(data)
                 except DataError as e:
@@ -69,37 +245,133 @@ class Explorer(pn.viewable.Viewer):
             state = ExplorerState(dataset=dataset if dataset is not None else load_sample())
         super().__init__(state=state, **params)
         s = self.state
-        self._path = pn.widgets.TextInput(name="Open data", placeholder="folder of IDX files, or .npy/.npz",
+        self._configure_paths(data_roots)
+        if decoder is not None:
+            self._set_decoder(decoder, latent_dim)
+
+        # --- sidebar: data, progress, messages, filters
+        self._dataset_info = pn.pane.Markdown("", margin=(0, 10), css_classes=["explorer-dataset"])
+        self._path = pn.widgets.TextInput(name="Open data on the server",
+                                          placeholder="folder of IDX files, or .npy/.npz",
                                           value=str(data) if data else "", sizing_mode="stretch_width")
         self._open = pn.widgets.Button(name="Open", button_type="primary", width=80)
         self._sample = pn.widgets.Button(name="Sample", button_type="light", width=80)
+        self._paths_note = pn.pane.Markdown("", margin=(0, 10), css_classes=["explorer-paths-note"],
+                                            visible=False)
+        self._upload = pn.widgets.FileInput(accept=ACCEPT, multiple=False, sizing_mode="stretch_width",
+                                            css_classes=["explorer-upload"])
+        self._refused = pn.widgets.TextInput(value="", visible=False, tags=["morpho-upload-refused"])
         self._open.on_click(self._on_open)
         self._path.param.watch(self._on_open, "enter_pressed")
         self._sample.on_click(self._on_sample)
+        self._upload.param.watch(self._on_upload, "value")
+        self._refused.param.watch(self._on_refused, "value")
         self._progress = pn.indicators.Progress(name="progress", value=-1, active=False, visible=False,
                                                 sizing_mode="stretch_width", bar_color="primary")
         self._status = pn.pane.Markdown("", css_classes=["explorer-status"], margin=(0, 10))
-        self._dataset_info = pn.pane.Markdown("", margin=(0, 10))
+        self._cancel = pn.widgets.Button(name="Cancel", button_type="light", width=80, visible=False,
+                                         css_classes=["explorer-cancel"])
+        self._cancel.on_click(lambda e: s.cancel())
         self._alert = pn.pane.Alert("", alert_type="info", visible=False, sizing_mode="stretch_width",
                                     css_classes=["explorer-message"])
         self.filters = Filters(state=s)
-        # Tabs are built when first shown: a lighter first page. (Panel's own dynamic=True would do the
-        # same but then fetches some stylesheets from its CDN, which fails offline.)
-        self._makers = [make for _, make in TABS]
-        self._built = {0}
-        self._slots = [pn.Column(make(s) if i in self._built else pn.Spacer(height=400),
-                                 sizing_mode="stretch_width") for i, (_, make) in enumerate(TABS)]
-        self.tabs = pn.Tabs(*[(title, slot) for (title, _), slot in zip(TABS, self._slots)], dynamic=False,
+
+        # --- main area: tabs built when first shown (Panel's dynamic=True would fetch CDN stylesheets)
+        tabs = list(TABS) + ([MODEL_TAB] if s.decoder is not None else [])
+        self._makers = [make for _, make in tabs]
+        self._built: set = set()
+        self._slots = [pn.Column(pn.Spacer(height=400), sizing_mode="stretch_width") for _ in tabs]
+        self.tabs = pn.Tabs(*[(title, slot) for (title, _), slot in zip(tabs, self._slots)], dynamic=False,
                             sizing_mode="stretch_width")
-        self.tabs.param.watch(self._build_tab, "active")
-        self.tabs.link(self, active="tab", bidirectional=True)
+        self._loading_page = pn.Column(
+            pn.pane.Markdown("", css_classes=["explorer-loading"]),
+            pn.indicators.Progress(name="data progress", value=-1, active=True, width=420,
+                                   bar_color="primary"),
+            sizing_mode="stretch_width", margin=(20, 20))
+        self._main = pn.Column(self._loading_page if self._pending else self.tabs, sizing_mode="stretch_width")
+        self._url_synced = False
+        self._url_applied = False
         s.param.watch(self._on_busy, ["busy", "progress", "status"])
         s.param.watch(self._on_message, ["message"])
         s.param.watch(self._on_dataset, ["dataset"])
+        s.param.watch(self._on_paths, ["paths_enabled", "paths_note"])
         self._on_dataset()
+        self._on_paths()
+        if self._pending is None:
+            self._start()
+        else:
+            self._dataset_info.object = f"Opening **{Path(str(data)).name or data}**…"
+            self._open.disabled = self._sample.disabled = True
         if first_error:
             s.notify(first_error, "danger")
-        self._url_synced = False
+        if self._served:
+            owner_state = s
+            pn.state.on_session_destroyed(lambda ctx: owner_state.close())
+
+    # ---------------------------------------------------------------------------------------------------
+    def _start(self) -> None:
+        """Data is there: apply the share link, then build the first tab."""
+        if self._served and not self._url_applied:
+            self._apply_url()
+        self.tabs.param.watch(self._build_tab, "active")
+        self.tabs.link(self, active="tab", bidirectional=True)
+        self.tabs.active = min(self.tab, len(self._makers) - 1)
+        self.view(self.tabs.active)
+
+    async def _wait_for_data(self) -> None:
+        loading = self._pending
+        loading.start()
+        text, bar = self._loading_page[0], self._loading_page[1]
+        while not loading.task.done():
+            done, total = loading.done_items, loading.total_items
+            msg = f"### {loading.status}…\n\n" + (f"{done:,} of {total:,} digits" if total else "")
+            pct = int(100 * done / total) if total else -1
+
+            def show(msg=msg, pct=pct):
+                text.object = msg
+                bar.param.update(value=pct, active=pct < 0)
+            await self.state.in_document(show)
+            await asyncio.wait([loading.task], timeout=0.3)
+
+        def ready():
+            s = self.state
+            s.param.update(paths_enabled=s.paths_enabled)
+            if loading.dataset is not None:
+                s.dataset = loading.dataset
+            self._pending = None
+            self._open.disabled = self._sample.disabled = False
+            self._on_dataset()
+            self._main.objects = [self.tabs]
+            self._start()
+            if loading.error:
+                s.notify(loading.error, "danger")
+        await self.state.in_document(ready)
+
+    def _configure_paths(self, data_roots) -> None:
+        s = self.state
+        roots = [str(Path(os.path.expanduser(str(r))).resolve()) for r in (data_roots or [])]
+        missing = [r for r in roots if not Path(r).is_dir()]
+        if missing:
+            raise ValueError(f"--data-root {missing[0]}: not a folder")
+        if roots:
+            s.param.update(data_roots=roots, paths_enabled=True, paths_note="")
+            return
+        if self._served:
+            addresses = server_info()["addresses"]
+            if listens_publicly(addresses):
+                s.param.update(paths_enabled=False, paths_note=(
+                    "Paths on the server are off: this server is reachable from other machines and has no "
+                    "data folder. Upload files instead, or restart it with `--args --data-root DIR` "
+                    "(repeatable) to let users open and export files inside DIR."))
+
+    def _set_decoder(self, decoder, latent_dim) -> None:
+        try:
+            from core.decoders import as_decoder
+        except ImportError:
+            if latent_dim is not None or callable(decoder):
+                self.state.decoder = decoder
+            return
+        self.state.decoder = as_decoder(decoder, latent_dim=latent_dim)
 
     # ---------------------------------------------------------------------------------------------------
     def add_tab(self, title: str, make) -> None:
@@ -123,7 +395,18 @@ class Explorer(pn.viewable.Viewer):
         ds = self.state.dataset
         labels = "labelled" if ds.labels is not None else "no labels"
         perts = ", with perturbation labels" if ds.perturbations is not None else ""
-        self._dataset_info.object = f"**{ds.name}** · {len(ds):,} digits, {labels}{perts}"
+        self._dataset_info.object = f"**{ds.description}** ({labels}{perts})"
+
+    def _on_paths(self, *_):
+        s = self.state
+        off = not s.paths_enabled
+        self._path.disabled = self._open.disabled = off
+        self._path.visible = self._open.visible = not off
+        self._paths_note.object = s.paths_note
+        self._paths_note.visible = off
+        if s.data_roots and not off:
+            shown = ", ".join(s.data_roots)
+            self._path.placeholder = f"inside {shown}"
 
     def _on_busy(self, *_):
         s = self.state
@@ -132,7 +415,10 @@ class Explorer(pn.viewable.Viewer):
         self._progress.value = s.progress if s.progress >= 0 else -1
         pct = f" ({s.progress}%)" if s.busy and s.progress >= 0 else ""
         self._status.object = f"{s.status}{pct}…" if s.busy else ""
-        self._open.disabled = self._sample.disabled = s.busy
+        self._cancel.visible = s.busy
+        self._open.disabled = self._sample.disabled = s.busy or not s.paths_enabled
+        self._sample.disabled = s.busy
+        self._upload.disabled = s.busy
 
     def _on_message(self, *_):
         s = self.state
@@ -140,60 +426,131 @@ class Explorer(pn.viewable.Viewer):
             self._alert.visible = False
             return
         self._alert.param.update(object=s.message, alert_type=s.message_kind, visible=True)
-        notifications = getattr(pn.state, "notifications", None)
-        if notifications is not None:
-            kind = {"danger": "error", "success": "success", "warning": "warning"}.get(s.message_kind, "info")
-            try:
-                getattr(notifications, kind)(s.message, duration=6000)
-            except Exception:  # no notification area in this context (e.g. a plain notebook cell)
-                pass
 
     async def _on_open(self, event=None):
-        path = self._path.value.strip()
-        if not path:
-            await self.state.in_document(lambda: self.state.notify(
-                "Type the path of a data folder or a .npy/.npz file, then press Open.", "warning"))
+        s = self.state
+        try:
+            path = s.resolve_user_path(self._path.value, "open")
+        except ValueError as e:
+            text = str(e)
+            await s.in_document(lambda: s.notify(text, "warning"))
             return
-        if self.state.busy:
-            await self.state.in_document(lambda: self.state.notify(
-                "Still working on the previous job; try again when it finishes.", "warning"))
+        await s.open(path)
+
+    async def _on_upload(self, event):
+        if not event.new:
             return
-        await self.state.open(path)
+        name = self._upload.filename or "upload"
+        await self.state.open_upload(name, event.new)
+
+        def clear():  # forget the bytes: the dataset is in memory now
+            self._upload.param.update(value=None, filename=None)
+        await self.state.in_document(clear)
+
+    def _on_refused(self, event):
+        if not event.new:
+            return
+        try:
+            note = json.loads(event.new)
+            names = ", ".join(str(n) for n in note.get("names", [])) or "the file"
+            nbytes = int(note.get("bytes", 0))
+        except (ValueError, TypeError, AttributeError):
+            return
+        self.state.notify(f"Upload refused: {refusal_message(names, nbytes, self.upload_limit())}", "danger")
 
     def _on_sample(self, event=None):
         self.state.dataset = load_sample()
         self.state.notify(f"Opened {self.state.dataset.name}", "success")
 
+    @staticmethod
+    def upload_limit() -> int:
+        """Largest upload this server lets through (bytes): the app's limit, or less when the websocket
+        message limit (``--websocket-max-message-size``) is smaller than it needs."""
+        ws = server_info()["websocket_max_message_size"] if pn.state.curdoc is not None and \
+            pn.state.curdoc.session_context is not None else None
+        return effective_upload_bytes(ws)
+
     # ---------------------------------------------------------------------------------------------------
     def sidebar(self) -> pn.Column:
         """Data loading, messages and the filters shared by every view."""
+        limit = self.upload_limit()
         return pn.Column(
             self._dataset_info,
             pn.Row(self._path, sizing_mode="stretch_width"),
             pn.Row(self._open, self._sample),
-            self._progress, self._status, self._alert,
+            self._paths_note,
+            pn.pane.Markdown(f"…or upload digits (.npy, .npz or an IDX file, up to {format_bytes(limit)}):",
+                             margin=(0, 10), css_classes=["explorer-upload-label"]),
+            self._upload, self._refused,
+            self._progress, pn.Row(self._status, self._cancel), self._alert,
             pn.layout.Divider(),
             pn.pane.Markdown("#### Filters", margin=(0, 10)),
             self.filters,
             sizing_mode="stretch_width", stylesheets=[_CSS],
         )
 
+    # ---------------------------------------------------------------------------------------------------
+    # the URL: read once (checked), then kept up to date
+
+    def _apply_url(self) -> None:
+        self._url_applied = True
+        args = pn.state.session_args or {}
+        query = {k: v for k, v in args.items() if k != "theme"}
+        notes = self.state.apply_query(query)
+        if "tab" in query:
+            raw = query["tab"][-1] if isinstance(query["tab"], list) else query["tab"]
+            raw = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
+            try:
+                tab = int(raw)
+                if not 0 <= tab < len(self._makers):
+                    notes.append(f"tab {tab} → {min(max(tab, 0), len(self._makers) - 1)}")
+                    tab = min(max(tab, 0), len(self._makers) - 1)
+                self.tab = tab
+            except ValueError:
+                notes.append(f"tab={raw[:20]} ignored (not a valid value)")
+        if notes:
+            self.state.notify(self.state.url_notice(notes), "warning")
+
     def sync_url(self) -> None:
         """Keep the view state in the page URL (served apps), so that a view can be shared."""
         if self._url_synced or pn.state.location is None:
             return
         self._url_synced = True
-        pn.state.location.sync(self.state, URL_PARAMETERS, on_error=self._url_error)
-        pn.state.location.sync(self, {"tab": "tab"})
+        self.state.param.watch(self._write_url, list(URL_PARAMETERS))
+        self.param.watch(self._write_url, ["tab"])
 
-    def _url_error(self, values):
-        self.state.notify(f"Ignored view settings in the URL that do not fit this dataset: "
-                          f"{', '.join(values)}", "warning")
+    def _write_url(self, *_):
+        if self._pending is not None or pn.state.location is None:
+            return
+        query = self.state.query()
+        if self.tab:
+            query["tab"] = str(self.tab)
+        theme = (pn.state.session_args or {}).get("theme")
+        if theme:
+            raw = theme[-1]
+            query["theme"] = raw.decode() if isinstance(raw, bytes) else str(raw)
+        search = ("?" + urlencode(query)) if query else ""
+        if pn.state.location.search != search:
+            pn.state.location.search = search
+
+    def _theme_switch(self):
+        dark = str(pn.config.theme) == "dark"
+        button = pn.widgets.Button(name="Light theme" if dark else "Dark theme", button_type="light",
+                                   width=110, css_classes=["explorer-theme"], align="center")
+        # The template's theme is chosen when the page loads (?theme=dark): reload with the other one.
+        button.js_on_click(code="""
+            const u = new URL(window.location.href);
+            if (u.searchParams.get('theme') === 'dark') { u.searchParams.delete('theme'); }
+            else { u.searchParams.set('theme', 'dark'); }
+            window.location.href = u.toString();
+        """)
+        return button
 
     def template(self):
         """The full-page app (used by ``panel serve explorer``)."""
         template = pn.template.BootstrapTemplate(
-            title="Morpho-MNIST Explorer", sidebar=[self.sidebar()], main=[self.tabs], sidebar_width=340,
+            title="Morpho-MNIST Explorer", sidebar=[self.sidebar()], main=[self._main], sidebar_width=300,
+            header=[pn.Row(pn.HSpacer(), self._theme_switch(), sizing_mode="stretch_width")],
             header_background="#1f3b5c")
         return template
 
@@ -203,8 +560,19 @@ class Explorer(pn.viewable.Viewer):
         doc = pn.state.curdoc
         if doc is not None and doc.session_context is not None:  # under panel serve
             self.sync_url()
+            doc.js_on_event("document_ready", _upload_guard(self.upload_limit(), "morpho-upload-refused"))
+            if self._pending is not None:
+                pn.state.onload(self._wait_for_data)
             return self.template().servable(title=title or "Morpho-MNIST Explorer")
         return super().servable(title=title, location=location, area=area, target=target)
 
     def __panel__(self):
-        return pn.Row(pn.Column(self.sidebar(), width=340), self.tabs, sizing_mode="stretch_width")
+        return pn.Row(pn.Column(self.sidebar(), width=300), self._main, sizing_mode="stretch_width")
+
+
+def serve_hint() -> str:
+    """How to start a server whose uploads can reach :data:`explorer.limits.MAX_UPLOAD_BYTES`."""
+    size = websocket_max_message_size()
+    if size <= DEFAULT_WEBSOCKET_MAX_MESSAGE_SIZE:
+        return "panel serve explorer"
+    return f"panel serve explorer --websocket-max-message-size {size}"

@@ -13,6 +13,9 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import stat
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -22,7 +25,8 @@ import pandas as pd
 
 __all__ = [
     "DataError", "Dataset", "METRICS", "PERTURBATION_NAMES", "SAMPLE_PATH", "load", "load_sample",
-    "load_folder", "load_array", "measure_metrics", "export_dataset", "cache_dir",
+    "load_folder", "load_array", "measure_metrics", "export_dataset", "cache_dir", "read", "PendingDataset",
+    "describe", "shared_key",
 ]
 
 METRICS = ("area", "length", "thickness", "slant", "width", "height")
@@ -40,9 +44,8 @@ SAMPLE_PATH = Path(__file__).resolve().parent.parent / "assets" / "mnist-5k"
 Progress = Callable[[int, int], None]
 
 _IMAGES_RE = re.compile(r"^(?P<split>.+?)[-.]images[-.]idx3[-.]ubyte(?P<gz>\.gz)?$")
-_SPLIT_ORDER = {"train": 0, "t10k": 1, "test": 1}
-_IMAGE_KEYS = ("images", "x", "X", "x_train", "imgs", "digits", "arr_0")
-_LABEL_KEYS = ("labels", "y", "Y", "y_train", "targets", "arr_1")
+_LABELS_RE = re.compile(r"^(?P<split>.+?)[-.]labels[-.]idx1[-.]ubyte(?P<gz>\.gz)?$")
+_PERT_RE = re.compile(r"^(?P<split>.+?)[-.]pert[-.]idx1[-.]ubyte(?P<gz>\.gz)?$")
 
 
 class DataError(ValueError):
@@ -72,6 +75,13 @@ class Dataset:
         The splits it is made of (e.g. ``[("train", 60000), ("t10k", 10000)]``), in order.
     notes : list of str
         What happened while loading (metrics computed, cache used), for the status line.
+    split : str or None
+        "train", "t10k" (or another split name) when the digits are one split; "train+t10k" for both.
+    metrics_source : str or None
+        Where the metrics came from, e.g. "released CSV t10k-morpho.csv", "measured here", "cache".
+    description : str
+        One line for the user, e.g. "MNIST t10k · 10,000 digits · metrics: released CSV t10k-morpho.csv"
+        (built from the other fields when not given).
     """
 
     images: np.ndarray
@@ -82,6 +92,9 @@ class Dataset:
     path: Path | None = None
     parts: list = field(default_factory=list)
     notes: list = field(default_factory=list)
+    split: str | None = None
+    metrics_source: str | None = None
+    description: str = ""
 
     def __post_init__(self):
         n = len(self.images)
@@ -94,6 +107,10 @@ class Dataset:
         if len(self.metrics) != n:
             raise DataError(f"{len(self.metrics)} metric rows for {n} images")
         self.metrics = self.metrics.loc[:, list(METRICS)].reset_index(drop=True).astype("float64")
+        if self.split is None and self.parts:
+            self.split = "+".join(name for name, _ in self.parts)
+        if not self.description:
+            self.description = describe(self.name, self.split, n, self.metrics_source)
 
     def __len__(self) -> int:
         return len(self.images)
@@ -106,6 +123,17 @@ class Dataset:
         if self.perturbations is not None:
             df.insert(1 if self.labels is not None else 0, "perturbation", self.perturbations)
         return df
+
+
+def describe(name: str, split: str | None, n: int, metrics_source: str | None) -> str:
+    """``"mnist · t10k · 10,000 digits · metrics: released CSV t10k-morpho.csv"``."""
+    parts = [name or "digits"]
+    if split and split not in (name or ""):
+        parts.append(split)
+    parts.append(f"{n:,} digits")
+    if metrics_source:
+        parts.append(f"metrics: {metrics_source}")
+    return " · ".join(parts)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -173,89 +201,255 @@ def _write_metrics_csv(df: pd.DataFrame, path: Path) -> None:
     atomic_write_csv(out, path, index=False)
 
 
-def _metrics_for(images: np.ndarray, source: Path, csv_name: str, progress: Progress | None,
-                 notes: list) -> pd.DataFrame:
-    """Metrics from ``source.parent/csv_name`` or the cache; else measure and cache them."""
+def _find_metrics(n: int, source: Path, csv_name: str, notes: list) -> tuple[pd.DataFrame | None, str | None]:
+    """Metrics from ``source.parent/csv_name`` or the per-user cache, with where they came from."""
     beside = source.parent / csv_name
-    cached = cache_dir() / _cache_key(source) / csv_name
-    for candidate in (beside, cached):
-        if candidate.is_file():
-            if candidate == cached:
-                notes.append(f"metrics read from the cache {cached.parent}")
-            return _read_metrics_csv(candidate, len(images))
-    df = measure_metrics(images, progress)
+    try:
+        cached = cache_dir() / _cache_key(source) / csv_name
+    except OSError:
+        cached = None
+    if beside.is_file():
+        return _read_metrics_csv(beside, n), f"{csv_name} beside the images"
+    if cached is not None and cached.is_file():
+        notes.append("metrics read from the explorer's cache (measured earlier)")
+        return _read_metrics_csv(cached, n), "measured earlier (explorer cache)"
+    return None, None
+
+
+def _store_metrics(df: pd.DataFrame, source: Path, csv_name: str, notes: list) -> None:
+    """Keep measured metrics beside the data, or in the per-user cache when the folder is read-only."""
+    beside = source.parent / csv_name
     try:
         _write_metrics_csv(df, beside)
-        notes.append(f"measured {len(images):,} digits; metrics cached in {beside}")
+        notes.append(f"measured {len(df):,} digits; metrics saved as {csv_name} beside the data")
+        return
     except OSError:
-        # Read-only data folder: keep the metrics in the per-user cache instead.
-        try:
-            _write_metrics_csv(df, cached)
-            notes.append(f"measured {len(images):,} digits; metrics cached in {cached}")
-        except OSError as e:
-            notes.append(f"measured {len(images):,} digits; could not cache the metrics ({e})")
-    return df
+        pass
+    try:
+        cached = cache_dir() / _cache_key(source) / csv_name
+        _write_metrics_csv(df, cached)
+        notes.append(f"measured {len(df):,} digits; metrics kept in the explorer's cache")
+    except OSError as e:
+        notes.append(f"measured {len(df):,} digits; could not keep the metrics ({e.strerror or e})")
 
 
 # ---------------------------------------------------------------------------------------------------------
 # loaders
 
-def _as_digits(array: np.ndarray, where: str) -> np.ndarray:
-    """Validate and convert an array to uint8 (N, 28, 28)."""
-    if array.dtype == object or not (np.issubdtype(array.dtype, np.number) or array.dtype == bool):
-        raise DataError(f"{where}: array of dtype {array.dtype}; expected numeric digit images")
-    if array.ndim == 2 and array.shape[1] == 784:
-        array = array.reshape(-1, 28, 28)
-    elif array.ndim == 4 and array.shape[1:] in ((28, 28, 1), (1, 28, 28)):
-        array = array.reshape(-1, 28, 28)
-    if array.ndim != 3 or array.shape[1:] != (28, 28):
-        raise DataError(f"{where}: array of shape {array.shape}; expected digit images of shape "
-                        f"(N, 28, 28) or (N, 784)")
-    if len(array) == 0:
-        raise DataError(f"{where}: contains no digits (shape {array.shape})")
-    if array.dtype == np.uint8:
-        return np.ascontiguousarray(array)
-    values = array.astype(np.float64)
-    if not np.isfinite(values).all():
-        raise DataError(f"{where}: images contain NaN or infinite values")
-    lo, hi = values.min(), values.max()
-    if lo < 0 or hi > 255:
-        raise DataError(f"{where}: pixel values range over [{lo:g}, {hi:g}]; expected [0, 1] or [0, 255]")
-    if hi <= 1.0:  # floats in [0, 1], as most models output
-        values = values * 255.0
-    return np.clip(np.rint(values), 0, 255).astype(np.uint8)
+@dataclass
+class _Part:
+    """One split of a dataset being opened, perhaps still without metrics."""
+
+    split: str
+    images: np.ndarray
+    labels: np.ndarray | None
+    perturbations: np.ndarray | None
+    source: Path  # the images file: metrics are cached under its name, size and mtime
+    csv_name: str
+    metrics: pd.DataFrame | None = None
+    metrics_source: str | None = None
 
 
-def _as_labels(array: np.ndarray, n: int, where: str) -> np.ndarray:
-    array = np.asarray(array)
-    if array.ndim == 2 and array.shape[1] > 1 and array.shape[0] == n:  # one-hot labels
-        array = array.argmax(axis=1)
-    array = array.reshape(-1) if array.ndim == 2 and 1 in array.shape else array
-    if array.ndim != 1 or len(array) != n:
-        raise DataError(f"{where}: labels of shape {array.shape} for {n} digits")
-    if not np.issubdtype(array.dtype, np.number):
-        raise DataError(f"{where}: labels of dtype {array.dtype}; expected integers")
-    return array.astype(np.int64)
+@dataclass
+class PendingDataset:
+    """Digits read from disk whose metrics may still have to be measured.
+
+    :func:`read` returns it without measuring anything, so that a server can measure the digits in
+    fair chunks on its worker pool; :meth:`complete` then stores the measured metrics in the cache and
+    builds the :class:`Dataset`.
+    """
+
+    name: str
+    path: Path
+    parts: list
+    notes: list = field(default_factory=list)
+    split: str | None = None
+    key: tuple | None = None
+
+    @property
+    def missing(self) -> list:
+        """Indices of the parts without metrics."""
+        return [i for i, p in enumerate(self.parts) if p.metrics is None]
+
+    def images_to_measure(self) -> np.ndarray:
+        """uint8 (M, 28, 28): the digits of every part without metrics, in order."""
+        missing = self.missing
+        if not missing:
+            return np.zeros((0, 28, 28), np.uint8)
+        if len(missing) == 1:
+            return self.parts[missing[0]].images
+        return np.concatenate([self.parts[i].images for i in missing])
+
+    def complete(self, measured: pd.DataFrame | None = None) -> "Dataset":
+        """The dataset, with ``measured`` (metrics of :meth:`images_to_measure`) stored in the cache."""
+        missing = self.missing
+        if missing:
+            expected = sum(len(self.parts[i].images) for i in missing)
+            if measured is None or len(measured) != expected:
+                raise DataError(f"{self.name}: {expected:,} digits need metrics, got "
+                                f"{0 if measured is None else len(measured):,} rows")
+            start = 0
+            for i in missing:
+                part = self.parts[i]
+                df = measured.iloc[start:start + len(part.images)].reset_index(drop=True)
+                start += len(part.images)
+                _store_metrics(df, part.source, part.csv_name, self.notes)
+                part.metrics, part.metrics_source = df, "measured here (released mode)"
+        parts = self.parts
+
+        def concat(arrays):
+            if all(a is None for a in arrays):
+                return None
+            # A split without labels gets -1, so that concatenated labels stay aligned.
+            return np.concatenate([a if a is not None else np.full(len(p.images), -1, np.int64)
+                                   for a, p in zip(arrays, parts)])
+
+        sources = list(dict.fromkeys(p.metrics_source for p in parts))
+        images = parts[0].images if len(parts) == 1 else np.concatenate([p.images for p in parts])
+        ds = Dataset(
+            images=images, labels=concat([p.labels for p in parts]),
+            metrics=pd.concat([p.metrics for p in parts], ignore_index=True),
+            perturbations=concat([p.perturbations for p in parts]),
+            name=self.name, path=self.path, parts=[(p.split, len(p.images)) for p in parts],
+            notes=self.notes, split=self.split or "+".join(p.split for p in parts),
+            metrics_source="; ".join(s for s in sources if s) or None,
+        )
+        if self.key is not None:
+            _shared_put(self.key, ds)
+        return ds
 
 
-def _find_split_file(folder: Path, split: str, kind: str) -> Path | None:
-    for sep in ("-", "."):
-        for suffix in (".gz", ""):
-            path = folder / f"{split}-{kind}{sep}idx1-ubyte{suffix}"
-            if path.is_file():
-                return path
-    return None
+def _images_file(folder: Path, split: str) -> Path | None:
+    """The images file of ``split`` in ``folder`` (the gzip one when both exist), for cache keys."""
+    best = None
+    for p in sorted(folder.glob(f"{split}[-.]images[-.]idx3[-.]ubyte*")):
+        m = _IMAGES_RE.match(p.name)
+        if m and m.group("split") == split and (best is None or p.name.endswith(".gz")):
+            best = p
+    return best
 
 
-def _load_idx(path: Path, what: str) -> np.ndarray:
-    from core.io import IDXError, load_idx
+def _pending_from(digits, limits) -> PendingDataset:
+    """Split what core.reading read into parts, each with its metrics when known (beside or cached)."""
+    from core.reading import read_metrics_table
 
+    path = Path(digits.path)
+    notes = [user_note for user_note in digits.notes]
+    if digits.metrics is not None:
+        source = f"{digits.metrics_source.removeprefix('CSV ')} beside the images" if digits.metrics_source \
+            else "a metrics table beside the images"
+        part = _Part(digits.split or (digits.parts[0][0] if digits.parts else path.stem), digits.images,
+                     digits.labels, digits.perturbations, path, "", digits.metrics, source)
+        return PendingDataset(name=digits.name, path=path, parts=[part], notes=[], split=digits.split)
+    folder = path if path.is_dir() else path.parent
+    parts, start = [], 0
+    for split, n in (digits.parts or [(path.stem, len(digits.images))]):
+        sl = slice(start, start + n)
+        start += n
+        if path.is_dir() or _IMAGES_RE.match(path.name):
+            source = _images_file(folder, split) or path
+            csv_name = f"{split}-morpho.csv"
+        else:
+            source, csv_name = path, f"{path.stem}-morpho.csv"
+        metrics, msource = None, None
+        beside = source.parent / csv_name
+        try:
+            if os.path.lexists(beside):
+                metrics = read_metrics_table(beside, n=n, limits=limits).loc[:, list(METRICS)]
+                msource = f"{csv_name} beside the images"
+            else:
+                metrics, msource = _find_metrics(n, source, csv_name, notes)
+        except ValueError as e:
+            raise DataError(str(e)) from e
+        # Notes of core.reading about a missing table are moot once the metrics are found or measured.
+        notes = [t for t in notes if not (t.endswith(f"no metrics table ({csv_name}) beside it"))]
+        lab = digits.labels[sl] if digits.labels is not None else None
+        pert = digits.perturbations[sl] if digits.perturbations is not None else None
+        parts.append(_Part(split, digits.images[sl], lab, pert, source, csv_name, metrics, msource))
+    return PendingDataset(name=digits.name, path=path, parts=parts, notes=notes, split=digits.split)
+
+
+def read(path: str | os.PathLike, *, limits=None) -> "Dataset | PendingDataset":
+    """Read digits through :func:`core.reading.read_dataset` (and metrics found beside them or in the
+    explorer's cache) without measuring.
+
+    Returns the shared, already opened :class:`Dataset` when the same files (path, size and mtime) were
+    opened before in this process; else a :class:`PendingDataset` to measure and :meth:`complete`.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A folder of IDX files, a Morpho-MNIST dataset folder, one IDX images file or a .npy/.npz array.
+    limits : core.reading.ReadLimits, optional
+        Largest file and digit count read (the app's :data:`explorer.limits.APP_READ_LIMITS`); the
+        library's generous defaults when None.
+
+    Raises
+    ------
+    DataError
+        With a message naming what is wrong and where (FIFOs, devices and other non-regular files are
+        refused before opening).
+    """
+    from core.reading import read_dataset
+
+    text = str(path).strip()
+    if not text or text == ".":
+        raise DataError("no path given")
+    path = Path(os.path.expanduser(text))
     try:
-        return load_idx(path)
-    except IDXError as e:
-        raise DataError(f"corrupt {what} IDX file: {e}") from e
+        key = shared_key(path)
+        ds = _shared_get(key)
+        if ds is not None:
+            return ds
+        digits = read_dataset(path, limits=limits)
+    except FileNotFoundError:
+        raise DataError(f"{path}: no such file or folder") from None
+    except PermissionError as e:
+        raise DataError(f"{path}: permission denied ({e.filename})") from None
+    except ValueError as e:  # core.reading: UnreadableFileError, IDXError, DatasetError; never a pickle
+        raise DataError(_explain(e)) from None
     except OSError as e:
-        raise DataError(f"{path}: cannot read ({e.strerror or e})") from e
+        raise DataError(f"{path}: cannot read ({e.strerror or e})") from None
+    pending = _pending_from(digits, limits)
+    pending.key = key
+    return pending
+
+
+def _explain(error: Exception) -> str:
+    """core.reading's message, saying which role a broken IDX file had (images, labels, ...)."""
+    text = str(error)
+    where, _, what = text.partition(": ")
+    if "corrupt" in what:
+        return text
+    name = Path(where).name
+    for role, pattern in (("images", _IMAGES_RE), ("labels", _LABELS_RE), ("perturbation", _PERT_RE)):
+        if pattern.match(name):
+            return f"corrupt {role} IDX file: {text}"
+    return text
+
+
+def load(path: str | os.PathLike, progress: Progress | None = None, *, limits=None) -> Dataset:
+    """Open any supported data, measuring (and caching) metrics that are not known yet.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A folder of IDX files, a ``.npy``/``.npz`` file, or one IDX image file.
+    progress : callable, optional
+        ``progress(done, total)`` while measuring.
+    limits : core.reading.ReadLimits, optional
+        Largest file and digit count read.
+
+    Raises
+    ------
+    DataError
+        With a message naming what is wrong and where.
+    """
+    got = read(path, limits=limits)
+    if isinstance(got, Dataset):
+        return got
+    measured = measure_metrics(got.images_to_measure(), progress) if got.missing else None
+    return got.complete(measured)
 
 
 def load_folder(folder: str | os.PathLike, progress: Progress | None = None) -> Dataset:
@@ -265,70 +459,15 @@ def load_folder(folder: str | os.PathLike, progress: Progress | None = None) -> 
     then others by name) with its ``<split>-labels-idx1-ubyte``, ``<split>-morpho.csv`` and
     ``<split>-pert-idx1-ubyte`` when present. Missing metrics are measured and cached.
 
-    Parameters
-    ----------
-    folder : str or os.PathLike
-    progress : callable, optional
-        ``progress(done, total)`` while measuring.
-
-    Returns
-    -------
-    Dataset
-
     Raises
     ------
     DataError
         No image files, a corrupt IDX file, or files that do not match one another.
     """
     folder = Path(folder)
-    found = []
-    for path in sorted(folder.iterdir()):
-        m = _IMAGES_RE.match(path.name)
-        if m and path.is_file():
-            found.append((m.group("split"), path))
-    if not found:
-        raise DataError(f"{folder}: no MNIST digits here (expected files like train-images-idx3-ubyte.gz "
-                        f"or t10k-images-idx3-ubyte)")
-    # One file per split: prefer the gzip one when both exist.
-    by_split = {}
-    for split, path in found:
-        if split not in by_split or path.name.endswith(".gz"):
-            by_split[split] = path
-    splits = sorted(by_split, key=lambda s: (_SPLIT_ORDER.get(s, 2), s))
-
-    images, labels, metrics, perts, parts, notes = [], [], [], [], [], []
-    for split in splits:
-        img_path = by_split[split]
-        imgs = _load_idx(img_path, "images")
-        imgs = _as_digits(imgs, str(img_path))
-        n = len(imgs)
-        lab_path = _find_split_file(folder, split, "labels")
-        lab = None
-        if lab_path is not None:
-            lab = _as_labels(_load_idx(lab_path, "labels"), n, str(lab_path))
-        pert_path = _find_split_file(folder, split, "pert")
-        pert = None
-        if pert_path is not None:
-            pert = _as_labels(_load_idx(pert_path, "perturbation"), n, str(pert_path))
-        met = _metrics_for(imgs, img_path, f"{split}-morpho.csv", progress, notes)
-        images.append(imgs)
-        labels.append(lab)
-        perts.append(pert)
-        metrics.append(met)
-        parts.append((split, n))
-
-    def _concat(arrays):
-        if all(a is None for a in arrays):
-            return None
-        # A split without labels gets -1, so that concatenated labels stay aligned.
-        return np.concatenate([a if a is not None else np.full(n, -1, np.int64)
-                               for a, (_, n) in zip(arrays, parts)])
-
-    return Dataset(
-        images=np.concatenate(images), labels=_concat(labels),
-        metrics=pd.concat(metrics, ignore_index=True), perturbations=_concat(perts),
-        name=folder.name or str(folder), path=folder, parts=parts, notes=notes,
-    )
+    if not folder.is_dir():
+        raise DataError(f"{folder}: not a folder")
+    return load(folder, progress)
 
 
 def load_array(path: str | os.PathLike, progress: Progress | None = None) -> Dataset:
@@ -338,83 +477,67 @@ def load_array(path: str | os.PathLike, progress: Progress | None = None) -> Dat
     ``labels`` (or ``y``, ...) and perturbation labels under ``perturbations``. Images may be uint8 in
     [0, 255] or floats in [0, 1], shaped (N, 28, 28) or (N, 784). Metrics are measured and cached as
     ``<stem>-morpho.csv`` beside the file (or in the cache folder).
-
-    Raises
-    ------
-    DataError
-        Unreadable file, pickled objects, no image array, or an array of the wrong shape.
     """
-    path = Path(path)
-    try:
-        loaded = np.load(path, allow_pickle=False)
-    except ValueError as e:
-        raise DataError(f"{path}: holds Python objects, which are never unpickled; save plain numeric "
-                        f"arrays ({e})") from e
-    except (OSError, EOFError) as e:
-        raise DataError(f"{path}: not a readable NumPy file ({e})") from e
-    labels = perts = None
-    if isinstance(loaded, np.lib.npyio.NpzFile):
-        with loaded:
-            keys = list(loaded.files)
-            img_key = next((k for k in _IMAGE_KEYS if k in keys), None)
-            if img_key is None and len(keys) == 1:
-                img_key = keys[0]
-            if img_key is None:
-                raise DataError(f"{path}: no image array among {', '.join(keys) or 'no arrays'} "
-                                f"(name it 'images' or 'x')")
+    return load(path, progress)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# the datasets shared by every session of a server
+
+#: How many opened datasets the process keeps for other sessions (env ``MORPHO_SHARED_DATASETS``).
+SHARED_MAX = int(os.environ.get("MORPHO_SHARED_DATASETS", "4") or 4)
+_SHARED: "OrderedDict[tuple, Dataset]" = OrderedDict()
+_SHARED_LOCK = threading.Lock()
+
+
+def shared_key(path: Path) -> tuple:
+    """What identifies opened data: its resolved path, and the size and mtime of every file read."""
+    path = Path(path).resolve()
+    if path.is_dir():
+        files = []
+        for p in sorted(path.iterdir()):
             try:
-                raw = loaded[img_key]
-                lab_key = next((k for k in _LABEL_KEYS if k in keys and k != img_key), None)
-                raw_labels = loaded[lab_key] if lab_key else None
-                raw_perts = loaded["perturbations"] if "perturbations" in keys else None
-            except ValueError as e:
-                raise DataError(f"{path}: holds Python objects, which are never unpickled ({e})") from e
-            except Exception as e:
-                raise DataError(f"{path}: corrupt .npz archive ({e})") from e
-        images = _as_digits(raw, f"{path} [{img_key}]")
-        if raw_labels is not None:
-            labels = _as_labels(raw_labels, len(images), f"{path} [{lab_key}]")
-        if raw_perts is not None:
-            perts = _as_labels(raw_perts, len(images), f"{path} [perturbations]")
-    else:
-        images = _as_digits(loaded, str(path))
-    notes: list = []
-    metrics = _metrics_for(images, path, f"{path.stem}-morpho.csv", progress, notes)
-    return Dataset(images=images, labels=labels, metrics=metrics, perturbations=perts, name=path.name,
-                   path=path, parts=[(path.stem, len(images))], notes=notes)
+                st = p.stat()
+            except OSError:
+                continue
+            if stat.S_ISREG(st.st_mode):
+                files.append((p.name, st.st_size, st.st_mtime_ns))
+        return str(path), tuple(files)
+    st = path.stat()
+    return str(path), st.st_size, st.st_mtime_ns
 
 
-def load(path: str | os.PathLike, progress: Progress | None = None) -> Dataset:
-    """Open any supported data: a folder of IDX files, a ``.npy``/``.npz`` file, or one IDX image file.
+def _shared_get(key: tuple) -> Dataset | None:
+    with _SHARED_LOCK:
+        ds = _SHARED.get(key)
+        if ds is not None:
+            _SHARED.move_to_end(key)
+        return ds
 
-    Raises
-    ------
-    DataError
-        With a message naming what is wrong and where.
-    """
-    path = Path(os.path.expanduser(str(path).strip()))
-    if not str(path):
-        raise DataError("no path given")
-    if not path.exists():
-        raise DataError(f"{path}: no such file or folder")
-    try:
-        if path.is_dir():
-            return load_folder(path, progress)
-        if path.suffix in (".npy", ".npz"):
-            return load_array(path, progress)
-        if _IMAGES_RE.match(path.name):
-            return load_folder(path.parent, progress)
-    except PermissionError as e:
-        raise DataError(f"{path}: permission denied ({e.filename})") from e
-    raise DataError(f"{path}: not a supported file (open a folder of MNIST IDX files, a Morpho-MNIST "
-                    f"dataset folder, or a .npy/.npz array)")
+
+def _shared_put(key: tuple, ds: Dataset) -> None:
+    with _SHARED_LOCK:
+        _SHARED[key] = ds
+        _SHARED.move_to_end(key)
+        while len(_SHARED) > max(1, SHARED_MAX):
+            _SHARED.popitem(last=False)
+
+
+_SAMPLE: Dataset | None = None
 
 
 def load_sample() -> Dataset:
-    """The bundled sample: 5,000 real MNIST training digits with their released metrics."""
-    ds = load_folder(SAMPLE_PATH)
-    ds.name = "MNIST sample (5,000 digits)"
-    return ds
+    """The bundled sample: 5,000 real MNIST training digits with their released metrics (read once
+    per process and shared)."""
+    global _SAMPLE
+    if _SAMPLE is None:
+        ds = load(SAMPLE_PATH)
+        _SAMPLE = Dataset(images=ds.images, labels=ds.labels, metrics=ds.metrics,
+                          perturbations=ds.perturbations, name="MNIST sample", path=ds.path, parts=ds.parts,
+                          notes=[], split="train",
+                          metrics_source="released Morpho-MNIST CSV train-morpho.csv")
+        _SAMPLE.images.setflags(write=False)  # shared by every session: nobody may change it
+    return _SAMPLE
 
 
 # ---------------------------------------------------------------------------------------------------------

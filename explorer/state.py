@@ -1,19 +1,43 @@
-"""The one shared state that every explorer view observes."""
+"""The one shared state that every explorer view observes.
+
+Besides the dataset, filters and selection, the state is where a view finds the session's services:
+background work (:meth:`ExplorerState.track`, :meth:`ExplorerState.run_job`, all on the fair server-wide
+pool of :mod:`explorer.jobs`), UI updates from worker threads (:meth:`ExplorerState.run_on_document`),
+user-typed paths checked against the server's data folders (:meth:`ExplorerState.resolve_user_path`)
+and share-link values checked against the widgets' ranges (:meth:`ExplorerState.apply_query`).
+"""
 from __future__ import annotations
 
 import asyncio
-import threading
-from concurrent.futures import ThreadPoolExecutor
+import json
+from concurrent.futures import CancelledError
+import math
+import os
+import shutil
+import tempfile
+from pathlib import Path
 
 import numpy as np
 import param
 
-from explorer.data import METRICS, DataError, Dataset, load, load_sample
+from explorer import jobs
+from explorer.data import METRICS, DataError, Dataset, PendingDataset, load, load_sample, read
+from explorer.limits import APP_READ_LIMITS, check_upload, user_message
 
-__all__ = ["ExplorerState"]
+__all__ = ["ExplorerState", "URL_PARAMETERS"]
 
-# One worker: loads and batch perturbations run one at a time, never on the event loop.
-_EXECUTOR = ThreadPoolExecutor(max_workers=1, thread_name_prefix="explorer-worker")
+#: State parameters kept in the URL (parameter -> query name), so that a view can be shared.
+URL_PARAMETERS = {
+    "current": "digit", "labels": "labels", "perturbations": "perts", "ranges": "ranges",
+    "sort_by": "sort", "descending": "desc", "page": "page", "perturbation": "pert",
+    "perturbation_params": "pert_params", "seed": "seed", "scatter_x": "x", "scatter_y": "y",
+    "scatter_selection": "sel",
+}
+
+#: Largest seed a share link may set (numpy generators take any int; this keeps URLs sane).
+MAX_SEED = 2**32 - 1
+#: Longest share-link value read (characters): a URL never makes the server parse megabytes.
+MAX_QUERY_VALUE = 20_000
 
 
 def _session_document():
@@ -26,12 +50,43 @@ def _session_document():
     return doc if doc is not None and doc.session_context is not None else None
 
 
+def encode_indices(indices) -> str:
+    """``[0, 1, 2, 5, 7, 8]`` -> ``"0-2,5,7-8"`` (sorted, unique): a compact selection for URLs."""
+    idx = np.unique(np.asarray(indices, dtype=np.int64))
+    if len(idx) == 0:
+        return ""
+    breaks = np.flatnonzero(np.diff(idx) != 1)
+    starts = np.concatenate([[idx[0]], idx[breaks + 1]])
+    ends = np.concatenate([idx[breaks], [idx[-1]]])
+    return ",".join(str(a) if a == b else f"{a}-{b}" for a, b in zip(starts.tolist(), ends.tolist()))
+
+
+def decode_indices(text: str, n: int) -> np.ndarray:
+    """Inverse of :func:`encode_indices`, keeping only indices in [0, n); raises ValueError."""
+    out = []
+    for item in filter(None, text.split(",")):
+        a, _, b = item.partition("-")
+        lo, hi = int(a), int(b) if b else int(a)
+        lo, hi = max(lo, 0), min(hi, n - 1)
+        if hi >= lo:
+            out.append(np.arange(lo, hi + 1, dtype=np.int64))
+    return np.unique(np.concatenate(out)) if out else np.zeros(0, np.int64)
+
+
 class ExplorerState(param.Parameterized):
     """Dataset, filters, selection and current digit, shared by all views.
 
     Filters combine with AND: digit labels, perturbation labels, a [lo, hi] range per metric and the
     box/lasso selection made in the scatter plot. ``selection`` holds the indices passing all filters,
     in the order chosen by ``sort_by``; the browser pages through it.
+
+    Parameters
+    ----------
+    dataset : Dataset, optional
+        The bundled sample when omitted.
+    data_roots : list of str, optional
+        Folders the path boxes may read and write in (``--data-root``); empty: any path, unless
+        ``paths_enabled`` is False.
     """
 
     dataset = param.ClassSelector(class_=Dataset, doc="The open dataset.")
@@ -41,6 +96,8 @@ class ExplorerState(param.Parameterized):
     ranges = param.Dict(default={}, doc="Metric name -> [lo, hi] range filter.")
     scatter_selection = param.Parameter(default=None, doc="Indices picked in the scatter (box/lasso), "
                                                         "or None for no scatter selection.")
+    scatter_x = param.Selector(default="thickness", objects=list(METRICS), doc="Scatter plot's x metric.")
+    scatter_y = param.Selector(default="slant", objects=list(METRICS), doc="Scatter plot's y metric.")
     sort_by = param.Selector(default="index", objects=["index", *METRICS], doc="Order of the selection.")
     descending = param.Boolean(default=False)
 
@@ -54,6 +111,16 @@ class ExplorerState(param.Parameterized):
     perturbation_params = param.Dict(default={}, doc="Its parameter values.")
     seed = param.Integer(default=0, bounds=(0, None), doc="Seed for random perturbations.")
 
+    # A live model (explorer.model): its decoder and what it produced, for the Compare and traversal views.
+    decoder = param.Parameter(default=None, doc="None or a core.decoders.Decoder.")
+    model_samples = param.Parameter(default=None, doc="None or core.samples.Samples drawn from the decoder.")
+    model_traversal = param.Parameter(default=None, doc="None or core.samples.Traversal of the decoder.")
+
+    # Where path boxes may point (server policy, set by the app).
+    data_roots = param.List(default=[], item_type=str, doc="Folders the path boxes are confined to.")
+    paths_enabled = param.Boolean(default=True, doc="Whether path boxes may be used at all.")
+    paths_note = param.String(default="", doc="Why path boxes are off, and how to turn them on.")
+
     busy = param.Boolean(default=False, doc="A background job is running.")
     progress = param.Integer(default=-1, doc="Progress of the job in percent; -1 when indeterminate.")
     status = param.String(default="", doc="What the background job is doing.")
@@ -62,8 +129,12 @@ class ExplorerState(param.Parameterized):
 
     def __init__(self, dataset: Dataset | None = None, **params):
         super().__init__(**params)
-        self._lock = threading.Lock()
         self._progress_value = (-1, 0)
+        self._job: jobs.Job | None = None
+        self._tmp: tempfile.TemporaryDirectory | None = None
+        # Captured now: worker threads and coroutines resumed outside the session have no curdoc.
+        self._doc = _session_document()
+        self.owner = jobs.session_owner()
         self.dataset = dataset if dataset is not None else load_sample()
 
     # ---------------------------------------------------------------------------------------------------
@@ -144,40 +215,29 @@ class ExplorerState(param.Parameterized):
         return float(values.min()), float(values.max())
 
     # ---------------------------------------------------------------------------------------------------
-    # background jobs
+    # the session's document
 
-    def report(self, done: int, total: int) -> None:
-        """Progress callback for worker threads; the event loop copies it into ``progress``."""
-        self._progress_value = (done, total)
+    def run_on_document(self, fn) -> None:
+        """Run ``fn()`` where it may update the views: on the session's document (served apps, from any
+        thread, at the next tick, holding the document lock), or at once (notebooks and scripts).
 
-    async def run_job(self, status: str, func, *args):
-        """Run ``func(*args)`` in the worker thread while the event loop shows its progress.
-
-        Returns the result, or raises what ``func`` raised. Only one job runs at a time.
+        A closed session's updates are dropped.
         """
-        if self.busy:
-            raise RuntimeError("another job is running; wait for it to finish")
-        self._doc = _session_document()
-        self._progress_value = (-1, 0)
-        await self.in_document(lambda: self.param.update(busy=True, status=status, progress=-1))
-        future = asyncio.get_running_loop().run_in_executor(_EXECUTOR, func, *args)
+        doc = self._doc
+        if doc is None:
+            fn()
+            return
         try:
-            while not future.done():
-                done, total = self._progress_value
-                pct = int(100 * done / total) if total else -1
-                if pct != self.progress:
-                    await self.in_document(lambda: setattr(self, "progress", pct))
-                await asyncio.wait([future], timeout=0.15)
-            return future.result()
-        finally:
-            await self.in_document(lambda: self.param.update(busy=False, status="", progress=-1))
+            doc.add_next_tick_callback(fn)
+        except Exception:  # the session was destroyed meanwhile: nobody to update
+            pass
 
     async def in_document(self, fn):
-        """Run ``fn()`` holding the Bokeh document lock (served apps), so views may update their models.
+        """Run ``fn()`` holding the Bokeh document lock (served apps) and return its result.
 
         Async callbacks resume without the lock; every state change after an ``await`` goes through here.
         """
-        doc = getattr(self, "_doc", None) or _session_document()
+        doc = self._doc or _session_document()
         if doc is None:
             return fn()
         loop = asyncio.get_running_loop()
@@ -185,39 +245,146 @@ class ExplorerState(param.Parameterized):
 
         def callback():
             try:
-                done.set_result(fn())
+                result = fn()
             except Exception as e:  # handed back to the awaiting coroutine
-                done.set_exception(e)
+                if not done.done():
+                    done.set_exception(e)
+            else:
+                if not done.done():
+                    done.set_result(result)
 
         doc.add_next_tick_callback(callback)
         return await done
 
     def notify(self, text: str, kind: str = "info") -> None:
-        """Show a message to the user (the app renders it as an alert and a notification)."""
+        """Show a message to the user (the app renders it as an alert)."""
         if text == self.message and kind == self.message_kind:
             self.param.trigger("message")  # the same message again: show it again
         else:
             self.param.update(message=text, message_kind=kind)
 
-    async def open(self, path) -> bool:
-        """Open data at ``path`` off the event loop; on failure keep the current dataset.
+    # ---------------------------------------------------------------------------------------------------
+    # background jobs (explorer.jobs: fair, per session, cancelled when the session closes)
+
+    def report(self, done: int, total: int) -> None:
+        """Progress callback for worker threads; the event loop copies it into ``progress``."""
+        self._progress_value = (done, total)
+
+    async def track(self, status: str, job: jobs.Job):
+        """Show ``status`` and the progress of ``job`` (``report`` or the job's own count) until it ends.
+
+        Returns its result, or raises what it raised (``concurrent.futures.CancelledError`` when
+        cancelled). The Cancel button of the app (:meth:`cancel`) cancels it.
+        """
+        self._job = job
+        self._progress_value = (-1, 0)
+        await self.in_document(lambda: self.param.update(busy=True, status=status, progress=-1))
+        waiter = asyncio.wrap_future(job._future)
+        try:
+            while not job.done():
+                done, total = self._progress_value
+                if total <= 0 and job.progress[1] > 1:
+                    done, total = job.progress
+                pct = int(100 * done / total) if total > 0 else -1
+                if pct != self.progress:
+                    await self.in_document(lambda: setattr(self, "progress", pct))
+                await asyncio.wait([waiter], timeout=0.2)
+            return job.result()
+        finally:
+            if waiter.done() and not waiter.cancelled():
+                waiter.exception()  # retrieved: no "exception was never retrieved" in the server log
+            self._job = None
+            await self.in_document(lambda: self.param.update(busy=False, status="", progress=-1))
+
+    async def run_job(self, status: str, func, *args):
+        """Run ``func(*args)`` on the server-wide pool while the app shows ``status`` and its progress.
+
+        Returns the result, or raises what ``func`` raised. One job at a time per session.
+        """
+        if self.busy:
+            raise RuntimeError("another job is running; wait for it to finish")
+        return await self.track(status, jobs.submit(self.owner, func, *args))
+
+    def cancel(self) -> None:
+        """Cancel the job shown in the status line, if any."""
+        job = self._job
+        if job is not None:
+            job.cancel()
+
+    def close(self) -> None:
+        """The session closed: cancel its jobs and drop what it holds (uploads, the current job)."""
+        jobs.cancel_owner(self.owner)
+        self._job = None
+        if self._tmp is not None:
+            self._tmp.cleanup()
+            self._tmp = None
+        self.model_samples = self.model_traversal = None
+
+    # ---------------------------------------------------------------------------------------------------
+    # opening data
+
+    async def open(self, path, *, limits=APP_READ_LIMITS, shown_name: str | None = None,
+                   hidden: dict | None = None) -> bool:
+        """Open data at ``path`` off the event loop (fair jobs: read, measure, keep); on failure keep the
+        current dataset and say why.
+
+        Parameters
+        ----------
+        path : str or pathlib.Path
+            Already checked with :meth:`resolve_user_path` when it comes from a path box.
+        limits : core.reading.ReadLimits, optional
+            Largest file and digit count read (None: the library's defaults).
+        shown_name : str, optional
+            How to name the data in messages (an upload's file name).
+        hidden : dict, optional
+            Server paths -> what messages show instead (see :func:`explorer.limits.user_message`).
 
         Returns
         -------
         bool
             Whether the new dataset was opened.
         """
+        if self.busy:
+            await self.in_document(lambda: self.notify(
+                "Still working on the previous job; try again when it finishes.", "warning"))
+            return False
+        name = shown_name or str(path)
+        kept = self.dataset.name
+
+        def shown(text: str) -> str:
+            # Paths the user typed are theirs to see; an upload's temporary copy never is.
+            return user_message(text, hidden) if hidden else text
         try:
-            dataset = await self.run_job(f"Opening {path}", lambda: load(path, progress=self.report))
-        except DataError as e:
-            text = f"Could not open the data: {e}. Kept {self.dataset.name}."
+            got = await self.track(f"Opening {name}", jobs.submit(self.owner, read, path, limits=limits))
+            if isinstance(got, PendingDataset):
+                if hidden:  # an upload: never shared, named as the user knows it
+                    got.key = None
+                    got.name = shown_name or got.name
+                measured = None
+                if got.missing:
+                    images = got.images_to_measure()
+                    measured = await self.track(f"Measuring {len(images):,} digits of {name}",
+                                                jobs.measure(self.owner, images, progress=self.report))
+                dataset = await self.track(f"Opening {name}", jobs.submit(self.owner, got.complete, measured))
+            else:
+                dataset = got
+        except (asyncio.CancelledError, CancelledError):
+            await self.in_document(lambda: self.notify(f"Opening {name} was cancelled. Kept {kept}.",
+                                                       "warning"))
+            return False
+        except (DataError, ValueError) as e:
+            text = shown(f"Could not open the data: {e}. Kept {kept}.")
+            await self.in_document(lambda: self.notify(text, "danger"))
+            return False
+        except MemoryError:
+            text = f"Could not open {name}: not enough memory on the server. Kept {kept}."
             await self.in_document(lambda: self.notify(text, "danger"))
             return False
         except Exception as e:  # never let a surprise in user data take the app down
-            text = f"Could not open {path}: {type(e).__name__}: {e}. Kept {self.dataset.name}."
+            text = shown(f"Could not open {name}: {type(e).__name__}: {e}. Kept {kept}.")
             await self.in_document(lambda: self.notify(text, "danger"))
             return False
-        notes = "; ".join(dataset.notes)
+        notes = shown("; ".join(dataset.notes))
 
         def apply():
             self.dataset = dataset
@@ -226,6 +393,240 @@ class ExplorerState(param.Parameterized):
         await self.in_document(apply)
         return True
 
+    async def open_upload(self, filename: str, content: bytes) -> bool:
+        """Open an uploaded file (bytes) as the dataset: size checked first, read with the app's limits,
+        messages naming the file as uploaded (never the server's temporary path)."""
+        shown = Path(str(filename)).name or "upload"
+        try:
+            check_upload(shown, len(content))
+        except ValueError as e:
+            await self.in_document(lambda: self.notify(f"Could not open the upload: {e}", "danger"))
+            return False
+        if self._tmp is None:
+            self._tmp = tempfile.TemporaryDirectory(prefix="morpho-upload-")
+        folder = Path(self._tmp.name) / f"{len(os.listdir(self._tmp.name))}"
+        target = folder / shown
+
+        def save():
+            folder.mkdir(parents=True)
+            target.write_bytes(content)
+            return target
+
+        try:
+            await jobs.submit(self.owner, save)
+            return await self.open(target, shown_name=shown, hidden={str(target): shown, str(folder): "the upload"})
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)  # the dataset is in memory now
+
     def open_now(self, path) -> None:
         """Open data synchronously (scripts and notebooks); raises :class:`DataError`."""
         self.dataset = load(path)
+
+    # ---------------------------------------------------------------------------------------------------
+    # paths typed by users
+
+    def resolve_user_path(self, text: str, purpose: str = "open") -> Path:
+        """The path a user typed in a path box, checked against the server's policy.
+
+        Parameters
+        ----------
+        text : str
+            What the user typed (``~`` expands; relative paths are taken in the first data root).
+        purpose : {"open", "samples", "export", ...}
+            What the path is for, named in messages ("export" may name a folder that does not exist yet).
+
+        Returns
+        -------
+        pathlib.Path
+            The absolute path, symlinks resolved.
+
+        Raises
+        ------
+        ValueError
+            With a message for the user: path boxes are off on this server, or the path leads outside
+            every ``--data-root`` folder (also through a symlink or ``..``).
+        """
+        what = {"open": "data path", "samples": "samples path", "export": "export folder"}.get(purpose, "path")
+        text = (text or "").strip()
+        if not self.paths_enabled:
+            raise ValueError(self.paths_note or "Paths on the server are turned off here; upload files instead.")
+        if not text:
+            raise ValueError(f"Type a {what} first.")
+        if "\x00" in text:
+            raise ValueError(f"{what.capitalize()} {text!r} is not a valid path.")
+        path = Path(os.path.expanduser(text))
+        roots = [Path(os.path.realpath(os.path.expanduser(r))) for r in self.data_roots]
+        if not path.is_absolute():
+            path = (roots[0] if roots else Path.cwd()) / path
+        real = Path(os.path.realpath(path))
+        if roots and not any(real == r or r in real.parents for r in roots):
+            names = ", ".join(str(r) for r in roots)
+            raise ValueError(f"{what.capitalize()} {text} is outside the data folders this server offers "
+                             f"({names}); choose a path inside {'it' if len(roots) == 1 else 'one of them'}.")
+        return real
+
+    # ---------------------------------------------------------------------------------------------------
+    # share links
+
+    def query(self) -> dict:
+        """The URL query of the view state (only values that differ from the defaults)."""
+        out = {}
+        for name, key in URL_PARAMETERS.items():
+            value = getattr(self, name)
+            if name == "scatter_selection":
+                if value is not None:
+                    text = encode_indices(value)
+                    out[key] = text if len(text) <= MAX_QUERY_VALUE else None
+                continue
+            if value == self.param[name].default and not isinstance(value, (list, dict)):
+                continue
+            if isinstance(value, (list, dict)):
+                if not value:
+                    continue
+                out[key] = json.dumps(value, separators=(",", ":"))
+            elif isinstance(value, bool):
+                out[key] = "true" if value else "false"
+            else:
+                out[key] = str(value)
+        return {k: v for k, v in out.items() if v is not None}
+
+    def apply_query(self, query: dict) -> list[str]:
+        """Set the view state from a share link, every value checked against its widget's range.
+
+        Values out of range are clamped (the widgets then show what is used); values that cannot be
+        read are ignored. Nothing heavy runs before the values are checked, so no link can stall the
+        server.
+
+        Parameters
+        ----------
+        query : dict
+            Query name (see :data:`URL_PARAMETERS`) -> text (bytes and one-item lists accepted).
+
+        Returns
+        -------
+        list of str
+            One short phrase per changed or ignored value, for one notice.
+        """
+        from core.perturb import PERTURBATIONS
+
+        notes: list[str] = []
+        values: dict = {}
+        ds = self.dataset
+        n = len(ds)
+        by_key = {v: k for k, v in URL_PARAMETERS.items()}
+
+        def text_of(raw):
+            if isinstance(raw, (list, tuple)):
+                raw = raw[-1] if raw else ""
+            if isinstance(raw, bytes):
+                raw = raw.decode("utf-8", "replace")
+            return str(raw)
+
+        def number(text, integer=False):
+            v = float(text) if not integer else (int(text) if text.lstrip("+-").isdigit() else float(text))
+            if isinstance(v, float) and not math.isfinite(v):
+                raise ValueError(text)
+            if integer and isinstance(v, float):
+                if v != int(v):
+                    raise ValueError(text)
+                v = int(v)
+            return v
+
+        def clamp(name, v, lo, hi, shown=None):
+            if v < lo or v > hi:
+                c = min(max(v, lo), hi)
+                notes.append(f"{shown or name} {v:g} → {c:g} (allowed {lo:g} to {hi:g})")
+                return c
+            return v
+
+        for key, raw in query.items():
+            name = by_key.get(key)
+            if name is None:
+                continue
+            text = text_of(raw).strip()
+            if len(text) > MAX_QUERY_VALUE:
+                notes.append(f"{key} ignored (too long)")
+                continue
+            try:
+                if name == "current":
+                    values[name] = int(clamp("digit", number(text, True), 0, n - 1))
+                elif name == "page":
+                    values[name] = int(clamp("page", number(text, True), 0, 10**9))
+                elif name == "seed":
+                    values[name] = int(clamp("seed", number(text, True), 0, MAX_SEED))
+                elif name == "descending":
+                    if text.lower() not in ("true", "false", "1", "0"):
+                        raise ValueError(text)
+                    values[name] = text.lower() in ("true", "1")
+                elif name in ("sort_by", "scatter_x", "scatter_y"):
+                    objects = self.param[name].objects
+                    if text not in objects:
+                        raise ValueError(text)
+                    values[name] = text
+                elif name in ("labels", "perturbations"):
+                    items = json.loads(text)
+                    if not isinstance(items, list) or not all(isinstance(i, int) and not isinstance(i, bool)
+                                                              for i in items):
+                        raise ValueError(text)
+                    known = ds.labels if name == "labels" else ds.perturbations
+                    allowed = set(np.unique(known).tolist()) if known is not None else set()
+                    kept = sorted({i for i in items if i in allowed})
+                    if len(kept) != len(set(items)):
+                        notes.append(f"{key}: kept {kept} (others are not in this dataset)")
+                    values[name] = kept
+                elif name == "ranges":
+                    items = json.loads(text)
+                    if not isinstance(items, dict):
+                        raise ValueError(text)
+                    ranges = {}
+                    for metric, bounds in items.items():
+                        if metric not in METRICS or not isinstance(bounds, list) or len(bounds) != 2:
+                            notes.append(f"range {metric!s:.20} ignored")
+                            continue
+                        lo, hi = (number(str(b)) for b in bounds)
+                        ranges[metric] = [min(lo, hi), max(lo, hi)]
+                    values[name] = ranges
+                elif name == "perturbation":
+                    if text not in PERTURBATIONS:
+                        raise ValueError(text)
+                    values[name] = text
+                elif name == "perturbation_params":
+                    items = json.loads(text)
+                    if not isinstance(items, dict):
+                        raise ValueError(text)
+                    values[name] = items  # checked below, against the chosen perturbation's specs
+                elif name == "scatter_selection":
+                    values[name] = decode_indices(text, n) if text else None
+            except (ValueError, TypeError, OverflowError, json.JSONDecodeError):
+                notes.append(f"{key}={text[:40]!s} ignored (not a valid value)")
+
+        if "perturbation_params" in values:
+            pert = values.get("perturbation", self.perturbation)
+            specs = {p.name: p for p in PERTURBATIONS.get(pert, (None, ()))[1]}
+            clean = {}
+            for pname, v in values["perturbation_params"].items():
+                spec = specs.get(pname)
+                if spec is None:
+                    notes.append(f"{pname!s:.30} ignored (not a parameter of {pert})")
+                    continue
+                try:
+                    v = number(str(v), integer=False)
+                except (ValueError, TypeError):
+                    notes.append(f"{pname}={str(v)[:20]} ignored (not a number)")
+                    continue
+                v = clamp(pname.replace("_", " "), v, spec.low, spec.high)
+                clean[pname] = int(round(v)) if spec.integer else float(v)
+            values["perturbation_params"] = clean
+        if "page" in values:
+            # The page is checked once the selection is known (below, by _update_selection).
+            pass
+        with param.parameterized.batch_call_watchers(self):
+            self.param.update(**{k: v for k, v in values.items() if k != "page"})
+        if "page" in values:
+            last = max(0, (len(self.selection) - 1) // self.page_size)
+            self.page = int(clamp("page", values["page"], 0, last))
+        return notes
+
+    def url_notice(self, notes: list[str]) -> str:
+        """The one notice about a share link's changed values."""
+        return ("Adjusted the link's settings to what this app allows: " + "; ".join(notes) + ".") if notes else ""

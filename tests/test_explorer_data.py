@@ -10,6 +10,7 @@ import pytest
 from core.io import load_idx, save_idx
 from core.measure import measure_batch
 from explorer.data import (METRICS, SAMPLE_PATH, DataError, export_dataset, load, load_sample)
+from explorer import data as data_module
 from explorer.state import ExplorerState
 
 
@@ -86,11 +87,11 @@ def test_npy_and_npz_arrays(sample, tmp_path):
     ("empty", "no MNIST digits here"),
     ("corrupt", "corrupt images IDX file"),
     ("truncated_gz", "corrupt images IDX file"),
-    ("wrong_shape", "expected digit images of shape (N, 28, 28)"),
-    ("pickled", "never unpickled"),
+    ("wrong_shape", "images of 20x20 pixels"),
+    ("pickled", "never loaded"),
     ("label_count", "labels of shape (3,) for 4 digits"),
     ("missing", "no such file or folder"),
-    ("text", "not a supported file"),
+    ("text", "a text file starting with '1,2,3'"),
     ("bad_csv", "lacks column(s) thickness"),
 ])
 def test_bad_input_gives_clear_message(sample, tmp_path, case, message):
@@ -107,7 +108,7 @@ def test_bad_input_gives_clear_message(sample, tmp_path, case, message):
         (target / "t10k-images-idx3-ubyte.gz").write_bytes(data[:-9])
     elif case == "wrong_shape":
         target = tmp_path / "wrong.npy"
-        np.save(target, np.zeros((4, 32, 32), np.uint8))
+        np.save(target, np.zeros((4, 20, 20), np.uint8))
     elif case == "pickled":
         target = tmp_path / "objects.npy"
         np.save(target, np.array([{"a": 1}, None], dtype=object), allow_pickle=True)
@@ -159,15 +160,25 @@ def test_studio_batch_is_reproducible(sample, tmp_path):
 
 
 def test_metrics_go_to_the_cache_folder_when_the_data_folder_cannot_take_them(sample, tmp_path, monkeypatch):
-    # Running as root, permissions cannot make a folder read-only; a folder where the CSV name is taken
-    # by a directory makes the write fail the same way (OSError).
+    # Running as root, permissions cannot make a folder read-only: writing into the data folder fails the
+    # way it does on a read-only one (PermissionError, an OSError).
     cache = tmp_path / "cache"
     monkeypatch.setenv("MORPHO_EXPLORER_CACHE", str(cache))
     folder = write_idx_folder(tmp_path / "readonly", sample.images[10:20], sample.labels[10:20])
-    (folder / "train-morpho.csv").mkdir()
+    write = data_module._write_metrics_csv
+
+    def read_only_folder(df, path):
+        if path.parent == folder:
+            raise PermissionError(13, "Permission denied", str(path))
+        write(df, path)
+    monkeypatch.setattr(data_module, "_write_metrics_csv", read_only_folder)
     ds = load(folder)
     cached = list(cache.glob("*/train-morpho.csv"))
-    assert len(cached) == 1 and any(str(cached[0].parent) in note for note in ds.notes)
+    assert len(cached) == 1 and any("explorer's cache" in note for note in ds.notes)
+    assert not any(str(tmp_path) in note for note in ds.notes)  # notes are shown to users: no server paths
+    assert ds.metrics_source == "measured here (released mode)" and "measured here" in ds.description
     np.testing.assert_allclose(ds.metrics.to_numpy(), sample.metrics.iloc[10:20].to_numpy())
+    data_module._SHARED.clear()  # the process-wide copy would answer first: test the disk cache
     again = load(folder, progress=lambda d, t: pytest.fail("measured again despite the cache"))
     np.testing.assert_allclose(again.metrics.to_numpy(), ds.metrics.to_numpy())
+    assert again.metrics_source == "measured earlier (explorer cache)"
