@@ -225,9 +225,12 @@ def save_upload(values, filenames, folder: Path) -> Path:
 def user_message(error: Exception, hide: Optional[Path] = None) -> str:
     """An error's text for the user, without the server folder ``hide`` (uploads' temp folder), and
     with the loader's "pass value_range=..." advice pointing at the view's Value range control."""
+    from explorer.limits import user_message as hide_paths
+
     text = str(error)
     if hide is not None:
         text = text.replace(str(hide) + "/", "").replace(str(hide), "upload")
+    text = hide_paths(text)
     labels = {v: k for k, v in VALUE_RANGES.items()}
     return re.sub(r"pass value_range='([^']+)'",
                   lambda m: f"choose Value range “{labels.get(m.group(1), m.group(1))}” above and load "
@@ -336,6 +339,9 @@ class CompareView(pn.viewable.Viewer):
                             visible=False, css_classes=["compare-busy"])
         self._verdict = heading("", css_classes=["compare-verdict"])
         self._mmd = heading("", css_classes=["compare-mmd"])
+        self._per_label_title = heading("### Per label\nQuadratic-time MMD on each label's samples and "
+                                        "reference digits; p adjusted over the labels by Holm's method.",
+                                        visible=False)
         self._per_label = pn.pane.DataFrame(pd.DataFrame(), index=False, css_classes=["compare-per-label"],
                                             sizing_mode="stretch_width", max_height=300, visible=False)
         self._table = pn.pane.DataFrame(pd.DataFrame(), index=False, css_classes=["compare-table"],
@@ -473,9 +479,10 @@ class CompareView(pn.viewable.Viewer):
 
     def _compute_report(self, df: pd.DataFrame, samples: Samples) -> ComparisonReport:
         ds = self.state.dataset
+        provenance = {"samples": samples.description,
+                      "reference": getattr(ds, "description", None) or f"{ds.name} ({len(ds):,} digits)"}
         return compare_report(df, ds.metrics, sample_labels=samples.labels, reference_labels=ds.labels,
-                              seed=0, sample_name=Path(samples.path).name or "samples",
-                              reference_name=getattr(ds, "description", None) or ds.name)
+                              seed=0, provenance=provenance)
 
     async def _compare_in_background(self, samples: Samples, df: pd.DataFrame) -> bool:
         """Compute the report in the pool (the quadratic test takes seconds) with a busy indicator,
@@ -516,22 +523,31 @@ class CompareView(pn.viewable.Viewer):
     def _render_report(self, rep: ComparisonReport):
         self._verdict.object = f"### Verdict\n{rep.verdict}"
         lines = []
-        for r in rep.mmd_results():
-            lines.append(f"- **{r.statistic}** ({'linear' if r.linear else 'quadratic'} time): "
-                         f"{r.mmd2:.4g} ± {r.sem:.2g}, {format_p(r.p_value)}"
-                         + (f" ({r.n_permutations:,} permutations)" if r.n_permutations else "")
-                         + f"; n = {r.n_x:,} vs {r.n_y:,}")
+        for kind, r in (("quadratic", rep.mmd_quadratic), ("linear", rep.mmd_linear)):
+            if r is None:
+                continue
+            mark = " — **the verdict's test**" if kind == rep.verdict_test else ""
+            perms = f", {r.n_permutations:,} permutations" if r.n_permutations else ""
+            lines.append(f"- {r.test_name} ({r.statistic}): {r.mmd2:.4g} ± {r.sem:.2g}, "
+                         f"{'permutation ' if not r.linear else ''}{r.p_text}{perms}; "
+                         f"n = {r.n_x:,} vs {r.n_y:,}{mark}")
         cols = ", ".join(rep.mmd.columns)
+        notes = "".join(f"\n\n*{n}*" for n in rep.notes)
         self._mmd.object = (
-            f"### Kernel two-sample tests\n{len(self.sample_metrics):,} samples vs "
-            f"{len(self.state.dataset):,} reference digits ({self.state.dataset.name}), on {cols}:\n\n"
-            + "\n".join(lines))
-        per_label = rep.per_label_table()
+            f"### Kernel two-sample tests\n{rep.n_samples:,} samples vs {rep.n_reference:,} reference "
+            f"digits ({self.state.dataset.name}), on {cols}:\n\n" + "\n".join(lines) + notes)
+        per_label = rep.per_label
         if per_label is not None and len(per_label):
-            self._per_label.object = per_label
+            t = per_label[["label", "n_samples", "n_reference", "mmd2", "p_text", "p_holm_text", "differs"]].copy()
+            t["mmd2"] = t["mmd2"].map(lambda v: f"{v:.3g}")
+            t["differs"] = t["differs"].map(lambda v: "differs" if v else "–")
+            t.columns = ["label", "n samples", "n reference", "MMD²_u", "p", "p (Holm)", "at 1%"]
+            self._per_label.object = t
             self._per_label.visible = True
+            self._per_label_title.visible = True
         else:
             self._per_label.visible = False
+            self._per_label_title.visible = False
         table = rep.distances.copy()
         table["label"] = table["label"].astype(str)
         table = table[["label", "metric", "n_samples", "n_reference", "sample_mean", "reference_mean",
@@ -648,6 +664,7 @@ class CompareView(pn.viewable.Viewer):
         self._results[:] = [
             self._verdict,
             self._mmd,
+            self._per_label_title,
             self._per_label,
             pn.Row(self._download_html, self._download_json, self._download),
             heading("### Per-metric distances\nW1: Wasserstein-1 distance in the metric's units "

@@ -43,33 +43,22 @@ MAX_SLIDERS = 64
 
 def _traversal(decoder, bases: np.ndarray, span: float, steps: int) -> Traversal:
     """Decode a (B, L, S) traversal of ``decoder`` around ``bases`` (B, D) as a core.samples.Traversal."""
-    from dataclasses import fields
-
     from core.decoders import traverse
 
     grid = traverse(decoder, bases, span=span, steps=steps)
-    values = np.linspace(-span, span, steps)
     B, L, S = grid.shape[:3]
     desc = (f"live model {decoder.name}: {B} base codes x {L} latents x {S} steps over "
             f"[{-span:g}, {span:g}] around each base value")
-    kwargs = dict(images=grid, source_range="uint8", description=desc, path="")
-    if "values" in {f.name for f in fields(Traversal)}:
-        kwargs["values"] = values
-    t = Traversal(**kwargs)
-    if "values" not in kwargs:
-        t.values = values  # older Traversal without the field: keep the offsets as an attribute
-    return t
+    return Traversal(images=grid, source_range="uint8", description=desc, path="",
+                     values=np.linspace(-span, span, steps))
 
 
 def _samples(decoder, n: int, seed: int) -> Samples:
     from core.decoders import sample
 
-    images, codes = sample(decoder, n, seed=seed)
-    s = Samples(images=images, source_range="uint8",
-                description=f"{n:,} samples of the live model {decoder.name} (codes from N(0, I), seed {seed})",
-                path="")
-    s.codes = codes
-    return s
+    images, _ = sample(decoder, n, seed=seed)
+    return Samples(images=images, source_range="uint8", path="",
+                   description=f"{n:,} samples of the live model {decoder.name} (codes from N(0, I), seed {seed})")
 
 
 class ModelView(pn.viewable.Viewer):

@@ -69,17 +69,20 @@ def test_model_view_builds_and_a_slider_move_redraws(pca_decoder, sample_dataset
 
 
 def test_explorer_with_a_decoder_has_a_model_tab(pca_decoder):
+    import panel as pn
+
     from explorer.app import Explorer
     from explorer.model import ModelView
 
     app = Explorer(decoder=pca_decoder, latent_dim=D)
     titles = [t for t in app.tabs._names]
     assert "Model" in titles
-    view = app.view(titles.index("Model"))
-    model = view if isinstance(view, ModelView) else None
-    if model is None:  # the tab may wrap the view
-        model = next(o for o in view.select(ModelView))
-    assert model.state is app.state and app.state.decoder.latent_dim == D
+    view = app.view(titles.index("Model"))  # the tab holds the ModelView's layout
+    assert "explorer-model" in view.css_classes
+    assert len([w for w in view.select(pn.widgets.FloatSlider) if "model-slider" in w.css_classes]) == D
+    assert app.state.decoder.latent_dim == D
+    # the same state as ModelView(state=...) in a notebook
+    assert ModelView(state=app.state).decoder is app.state.decoder
 
 
 def test_samples_and_traversal_feed_the_other_views(pca_decoder, sample_dataset):

@@ -182,13 +182,22 @@ class EffectsPanel(param.Parameterized):
         self._draw_lines()
         self._show()
 
-    def analyse(self, method: str):
-        """The TraversalEffects of the current traversal for ``method`` (computed once, then cached)."""
-        if method not in self._cache:
-            self._cache[method] = traversal_effects(self._per_step, method=method, values=self._values,
-                                                    reference_metrics=self._reference,
-                                                    metrics=self.metrics)
-        return self._cache[method]
+    def analyse(self, method: str, units: str = "sd"):
+        """The TraversalEffects of the current traversal for ``method`` and slope ``units`` (computed
+        from the measured per-step table once, then cached: a toggle only swaps tables)."""
+        key = (method, units if method == "slope" else "-")
+        if key not in self._cache:
+            if ("slope", "sd") not in self._cache:
+                # one analysis holds both methods; with_method swaps its table
+                self._cache[("slope", "sd")] = traversal_effects(
+                    self._per_step, method="slope", values=self._values, reference_metrics=self._reference,
+                    metrics=self.metrics)
+            if key == ("spearman", "-"):
+                self._cache[key] = self._cache[("slope", "sd")].with_method("spearman")
+            elif key == ("slope", "metric"):
+                self._cache[key] = traversal_effects(self._per_step, method="slope", values=self._values,
+                                                     reference_metrics=None, metrics=self.metrics)
+        return self._cache[key]
 
     # ---------------------------------------------------------------------------------------------
     # lines
@@ -242,7 +251,7 @@ class EffectsPanel(param.Parameterized):
     def _show(self, *_):
         if self._per_step is None:
             return
-        eff = self.analyse(self.method)
+        eff = self.analyse(self.method, self.units)
         self.effects = eff
         data, latents = self.heatmap_data(eff)
         note = self.strongest_text(eff)
@@ -262,25 +271,21 @@ class EffectsPanel(param.Parameterized):
             d.disabled = False
 
     def table_frame(self, eff) -> pd.DataFrame:
-        """The effect table (latents x metrics) in the selected units."""
-        if self.method == "slope" and self.units == "sd":
-            return eff.table_sd
+        """The effect table (latents x metrics) on show: ``eff.table`` in the selected method and units."""
         return eff.table
 
     def heatmap_data(self, eff) -> tuple[dict, list]:
-        """Long-form data of the heatmap/table: one row per (latent, metric)."""
-        table = self.table_frame(eff)
-        scale_sd = self.method == "slope" and self.units == "sd"
-        lo, hi = (eff.ci_low_sd, eff.ci_high_sd) if scale_sd else (eff.ci_low, eff.ci_high)
-        strongest = eff.strongest
+        """Long-form data of the heatmap and the table: one row per (latent, metric)."""
+        table = eff.table
+        per_metric_colour = self.method == "slope" and self.units == "metric"
         data = self._empty()
+        overall = float(np.nanmax(np.abs(table.to_numpy()))) if table.size else 0.0
         for lat in table.index:
             for m in table.columns:
                 v = float(table.loc[lat, m])
-                col = table[m].abs()
-                # colour: the value over the largest |value| of its metric (metrics have different units)
-                top = float(np.nanmax(col.to_numpy())) if self.method == "slope" and not scale_sd else \
-                    float(np.nanmax(np.abs(table.to_numpy()))) if self.method == "slope" else 1.0
+                # colour: the value over the largest |value| (per metric in metric units, which differ)
+                top = (float(np.nanmax(table[m].abs().to_numpy())) if per_metric_colour else
+                       1.0 if self.method == "spearman" else overall)
                 shade = v / top if top > 0 and np.isfinite(v) else 0.0
                 data["x"].append(str(m))
                 data["y"].append(str(lat))
@@ -288,11 +293,12 @@ class EffectsPanel(param.Parameterized):
                 data["shade"].append(shade)
                 data["text"].append(_fmt(v))
                 data["text_colour"].append("white" if abs(shade) > 0.6 else "#222")
-                data["ci"].append(f"[{_fmt(float(lo.loc[lat, m]))}, {_fmt(float(hi.loc[lat, m]))}]")
+                lo, hi = float(eff.ci_low.loc[lat, m]), float(eff.ci_high.loc[lat, m])
+                data["ci"].append(f"[{_fmt(lo)}, {_fmt(hi)}]" if np.isfinite(lo) else "–")
                 a = float(eff.sign_agreement.loc[lat, m])
                 data["agreement"].append(a)
-                data["agreement_text"].append(f"{a:.0%}" if np.isfinite(a) else "–")
-                winners = list(strongest.get(m, []))
+                data["agreement_text"].append(f"{a:.0%} agree" if np.isfinite(a) and eff.n_bases > 1 else "")
+                winners = list(eff.strongest.get(m, []))
                 data["strongest"].append(("tie" if len(winners) > 1 else "★") if lat in winners else "")
         return data, [str(i) for i in table.index][::-1]
 
@@ -306,16 +312,14 @@ class EffectsPanel(param.Parameterized):
                 parts.append(f"{m} ← latent **{winners[0]}**")
             else:
                 parts.append(f"{m} ← tie between latents **{', '.join(map(str, winners))}**")
-        what = {"slope": "least-squares slope of the metric against the latent offset, "
-                         + ("in reference-data standard deviations per latent unit" if self.units == "sd"
-                            else "in the metric's units per latent unit"),
-                "spearman": "Spearman rank correlation of the metric with the latent offset (±1: monotonic)"
-                }[self.method]
-        bases = self._per_step.index.get_level_values("base").nunique()
-        over = (f" Mean over {bases} base codes, with its 95% confidence interval and the share of bases "
-                "agreeing on the sign." if bases > 1 else " One base code: no confidence interval.")
-        return (f"Effect: {what}.{over} Strongest latent per metric (by effect size): "
-                f"{'; '.join(parts) or 'none'}.")
+        what = {"slope": "least-squares slope of the metric against the latent value, in " + eff.units,
+                "spearman": "Spearman rank correlation of the metric with the step (±1: monotonic, whatever "
+                            "its size)"}[self.method]
+        over = (f" Mean over {eff.n_bases} base codes, with its {eff.confidence:.0%} confidence interval and the "
+                "share of bases agreeing on its sign." if eff.n_bases > 1 else
+                " One base code: no confidence interval.")
+        return (f"Effect: {what}.{over} Strongest latent per metric (by effect size, the mean slope, "
+                f"whatever the method): {'; '.join(parts) or 'none'}.")
 
     # ---------------------------------------------------------------------------------------------
     def _html(self):
