@@ -90,6 +90,20 @@ def on_document(fn: Callable[[], None]) -> None:
     pn.state.execute(fn, schedule=bool(doc is not None and doc.session_context))
 
 
+def start_on_document(state: ExplorerState, coro_fn: Callable[[], "asyncio.Future"]) -> None:
+    """Start the coroutine ``coro_fn()`` as if a widget of this session had: from its document's event
+    loop with the document current (in a served app), at once in scripts and notebooks.
+
+    For work triggered by another view (the live model setting ``state.model_samples``): started from
+    inside that view's own async callback, the new coroutine would see the unlocked document proxy as
+    current, and the new plots it adds would never reach the browser.
+    """
+    async def run():
+        await coro_fn()
+
+    state.run_on_document(lambda: pn.state.execute(run))
+
+
 def _owner() -> str:
     from explorer import jobs
 
@@ -381,7 +395,8 @@ class CompareView(pn.viewable.Viewer):
         self.param.watch(self._update_hists, ["label", "report"])
         self._results = pn.Column(visible=False, sizing_mode="stretch_width")
         self._build_results()
-        self._report_task = None
+        if self.state.model_samples is not None:  # sampled before this tab was first shown
+            self._on_model_samples()
 
     # ---------------------------------------------------------------------------------------------
     # loading and measuring
@@ -465,10 +480,10 @@ class CompareView(pn.viewable.Viewer):
             return
         await self.load_and_measure(path, hide=folder)
 
-    async def _on_model_samples(self, event):
-        if event.new is None:
-            return
-        await self.load_and_measure(samples=event.new)
+    def _on_model_samples(self, event=None):
+        samples = self.state.model_samples
+        if samples is not None:
+            start_on_document(self.state, lambda: self.load_and_measure(samples=samples))
 
     def _on_reference(self, *_):
         if self.sample_metrics is not None and self.samples is not None:

@@ -19,7 +19,8 @@ import panel as pn
 import param
 
 from core.samples import SampleFormatError, Traversal, load_traversal
-from explorer.compare import BackgroundMeasure, heading, measure_loaded, save_upload, user_message
+from explorer.compare import (BackgroundMeasure, heading, measure_loaded, save_upload, start_on_document,
+                              user_message)
 from explorer.state import ExplorerState
 from explorer.traversals.codes import CodesPanel
 from explorer.traversals.effects import EffectsPanel
@@ -78,11 +79,17 @@ class TraversalView(pn.viewable.Viewer):
         self.grid = TraversalGrid()
         self.effects_panel = EffectsPanel()
         self.codes_panel = CodesPanel(self._store_upload, self._show_error)
-        self._results = pn.Column(self.effects_panel.panel(), visible=False, sizing_mode="stretch_width")
-        self._grid_area = pn.Column(self.grid.panel(), visible=False, sizing_mode="stretch_width")
+        # Parts appear by being put in these columns, not by toggling `visible`: a part made visible while
+        # its tab is hidden (the live model traverses from the Model tab) is never drawn by the browser.
+        self._effects_layout = self.effects_panel.panel()
+        self._grid_layout = self.grid.panel()
+        self._results = pn.Column(sizing_mode="stretch_width")
+        self._grid_area = pn.Column(sizing_mode="stretch_width")
         self._load_button.on_click(self._on_load)
         self._upload.param.watch(self._on_upload, "value")
         self.state.param.watch(self._on_model_traversal, "model_traversal")
+        if self.state.model_traversal is not None:  # traversed before this tab was first shown
+            self._on_model_traversal()
 
     # convenient handles on the parts
     @property
@@ -116,10 +123,11 @@ class TraversalView(pn.viewable.Viewer):
         self.param.update(traversal=t, per_step=None)
         self._info.object = f"**Loaded** {t.description}"
         self._error.visible = False
-        self._results.visible = False
+        self._results.objects = []
         self.grid.param.update(values=values_of(t, images.shape[2]), per_step=None)
         self.grid.images = images
-        self._grid_area.visible = True
+        if not self._grid_area.objects:
+            self._grid_area.objects = [self._grid_layout]
 
     def measure(self) -> pd.DataFrame:
         """Measure the loaded grid and analyse it, synchronously (scripts and notebooks)."""
@@ -138,7 +146,8 @@ class TraversalView(pn.viewable.Viewer):
         self.grid.per_step = df
         self.effects_panel.set_traversal(df, values_of(self.traversal, images.shape[2]),
                                          self.state.dataset.metrics)
-        self._results.visible = True
+        if not self._results.objects:
+            self._results.objects = [self._effects_layout]
 
     async def load_and_measure(self, path=None, rows=None, cols=None, *, traversal: Optional[Traversal] = None,
                                hide: Optional[Path] = None, **kwargs) -> bool:
@@ -158,15 +167,16 @@ class TraversalView(pn.viewable.Viewer):
         df = await measure_loaded(self, grid_of(traversal).reshape(-1, 28, 28), traversal.description)
         if df is None:
             return False
-        self.effects_panel._busy.visible = True
-        try:
-            self._set_per_step(df)
-        except ValueError as e:
-            self._show_error(f"Could not analyse the traversal: {e}")
-            return False
-        finally:
-            self.effects_panel._busy.visible = False
-        return True
+        def show():
+            try:
+                self._set_per_step(df)
+            except ValueError as e:
+                self._show_error(f"Could not analyse the traversal: {e}")
+                return False
+            return True
+
+        # after an await: update the views holding the document lock
+        return await self.state.in_document(show)
 
     def _show_error(self, text: str, kind: str = "danger"):
         self._error.param.update(object=text, alert_type=kind, visible=True)
@@ -196,9 +206,10 @@ class TraversalView(pn.viewable.Viewer):
             return
         await self.load_and_measure(path, self._rows.value, self._cols.value, hide=folder)
 
-    async def _on_model_traversal(self, event):
-        if event.new is not None:
-            await self.load_and_measure(traversal=event.new)
+    def _on_model_traversal(self, event=None):
+        t = self.state.model_traversal
+        if t is not None:
+            start_on_document(self.state, lambda: self.load_and_measure(traversal=t))
 
     # ---------------------------------------------------------------------------------------------
     # codes (delegated to the codes part)
