@@ -348,10 +348,13 @@ class CompareView(pn.viewable.Viewer):
                                       css_classes=["compare-info"], sizing_mode="stretch_width")
         self._error = pn.pane.Alert("", alert_type="danger", visible=False, css_classes=["compare-error"],
                                     sizing_mode="stretch_width")
-        self._busy = pn.Row(pn.indicators.LoadingSpinner(value=True, size=22, margin=(5, 10)),
-                            pn.pane.Markdown("Computing the two-sample tests…", margin=(5, 0)),
-                            visible=False, css_classes=["compare-busy"])
-        self._verdict = heading("", css_classes=["compare-verdict"])
+        # Nothing here hides or shows a layout: a layout made visible (or given new children) while its
+        # tab is hidden is never drawn by the browser (the live model fills this view from its own tab).
+        # Only single widgets/panes are shown and hidden; the results are always there, empty at first.
+        self._spinner = pn.indicators.LoadingSpinner(value=True, size=22, margin=(5, 10), visible=False,
+                                                     css_classes=["compare-busy"])
+        self._busy_text = pn.pane.Markdown("", margin=(5, 0), css_classes=["compare-busy-text"])
+        self._verdict = heading("### Verdict\n*No samples compared yet.*", css_classes=["compare-verdict"])
         self._mmd = heading("", css_classes=["compare-mmd"])
         self._per_label_title = heading("### Per label\nQuadratic-time MMD on each label's samples and "
                                         "reference digits; p adjusted over the labels by Holm's method.",
@@ -393,7 +396,7 @@ class CompareView(pn.viewable.Viewer):
         self.state.param.watch(self._on_reference, "dataset")
         self.state.param.watch(self._on_model_samples, "model_samples")
         self.param.watch(self._update_hists, ["label", "report"])
-        self._results = pn.Column(visible=False, sizing_mode="stretch_width")
+        self._results = pn.Column(sizing_mode="stretch_width")
         self._build_results()
         if self.state.model_samples is not None:  # sampled before this tab was first shown
             self._on_model_samples()
@@ -414,7 +417,6 @@ class CompareView(pn.viewable.Viewer):
         self.param.update(samples=samples, sample_metrics=None, report=None)
         self._info.object = f"**Loaded** {samples.description}"
         self._error.visible = False
-        self._results.visible = False
         self._set_downloads(False)
         return samples
 
@@ -503,7 +505,8 @@ class CompareView(pn.viewable.Viewer):
         """Compute the report in the pool (the quadratic test takes seconds) with a busy indicator,
         then show samples, metrics and report together."""
         self.computing = True
-        self._busy.visible = True
+        self._spinner.visible = True
+        self._busy_text.object = "Computing the two-sample tests…"
         try:
             rep = await run_in_pool(self._compute_report, df, samples)
         except ValueError as e:
@@ -511,7 +514,8 @@ class CompareView(pn.viewable.Viewer):
             return False
         finally:
             self.computing = False
-            self._busy.visible = False
+            self._spinner.visible = False
+            self._busy_text.object = ""
         self.param.update(samples=samples, sample_metrics=df)
         self._show_report(rep)
         return True
@@ -529,7 +533,6 @@ class CompareView(pn.viewable.Viewer):
         self._render_report(rep)
         self._render_gallery()
         self._set_downloads(True)
-        self._results.visible = True
 
     def _set_downloads(self, enabled: bool):
         for d in (self._download, self._download_html, self._download_json):
@@ -709,7 +712,7 @@ class CompareView(pn.viewable.Viewer):
             self._info,
             self._error,
             self.job.panel(),
-            self._busy,
+            pn.Row(self._spinner, self._busy_text),
             self._results,
             css_classes=["explorer-compare"], sizing_mode="stretch_width",
         )

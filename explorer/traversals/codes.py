@@ -57,16 +57,16 @@ class CodesPanel(param.Parameterized):
         self.button = pn.widgets.Button(label="Load codes and measure samples", color="primary",
                                         width=260, css_classes=["traversal-codes-load"])
         self.job = BackgroundMeasure("codes")
-        self._busy = pn.Row(pn.indicators.LoadingSpinner(value=True, size=20),
-                            pn.pane.Markdown("Computing partial correlations and MIG…"), visible=False,
-                            css_classes=["traversal-codes-busy"])
+        self._busy = pn.indicators.LoadingSpinner(value=True, size=20, visible=False,
+                                                  css_classes=["traversal-codes-busy"])
         self.info = pn.pane.Markdown("", css_classes=["traversal-codes-info"], sizing_mode="stretch_width")
         self.source = ColumnDataSource(data={"x": [], "y": [], "shade": [], "text": [], "text_colour": []})
         self.heatmap = heatmap_figure(self.source, "traversal-pcorr",
                                       "Partial correlation of each code with each metric",
                                       DIAGNOSTIC_METRICS, "metric", "code", "partial correlation")
         self.mig_text = pn.pane.Markdown("", css_classes=["traversal-mig"], sizing_mode="stretch_width")
-        self.results = pn.Column(pn.pane.Bokeh(self.heatmap), self.mig_text, visible=False)
+        # always in the layout (see explorer.compare: layouts are never shown/hidden)
+        self.results = pn.Column(pn.pane.Bokeh(self.heatmap), self.mig_text)
         self.button.on_click(self._on_click)
         self.last_seconds = None  # wall time of the last analysis (codes+metrics -> heatmap/MIG)
 
@@ -131,6 +131,7 @@ class CodesPanel(param.Parameterized):
     async def analyse_in_background(self):
         """Partial correlations and MIG in the pool, with the busy indicator."""
         self._busy.visible = True
+        self.info.object += "  \nComputing partial correlations and MIG…"
         t0 = time.perf_counter()
         try:
             pc, result = await run_in_pool(analyse_codes, self.codes, self.code_metrics)
@@ -169,7 +170,6 @@ class CodesPanel(param.Parameterized):
 
         on_document(commit)
         self.mig_text.object = text
-        self.results.visible = True
 
     def panel(self) -> pn.Column:
         return pn.Column(

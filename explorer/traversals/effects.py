@@ -130,7 +130,7 @@ class EffectsPanel(param.Parameterized):
         self._units = pn.widgets.RadioButtonGroup.from_param(self.param.units, options={v: k for k, v in
                                                                                         UNITS.items()},
                                                              css_classes=["traversal-units"])
-        self.note = pn.pane.Markdown("", css_classes=["traversal-effect-note"], sizing_mode="stretch_width")
+        self.note = pn.pane.Markdown("*Load or traverse a model to see each latent's effects.*", css_classes=["traversal-effect-note"], sizing_mode="stretch_width")
         self._busy = pn.indicators.LoadingSpinner(value=True, size=20, visible=False,
                                                   css_classes=["traversal-busy"])
         self._lines: dict = {}

@@ -79,12 +79,11 @@ class TraversalView(pn.viewable.Viewer):
         self.grid = TraversalGrid()
         self.effects_panel = EffectsPanel()
         self.codes_panel = CodesPanel(self._store_upload, self._show_error)
-        # Parts appear by being put in these columns, not by toggling `visible`: a part made visible while
-        # its tab is hidden (the live model traverses from the Model tab) is never drawn by the browser.
-        self._effects_layout = self.effects_panel.panel()
-        self._grid_layout = self.grid.panel()
-        self._results = pn.Column(sizing_mode="stretch_width")
-        self._grid_area = pn.Column(sizing_mode="stretch_width")
+        # The parts are always in the layout, empty until a traversal is measured: a layout shown (or given
+        # new children) while its tab is hidden is never drawn by the browser, and the live model fills
+        # this view from its own tab.
+        self._results = self.effects_panel.panel()
+        self._grid_area = self.grid.panel()
         self._load_button.on_click(self._on_load)
         self._upload.param.watch(self._on_upload, "value")
         self.state.param.watch(self._on_model_traversal, "model_traversal")
@@ -123,11 +122,9 @@ class TraversalView(pn.viewable.Viewer):
         self.param.update(traversal=t, per_step=None)
         self._info.object = f"**Loaded** {t.description}"
         self._error.visible = False
-        self._results.objects = []
         self.grid.param.update(values=values_of(t, images.shape[2]), per_step=None)
         self.grid.images = images
-        if not self._grid_area.objects:
-            self._grid_area.objects = [self._grid_layout]
+
 
     def measure(self) -> pd.DataFrame:
         """Measure the loaded grid and analyse it, synchronously (scripts and notebooks)."""
@@ -146,8 +143,7 @@ class TraversalView(pn.viewable.Viewer):
         self.grid.per_step = df
         self.effects_panel.set_traversal(df, values_of(self.traversal, images.shape[2]),
                                          self.state.dataset.metrics)
-        if not self._results.objects:
-            self._results.objects = [self._effects_layout]
+
 
     async def load_and_measure(self, path=None, rows=None, cols=None, *, traversal: Optional[Traversal] = None,
                                hide: Optional[Path] = None, **kwargs) -> bool:
