@@ -80,12 +80,16 @@ def as_uint8(images: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(np.asarray(images, np.float64) * 255), 0, 255).astype(np.uint8)
 
 
-def on_document(fn: Callable[[], None]) -> None:
+def on_document(fn: Callable[[], None], state: Optional[ExplorerState] = None) -> None:
     """Run ``fn`` (which edits raw Bokeh models) holding the document lock.
 
-    In a served app it is scheduled on the session's event loop (Bokeh refuses model changes from
-    async callbacks, which run outside the lock); in scripts and notebooks it runs at once.
+    With ``state``: through ``state.run_on_document`` (its session's document, or at once in scripts
+    and notebooks). Without: scheduled on the current session's event loop in a served app (Bokeh
+    refuses model changes from async callbacks, which run outside the lock), at once elsewhere.
     """
+    if state is not None:
+        state.run_on_document(fn)
+        return
     doc = pn.state.curdoc
     pn.state.execute(fn, schedule=bool(doc is not None and doc.session_context))
 
@@ -619,7 +623,7 @@ class CompareView(pn.viewable.Viewer):
                     fig.x_range.update(start=rd["left"][0] - pad, end=rd["right"][-1] + pad)
                     fig.y_range.update(start=0, end=1.05 * top)
 
-        on_document(commit)
+        on_document(commit, self.state)
 
     def _render_gallery(self):
         df, ds = self.sample_metrics, self.state.dataset
@@ -639,7 +643,7 @@ class CompareView(pn.viewable.Viewer):
             self._gallery_img.data = {"image": [page]}
             self._gallery_cells.data = data
 
-        on_document(commit)
+        on_document(commit, self.state)
         self.furthest = pd.DataFrame({"sample": order, "distance": dist[order]})
 
     def _stem(self) -> str:

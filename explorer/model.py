@@ -171,7 +171,7 @@ class ModelView(pn.viewable.Viewer):
         shown = ", ".join(f"z{i} = {self.code[i]:+.2f}" for i in nz[:6]) + (" …" if len(nz) > 6 else "")
         self.digit.title.object = f"**Decoded digit** ({shown or 'zero code'}){note}"
         self.digit.show_metrics(values)
-        on_document(lambda: self.digit.commit(data))
+        on_document(lambda: self.digit.commit(data), self.state)
         self.last_ms = 1000 * (time.perf_counter() - t0)
 
     # ---------------------------------------------------------------------------------------------
@@ -237,12 +237,15 @@ class ModelView(pn.viewable.Viewer):
                             css_classes=["model-sliders"])
         actions = pn.Column(
             heading("### Sample and compare"),
-            pn.Row(pn.widgets.IntInput.from_param(self.param.n_samples, label="N samples", width=120),
+            pn.Row(pn.widgets.IntInput.from_param(self.param.n_samples, label="N samples", width=120,
+                                                  css_classes=["model-n"]),
                    pn.widgets.IntInput.from_param(self.param.seed, label="Seed", width=90)),
             self._sample_button,
             heading("### Traverse"),
-            pn.Row(pn.widgets.IntInput.from_param(self.param.n_bases, label="Base codes", width=90),
-                   pn.widgets.IntInput.from_param(self.param.steps, label="Steps", width=80),
+            pn.Row(pn.widgets.IntInput.from_param(self.param.n_bases, label="Base codes", width=90,
+                                                  css_classes=["model-bases"]),
+                   pn.widgets.IntInput.from_param(self.param.steps, label="Steps", width=80,
+                                                  css_classes=["model-steps"]),
                    pn.widgets.FloatInput.from_param(self.param.span, label="Span (±)", width=80, step=0.5)),
             self._traverse_button,
             pn.Row(self._spinner, self._status, sizing_mode="stretch_width"),

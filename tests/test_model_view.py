@@ -19,6 +19,19 @@ from explorer.state import ExplorerState
 
 D = 16
 
+@pytest.fixture(autouse=True)
+def _no_stale_session():
+    """A browser test leaves its served session's document as Panel's current one in this thread;
+    views built by a later test would then send their updates to that closed session."""
+    import bokeh.io.doc
+    import panel as pn
+
+    pn.state.curdoc = None
+    bokeh.io.doc._PATCHED_CURDOCS.clear()  # a killed server thread can leave its session patched in
+    bokeh.io.doc.set_curdoc(bokeh.document.Document())
+    yield
+
+
 
 def _run(coro):
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
@@ -123,48 +136,58 @@ def test_samples_and_traversal_feed_the_other_views(pca_decoder, sample_dataset)
 
 @pytest.mark.browser
 def test_browser_live_model_sample_and_traverse(page, tmp_path, pca_decoder, sample_dataset):
-    import panel as pn
     from panel.tests.util import serve_component, wait_until
 
-    from explorer.compare import CompareView
-    from explorer.model import ModelView
-    from explorer.traversals import TraversalView
+    from explorer.app import Explorer
     from test_compare_view import _fits, _Noise
 
     noise = _Noise(page)
     holder = {}
 
     def make():
-        state = ExplorerState(sample_dataset)
-        holder["model"] = m = ModelView(state=state, decoder=pca_decoder, latent_dim=D, n_samples=200,
-                                        n_bases=2, steps=5)
-        holder["compare"] = c = CompareView(state=state)
-        holder["trav"] = t = TraversalView(state=state)
-        return pn.Tabs(("Model", m), ("Compare samples", c), ("Latent traversals", t), dynamic=False)
+        holder["app"] = app = Explorer(decoder=pca_decoder, latent_dim=D)
+        return app
 
-    page.set_viewport_size({"width": 1026, "height": 768})
+    page.set_viewport_size({"width": 1366, "height": 768})
     serve_component(page, make, address="127.0.0.1")
-    model = holder["model"]
+    app = holder["app"]
 
     def text(sel):
         loc = page.locator(sel)
         return loc.first.evaluate("e => (e.shadowRoot || e).textContent") if loc.count() else ""
 
+    def tab(title):
+        page.locator(".bk-tab", has_text=title).click()
+
+    # visit the Compare and traversal tabs first: the live model then fills views in hidden tabs
+    tab("Compare samples")
+    page.locator(".compare-load").first.wait_for(timeout=20000)
+    tab("Latent traversals")
+    page.locator(".traversal-load").first.wait_for(timeout=20000)
+    tab("Model")
+    page.locator(".model-traverse").first.wait_for(timeout=20000)
     _fits(page, ".model-traverse button")
+    model_tab = app.tabs._names.index("Model")
+    assert app.view(model_tab) is not None
     # keyboard on the first slider's handle moves z0 and redraws the digit
     handle = page.locator(".model-slider-0 .noUi-handle").first
     handle.focus()
     for _ in range(4):
         page.keyboard.press("ArrowRight")
-    wait_until(lambda: model.code[0] > 0, page, timeout=10000)
     wait_until(lambda: "z0 = +" in text(".model-selected"), page, timeout=10000)
+    # N = 200 samples, 2 base codes x 5 steps
+    for sel, value in ((".model-n input", "200"), (".model-bases input", "2"), (".model-steps input", "5")):
+        page.locator(sel).fill(value)
+        page.locator(sel).press("Enter")
     page.locator(".model-sample button").click()
-    wait_until(lambda: holder["compare"].report is not None, page, timeout=180000)
-    assert len(holder["compare"].sample_metrics) == 200
+    wait_until(lambda: "Sent 200 samples" in text(".model-status"), page, timeout=120000)
     page.locator(".model-traverse button").click()
-    wait_until(lambda: holder["trav"].effects is not None, page, timeout=180000)
-    assert holder["trav"].per_step.shape[0] == 2 * D * 5
-    page.locator(".bk-tab", has_text="Latent traversals").click()
-    wait_until(lambda: "Strongest latent" in text(".traversal-effect-note"), page, timeout=20000)
+    wait_until(lambda: "Sent a traversal of 2 base codes" in text(".model-status"), page, timeout=120000)
+    tab("Compare samples")
+    wait_until(lambda: "differ" in text(".compare-verdict"), page, timeout=180000)
+    assert "200 samples vs 5,000 reference digits" in text(".compare-mmd")
+    tab("Latent traversals")
+    wait_until(lambda: "Strongest latent" in text(".traversal-effect-note"), page, timeout=180000)
+    assert "Mean over 2 base codes" in text(".traversal-effect-note")
     page.screenshot(path=str(tmp_path / "model.png"), full_page=True)
     noise.check()

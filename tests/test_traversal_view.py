@@ -18,6 +18,19 @@ from explorer.traversals import TraversalView
 STEPS = 6
 BASES = (2000 + 13, 1003, 3507)  # real digits of three labels
 
+@pytest.fixture(autouse=True)
+def _no_stale_session():
+    """A browser test leaves its served session's document as Panel's current one in this thread;
+    views built by a later test would then send their updates to that closed session."""
+    import bokeh.io.doc
+    import panel as pn
+
+    pn.state.curdoc = None
+    bokeh.io.doc._PATCHED_CURDOCS.clear()  # a killed server thread can leave its session patched in
+    bokeh.io.doc.set_curdoc(bokeh.document.Document())
+    yield
+
+
 
 def _traversal_of(image):
     from core.perturb import SetSlant, SetThickness, perturb_image

@@ -43,6 +43,7 @@ class CodesPanel(param.Parameterized):
     def __init__(self, store_upload, show_error, **params):
         """``store_upload(widget) -> (path, folder)`` saves an upload; ``show_error(text)`` reports."""
         super().__init__(**params)
+        self.state = None  # the view's ExplorerState (set by TraversalView): where plots are updated
         self._store_upload = store_upload
         self._show_error = show_error
         self._pending_images = None
@@ -168,7 +169,7 @@ class CodesPanel(param.Parameterized):
             self.heatmap.height = 110 + 26 * len(factors)
             self.source.data = data
 
-        on_document(commit)
+        on_document(commit, self.state)
         self.mig_text.object = text
 
     def panel(self) -> pn.Column:

@@ -109,6 +109,7 @@ class EffectsPanel(param.Parameterized):
 
     def __init__(self, **params):
         super().__init__(**params)
+        self.state = None  # the view's ExplorerState (set by TraversalView): where plots are updated
         self.metrics = list(DIAGNOSTIC_METRICS)
         self._cache: dict = {}
         self._per_step = None
@@ -243,7 +244,7 @@ class EffectsPanel(param.Parameterized):
                 f.y_range.update(start=lo - pad, end=hi + pad)
                 f.xaxis.axis_label = "latent offset" if self._values is not None else "step"
 
-        on_document(commit)
+        on_document(commit, self.state)
 
     # ---------------------------------------------------------------------------------------------
     # effects
@@ -264,7 +265,7 @@ class EffectsPanel(param.Parameterized):
             self.source.data = data
             self.table.object = table
 
-        on_document(commit)
+        on_document(commit, self.state)
         self.note.object = note
         self._units.visible = self.method == "slope"
         for d in (self.download_html, self.download_json):

@@ -38,6 +38,7 @@ class TraversalGrid(param.Parameterized):
 
     def __init__(self, **params):
         super().__init__(**params)
+        self.state = None  # the view's ExplorerState (set by TraversalView): where plots are updated
         self._src = ColumnDataSource(data={"image": [np.zeros((CELL, CELL), np.uint32)]})
         self.figure = figure(x_range=(0, CELL), y_range=(0, CELL), width=100, height=100, tools="save",
                              toolbar_location="above", min_border=0, name="traversal-grid")
@@ -86,7 +87,7 @@ class TraversalGrid(param.Parameterized):
             self._glyph.glyph.update(dw=w, dh=h)
             self._src.data = {"image": [page]}
 
-        on_document(commit)
+        on_document(commit, self.state)
 
     def _on_tap(self, event):
         if self.images is None:
@@ -116,7 +117,7 @@ class TraversalGrid(param.Parameterized):
         if self.per_step is not None and (b, lat, step) in self.per_step.index:
             values = self.per_step.loc[(b, lat, step)].to_dict()
         self.digit.show_metrics(values)
-        on_document(lambda: self.digit.commit(data))
+        on_document(lambda: self.digit.commit(data), self.state)
 
     # ---------------------------------------------------------------------------------------------
     def panel(self) -> pn.Row:

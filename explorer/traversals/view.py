@@ -79,6 +79,8 @@ class TraversalView(pn.viewable.Viewer):
         self.grid = TraversalGrid()
         self.effects_panel = EffectsPanel()
         self.codes_panel = CodesPanel(self._store_upload, self._show_error)
+        for part in (self.grid, self.effects_panel, self.codes_panel):
+            part.state = self.state
         # The parts are always in the layout, empty until a traversal is measured: a layout shown (or given
         # new children) while its tab is hidden is never drawn by the browser, and the live model fills
         # this view from its own tab.
