@@ -7,8 +7,9 @@ digits on a dark background as :mod:`core.measure` expects. :func:`as_decoder` a
   :func:`core.samples.load_samples` accepts: (N, 28, 28), (N, 1, 28, 28), (N, 28, 28, 1) or (N, 784);
   uint8, float in [0, 1] or [-1, 1]; 32x32 with a blank 2-pixel border is cropped);
 - a ``torch.nn.Module`` (only when torch is installed; never required), run on CPU under
-  ``torch.no_grad()``; codes are passed as (N, D), or (N, D, 1, 1) for convolutional generators
-  that want it;
+  ``torch.no_grad()``; the module itself is moved to the CPU and set to eval mode (dropout off,
+  batch-norm running statistics), as for any evaluation; codes are passed as (N, D), or
+  (N, D, 1, 1) for convolutional generators that want it;
 - the path of an ONNX file (``onnxruntime``, the optional extra ``pip install .[onnx]``);
 - a ``"package.module:function"`` string naming any of the above.
 
@@ -26,7 +27,7 @@ import os
 import re
 import sys
 from pathlib import Path
-from typing import Callable, Optional, Sequence, Union
+from typing import Callable, Optional, Sequence
 
 import numpy as np
 
@@ -42,41 +43,64 @@ class DecoderError(ValueError):
 
 def _to_digits(out, n: int, value_range: Optional[str], name: str) -> tuple[np.ndarray, str, str]:
     """Decoder output -> uint8 (n, 28, 28), the value range and a note."""
+    from core import samples
     from core.samples import SampleFormatError, normalise_range
 
+    if hasattr(out, "detach") and hasattr(out, "cpu"):    # a torch tensor from a plain function
+        out = out.detach().cpu().numpy()
     a = np.asarray(out)
     s = a.shape
     if a.ndim >= 1 and s[0] != n:
         raise DecoderError(f"{name}: returned {s[0]} images for {n} codes (shape {s}); expected one "
                            f"image per code")
-    if a.ndim == 2 and s[1] == _SIDE * _SIDE:
-        a = a.reshape(n, _SIDE, _SIDE)
-    elif a.ndim == 2 and s[1] == 32 * 32:
-        a = a.reshape(n, 32, 32)
-    elif a.ndim == 4 and s[1] == 1:
-        a = a[:, 0]
-    elif a.ndim == 4 and s[3] == 1:
-        a = a[..., 0]
-    if a.ndim != 3 or a.shape[1:] not in ((_SIDE, _SIDE), (32, 32)):
-        raise DecoderError(f"{name}: returned an array of shape {s}; expected images shaped (N, 28, 28), "
-                           f"(N, 1, 28, 28), (N, 28, 28, 1) or (N, 784) (or 32x32 with a blank border)")
+    what = f"{name} output"
+    shape_note = ""
+    shaper = getattr(samples, "as_digit_images", None)
     try:
-        img, rng_name, note = normalise_range(a, value_range, what=f"{name} output")
+        # (its 2-D case other than (N, 784 | 1024) is one image, never a decoder's batch)
+        if shaper is not None and (a.ndim != 2 or s[1] in (_SIDE * _SIDE, 32 * 32)):
+            # the layouts (and 32x32 cropping) load_samples accepts, by its own rules
+            a, shape_note = shaper(a, what)
+        else:
+            a, shape_note = _as_digit_stack(a, what)
+        img, rng_name, note = normalise_range(a, value_range, what=what)
     except SampleFormatError as e:
         raise DecoderError(str(e)) from None
-    if img.shape[1:] == (32, 32):
+    if img.shape[1:] == (32, 32):   # only from the fallback shaper: crop a blank 2-pixel border
         border = np.ones((32, 32), bool)
         border[2:30, 2:30] = False
         blank = float(np.abs(img[:, border].astype(np.float32)).max()) if img.size else 0.0
         thresh = 0.5 if img.dtype == np.uint8 else 0.5 / 255
         if blank > thresh:
-            raise DecoderError(f"{name}: returned 32x32 images whose 2-pixel border is not blank (max "
-                               f"{blank:.3g}); expected 28x28 digits, or 32x32 padded MNIST digits")
+            raise DecoderError(f"{what}: 32x32 images whose 2-pixel border is not blank (max {blank:.3g}); "
+                               "expected 28x28 digits, or 32x32 digits padded with a blank border")
         img = img[:, 2:30, 2:30]
-        note += "; 32x32 images cropped to their central 28x28 (blank 2-pixel border)"
+        shape_note = f"{what}: 32x32 images cropped to their 28x28 centre (blank 2-pixel border)"
+    if shape_note:
+        note += "; " + shape_note
     if img.dtype != np.uint8:
         img = np.clip(np.rint(img * 255.0), 0, 255).astype(np.uint8)
     return np.ascontiguousarray(img), rng_name, note
+
+
+def _as_digit_stack(a: np.ndarray, what: str) -> tuple[np.ndarray, str]:
+    """(N, 28, 28) or (N, 32, 32) view of (N,28,28), (N,1,28,28), (N,28,28,1), (N,784) and 32x32 alike
+    (used when core.samples has no ``as_digit_images``)."""
+    from core.samples import SampleFormatError
+
+    s = a.shape
+    n = s[0] if a.ndim else 0
+    if a.ndim == 2 and s[1] in (_SIDE * _SIDE, 32 * 32):
+        side = 28 if s[1] == _SIDE * _SIDE else 32
+        a = a.reshape(n, side, side)
+    elif a.ndim == 4 and s[1] == 1:
+        a = a[:, 0]
+    elif a.ndim == 4 and s[3] == 1:
+        a = a[..., 0]
+    if a.ndim != 3 or a.shape[1:] not in ((_SIDE, _SIDE), (32, 32)):
+        raise SampleFormatError(f"{what}: found an array of shape {s}; expected images shaped (N, 28, 28), "
+                                "(N, 1, 28, 28), (N, 28, 28, 1) or (N, 784) (or 32x32 with a blank border)")
+    return a, ""
 
 
 class Decoder:
@@ -349,6 +373,9 @@ def as_decoder(obj, latent_dim: Optional[int] = None, *, name: Optional[str] = N
         return _from_onnx(path, latent_dim, value_range)
     if _is_torch_module(obj):
         return _from_torch(obj, latent_dim, name or type(obj).__name__, value_range)
+    if isinstance(obj, type):
+        raise DecoderError(f"{name or obj.__name__}: is a class; give a function, a module instance or an "
+                           "ONNX file (e.g. 'package.module:decode', or build the model and pass it)")
     if callable(obj):
         D = latent_dim if latent_dim is not None else getattr(obj, "latent_dim", None)
         if D is None:

@@ -8,6 +8,7 @@ review or an e-mail and opened anywhere. Files are written atomically (:func:`co
 """
 from __future__ import annotations
 
+import functools
 import html
 import json
 import math
@@ -36,14 +37,39 @@ _CITATION = ("Castro, Tan, Kainz, Konukoglu, Glocker. Morpho-MNIST: quantitative
 # --------------------------------------------------------------------------------------------------
 
 def versions() -> dict:
-    """Versions of the software that produced a report (project, Python, numpy, scipy, pandas)."""
+    """Versions of the software that produced a report (project and its git commit when known, Python,
+    numpy, scipy, pandas, platform)."""
     import scipy
 
     import core
 
-    return {"morpho-mnist-explorer": getattr(core, "__version__", "unknown"),
-            "python": platform.python_version(), "numpy": np.__version__, "scipy": scipy.__version__,
-            "pandas": pd.__version__, "platform": platform.platform(terse=True)}
+    out = {"morpho-mnist-explorer": getattr(core, "__version__", "unknown")}
+    commit = _git_commit()
+    if commit:
+        out["git commit"] = commit
+    out.update({"python": platform.python_version(), "numpy": np.__version__, "scipy": scipy.__version__,
+                "pandas": pd.__version__, "platform": platform.platform(terse=True)})
+    return out
+
+
+@functools.lru_cache(maxsize=1)
+def _git_commit() -> Optional[str]:
+    """Short commit of the checkout core/ was imported from (None outside a git checkout)."""
+    import subprocess
+
+    root = Path(__file__).resolve().parent.parent
+    if not (root / ".git").exists():
+        return None
+    try:
+        r = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"], capture_output=True,
+                           text=True, timeout=5)
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if r.returncode != 0:
+        return None
+    return r.stdout.strip() + (" (modified)" if dirty.returncode == 0 and dirty.stdout.strip() else "")
 
 
 def dumps_json(obj, *, indent: int = 2) -> str:
@@ -346,7 +372,8 @@ def _page(title: str, body: str) -> str:
 
 def comparison_html(report) -> str:
     """The HTML text of a :class:`core.analysis.ComparisonReport`."""
-    from core.analysis import METRICS, format_p
+    from core.analysis import METRICS
+    from core.analysis._common import format_p_cell
 
     units = {"area": "px²", "length": "px", "thickness": "px", "slant": "rad", "width": "px", "height": "px"}
     parts = ["<h1>Morpho-MNIST comparison: samples vs reference data</h1>",
@@ -358,7 +385,7 @@ def comparison_html(report) -> str:
     for name, r in (("quadratic", report.mmd_quadratic), ("linear", report.mmd_linear)):
         if r is None:
             continue
-        rows.append({"test": f"{r.test_name}{' (verdict)' if name == report.verdict_test else ''}",
+        rows.append({"test": f"{r.test_name}{' (verdict)' if report.verdict_test in (name, 'both') else ''}",
                      "statistic": r.statistic, "estimate": r.mmd2, "standard error": r.sem, "z": r.z,
                      "p-value": r.p_text + (f" ({r.n_permutations:,} permutations)" if not r.linear else " (asymptotic)"),
                      "n samples": r.n_x, "n reference": r.n_y})
@@ -396,7 +423,7 @@ def comparison_html(report) -> str:
     parts += ["<h2>Per-metric distances</h2>",
               "<p>W1: Wasserstein-1 distance in the metric's units (and in reference standard deviations); "
               "KS: largest difference of the two cumulative distributions, with its two-sided p-value.</p>",
-              _table(d, left=("label", "metric"), formats={"KS p": format_p})]
+              _table(d, left=("label", "metric"), formats={"KS p": format_p_cell})]
     if report.notes:
         parts += ["<h2>Notes</h2><ul>" + "".join(f"<li>{_esc(n)}</li>" for n in report.notes) + "</ul>"]
     parts += ["<h2>Settings</h2>", _dl(report.settings),

@@ -255,6 +255,9 @@ def test_format_p_reads_as_people_write_it():
     assert format_p(0.0011, resolution=1e-3) == "p = 0.0011"
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
         format_p(1.5)
+    from core.analysis import format_p_cell
+    assert [format_p_cell(p) for p in (0.51, 4.6e-6, 0.0)] == ["0.51", "4.6e-6", "< 1e-300"]
+    assert format_p_cell(1e-4, resolution=1e-4) == "≤ 1e-4"
 
 
 def test_permutation_p_reaches_1e4_when_small_and_stops_early_when_not(metrics):
@@ -300,7 +303,8 @@ def test_verdict_uses_quadratic_test_up_to_its_n_and_linear_beyond(metrics, labe
     assert rep.mmd_linear.linear and rep.mmd_linear.n_x == 250
     assert "quadratic-time MMD" in rep.verdict and "not distinguishable" in rep.verdict
     big = compare_report(x, y, max_quadratic_n=100, n_permutations=199)
-    assert big.verdict_test == "linear" and big.mmd.linear
+    assert big.verdict_test == "both" and big.mmd in (big.mmd_linear, big.mmd_quadratic)
+    assert "Bonferroni" in big.verdict and big.differs == (min(big.mmd_linear.p_value, big.mmd_quadratic.p_value) < 0.005)
     assert big.mmd_quadratic.n_x == big.mmd_quadratic.n_y == 100
     assert any("random subset of 100" in n for n in big.notes)
     forced = compare_report(x, y, linear=True, n_permutations=0)
@@ -498,3 +502,48 @@ def test_traversal_inputs_are_checked(multi_base_grid):
         traversal_effects(np.zeros((2, 3, 28, 28)), method="pearson")
     with pytest.raises(ValueError, match="MultiIndex"):
         traversal_effects(pd.DataFrame({"slant": [1.0, 2.0]}))
+
+
+def test_discretise_matches_histogram_edges_per_column(metrics):
+    from core.analysis import discretise
+
+    x = np.column_stack([metrics.to_numpy(), np.ones(len(metrics)), np.arange(len(metrics)) % 7])
+    for bins in (20, 7):
+        loop = np.column_stack([
+            np.clip(np.digitize(x[:, k], np.histogram_bin_edges(x[:, k], bins)[1:-1]), 0, bins - 1)
+            for k in range(x.shape[1])])
+        np.testing.assert_array_equal(discretise(x, bins), loop)
+    assert discretise(x[:, :2], "auto").max() > 0
+
+
+def test_tiny_p_values_are_never_printed_as_denormals(metrics):
+    x = metrics.iloc[0:2000:2].copy()
+    x["thickness"] += 5.0                                   # every sample far thicker
+    rep = compare_report(x, metrics.iloc[1:2000:2], n_permutations=99)
+    ks = rep.distances.set_index("metric").loc["thickness", "ks_p_value"]
+    assert ks < 1e-300                                      # what scipy returns: 0 or a denormal
+    text = rep.to_text() + rep.to_html()
+    assert "e-324" not in text and "e-323" not in text and "< 1e-300" in text
+
+
+def test_uncached_permutations_give_the_same_p(metrics, monkeypatch):
+    import core.analysis.mmd as mmd_module
+
+    cols = list(DIAGNOSTIC_METRICS)
+    x, y = metrics.iloc[0:1500:10][cols], metrics.iloc[3:1500:10][cols]   # 150 vs 150, labels 0-2
+    cached = mmd_test(x, y, linear=False, seed=4, n_permutations=499)
+    monkeypatch.setattr(mmd_module, "_KERNEL_CACHE_N", 10)            # force block recomputation
+    blocks = mmd_test(x, y, linear=False, seed=4, n_permutations=499, chunksize=64)
+    assert blocks.mmd2 == pytest.approx(cached.mmd2, rel=1e-9)
+    assert blocks.p_value == pytest.approx(cached.p_value, abs=2 / 500)   # same permutations; float32 ties aside
+
+
+def test_compare_report_says_what_is_wrong_with_its_input(metrics):
+    with pytest.raises(ValueError, match=r"no column\(s\) \['slant'\]"):
+        compare_report(metrics.drop(columns="slant"), metrics)
+    with pytest.raises(ValueError, match="3 labels for 100 rows"):
+        compare_report(metrics.iloc[:100], metrics, sample_labels=[1, 2, 3])
+    with pytest.raises(ValueError, match="at least 4 measurable digits"):
+        compare_report(metrics.iloc[:3], metrics)
+    with pytest.raises(TypeError, match="pandas DataFrame"):
+        compare_report(metrics.to_numpy(), metrics)

@@ -28,15 +28,15 @@ def labels():
 
 @pytest.fixture(scope="module")
 def report(metrics, labels):
-    """Samples: every 4th digit with thicker strokes; reference: the other digits."""
-    s_idx = np.arange(0, 5000, 4)
-    r_idx = np.setdiff1d(np.arange(5000), s_idx)
+    """Samples: every 8th digit with thicker strokes; reference: 1,250 other digits."""
+    s_idx = np.arange(0, 5000, 8)
+    r_idx = np.arange(1, 5000, 4)
     samples = metrics.iloc[s_idx].reset_index(drop=True).copy()
     samples["thickness"] *= 1.2
     return compare_report(samples, metrics.iloc[r_idx], sample_labels=labels[s_idx],
                           reference_labels=labels[r_idx], n_permutations=999,
-                          provenance={"samples": "bundled sample, every 4th digit, thickness x 1.2",
-                                      "reference": "bundled sample, the other 3,750 digits"})
+                          provenance={"samples": "bundled sample, every 8th digit, thickness x 1.2",
+                                      "reference": "bundled sample, 1,250 other digits"})
 
 
 class _Collect(HTMLParser):
@@ -72,7 +72,7 @@ def test_comparison_html_is_standalone_and_says_the_verdict(report, tmp_path):
     assert "script" not in p.tags and "link" not in p.tags and "img" not in p.tags
     assert p.tags.count("svg") == 6                                  # one histogram per metric
     for needed in ("Per label", "Per-metric distances", "Settings", "Data provenance", "Versions",
-                   "every 4th digit", "numpy", "quadratic-time (verdict)", "linear-time"):
+                   "every 8th digit", "numpy", "quadratic-time (verdict)", "linear-time"):
         assert needed in html.unescape(body), needed
     assert "4.941e-324" not in text and "nan" not in body.lower().split()
 
@@ -83,7 +83,8 @@ def test_comparison_json_round_trips(report, tmp_path):
     d = json.loads(path.read_text(encoding="utf-8"))
     assert d == json.loads(text)
     assert d["verdict"] == report.verdict and d["differs"] is True
-    assert d["tests"]["verdict"]["test"] == "quadratic-time"
+    assert d["verdict_test"] == "quadratic" and d["tests"]["verdict"]["test"] == "quadratic-time"
+    assert d["tests"]["quadratic"]["n_x"] == 625 and d["tests"]["linear"]["n_y"] == 1250
     assert d["tests"]["quadratic"]["n_permutations"] == report.mmd_quadratic.n_permutations
     assert len(d["distances"]) == 6 * 11 and len(d["per_label"]) == 10
     thick = [r for r in d["distances"] if r["label"] == "all" and r["metric"] == "thickness"][0]

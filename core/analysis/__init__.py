@@ -28,7 +28,7 @@ binning of integer codes, zero-entropy factors), an argument restores the origin
 (``shuffle="original"``, ``sem="original"``, ``binning="original"``, ``zero_entropy="original"``);
 ``python -m core.analysis.differences`` prints the size of each difference on the bundled sample.
 """
-from ._common import ALPHA, DIAGNOSTIC_METRICS, METRICS, MMD_COLUMNS, format_p
+from ._common import ALPHA, DIAGNOSTIC_METRICS, METRICS, MMD_COLUMNS, format_p, format_p_cell
 from .comparison import ComparisonReport, compare_report, distance_to_data, metric_distances
 from .disentanglement import MIGResult, discretise, mig, mutual_information, partial_correlations
 from .mmd import PERMUTATION_STAGES, QUADRATIC_MAX_N, MMDResult, bandwidth, gaussian_kernel, mmd_test
@@ -42,6 +42,7 @@ __all__ = [
     "QUADRATIC_MAX_N",
     "PERMUTATION_STAGES",
     "format_p",
+    "format_p_cell",
     "MMDResult",
     "bandwidth",
     "gaussian_kernel",

@@ -62,6 +62,12 @@ def format_p(p, *, resolution: Optional[float] = None) -> str:
     return f"p = {_short(p)}"
 
 
+def format_p_cell(p, *, resolution: Optional[float] = None) -> str:
+    """:func:`format_p` for a table cell: ``'0.51'``, ``'4.6e-6'``, ``'< 1e-300'``, ``'≤ 1e-4'``."""
+    text = format_p(p, resolution=resolution)
+    return text[4:] if text.startswith("p = ") else text[2:]
+
+
 def _short(v: float) -> str:
     """2 significant digits in scientific notation without padding: 4.6e-6, 1e-4, 0.001 -> 1e-3."""
     mant, exp = f"{v:.1e}".split("e")

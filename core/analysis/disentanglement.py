@@ -6,7 +6,6 @@ from typing import Optional, Sequence
 
 import numpy as np
 import pandas as pd
-from scipy import sparse
 
 from ._common import DIAGNOSTIC_METRICS, diagnostic_columns, json_safe, names_of
 
@@ -88,6 +87,17 @@ def discretise(x, bins=20) -> np.ndarray:
     if x.ndim == 1:
         x = x[:, None]
     out = np.empty(x.shape, dtype=np.int64)
+    if isinstance(bins, (int, np.integer)) and x.shape[0] > 0:
+        # All columns at once, with the very edges np.histogram_bin_edges computes (linspace of
+        # min..max, or min-0.5..max+0.5 for a constant column), so the bins are identical.
+        lo, hi = x.min(0), x.max(0)
+        flat = lo == hi
+        lo, hi = np.where(flat, lo - 0.5, lo), np.where(flat, hi + 0.5, hi)
+        edges = np.linspace(lo, hi, int(bins) + 1, axis=1)                    # (K, bins + 1)
+        for k0 in range(0, x.shape[1], 64):                                   # bounded memory
+            sl = slice(k0, k0 + 64)
+            out[:, sl] = (x[:, sl, None] >= edges[None, sl, 1:-1]).sum(-1)
+        return out
     for k in range(x.shape[1]):
         edges = np.histogram_bin_edges(x[:, k], bins)
         out[:, k] = np.clip(np.digitize(x[:, k], edges[1:-1]), 0, len(edges) - 2)
@@ -96,36 +106,41 @@ def discretise(x, bins=20) -> np.ndarray:
 
 def _codes_of(columns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per column: values relabelled 0..k-1 (as int64, (N, K)) and each column's k."""
+    columns = np.asarray(columns)
     out = np.empty(columns.shape, np.int64)
     sizes = np.empty(columns.shape[1], np.int64)
     for j in range(columns.shape[1]):
-        _, inv = np.unique(columns[:, j], return_inverse=True)
-        out[:, j] = inv.ravel()
-        sizes[j] = inv.max() + 1 if len(inv) else 0
+        col = columns[:, j]
+        if np.issubdtype(col.dtype, np.integer) and len(col) and col.min() >= 0 and col.max() < 4 * len(col) + 64:
+            present = np.bincount(col) > 0          # small non-negative ints: relabel without sorting
+            remap = np.cumsum(present) - 1
+            out[:, j] = remap[col]
+            sizes[j] = int(present.sum())
+        else:
+            _, inv = np.unique(col, return_inverse=True)
+            out[:, j] = inv.ravel()
+            sizes[j] = inv.max() + 1 if len(inv) else 0
     return out, sizes
 
 
-def _plogp_sum(counts, n) -> float:
-    p = counts[counts > 0] / n
-    return float(-(p * np.log(p)).sum())
+def _plogp(counts: np.ndarray, n: int) -> np.ndarray:
+    """-p log p elementwise (0 where the count is 0)."""
+    q = counts / n
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(q > 0, -q * np.log(np.where(q > 0, q, 1.0)), 0.0)
 
 
 def _entropies(labels: np.ndarray, sizes: np.ndarray) -> np.ndarray:
     n = labels.shape[0]
-    return np.array([_plogp_sum(np.bincount(labels[:, j], minlength=sizes[j]).astype(float), n)
+    return np.array([_plogp(np.bincount(labels[:, j], minlength=sizes[j]), n).sum()
                      for j in range(labels.shape[1])])
 
 
-def _one_hot(labels: np.ndarray, sizes: np.ndarray) -> sparse.csr_matrix:
-    n, k = labels.shape
-    offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]])
-    cols = (labels + offsets[None, :]).ravel()
-    rows = np.repeat(np.arange(n), k)
-    return sparse.csr_matrix((np.ones(n * k, np.float64), (rows, cols)), shape=(n, int(sizes.sum())))
-
-
 def mutual_information(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Mutual information (nats) between every column of two discrete tables, in one sparse product.
+    """Mutual information (nats) between every column of two discrete tables.
+
+    All joint histograms are counted with one :func:`numpy.bincount` per block of columns (no loop
+    over pairs): 300 codes x 5 factors x 5,000 rows take a few tens of milliseconds.
 
     Parameters
     ----------
@@ -140,14 +155,20 @@ def mutual_information(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """
     la, sa = _codes_of(np.asarray(a))
     lb, sb = _codes_of(np.asarray(b))
-    n = la.shape[0]
-    joint = (_one_hot(la, sa).T @ _one_hot(lb, sb)).toarray()   # (sum k_a, sum k_b) joint counts
-    with np.errstate(divide="ignore", invalid="ignore"):
-        q = joint / n
-        term = np.where(q > 0, -q * np.log(q), 0.0)
-    ra = np.concatenate([[0], np.cumsum(sa)[:-1]])
-    rb = np.concatenate([[0], np.cumsum(sb)[:-1]])
-    hjoint = np.add.reduceat(np.add.reduceat(term, ra, axis=0), rb, axis=1)
+    n, C = la.shape
+    F = lb.shape[1]
+    kb_max = int(sb.max()) if F else 0
+    hjoint = np.zeros((C, F))
+    # joint index of (a_i, b_k) for a block of codes: ((i * F + k) * ka_max + a) * kb_max + b
+    ka_max = int(sa.max()) if C else 0
+    block = max(1, (1 << 22) // max(1, n * F))
+    for c0 in range(0, C, block):
+        A = la[:, c0:c0 + block]                                             # (n, c)
+        c = A.shape[1]
+        pair = (np.arange(c)[:, None] * F + np.arange(F)[None, :])            # (c, F)
+        idx = ((pair[None] * ka_max + A[:, :, None]) * kb_max + lb[:, None, :])   # (n, c, F)
+        counts = np.bincount(idx.ravel(), minlength=c * F * ka_max * kb_max)
+        hjoint[c0:c0 + c] = _plogp(counts.reshape(c, F, ka_max * kb_max), n).sum(-1)
     mi = _entropies(la, sa)[:, None] + _entropies(lb, sb)[None, :] - hjoint
     return np.maximum(mi, 0.0)
 
@@ -194,7 +215,8 @@ def mig(codes, factors, bins=20, *, discretise_factors: Optional[bool] = None, b
 
     For each factor k: ``(I(z_a; v_k) - I(z_b; v_k)) / H(v_k)`` where z_a, z_b are the two codes
     with the highest mutual information with v_k; MIG is the mean over factors. All joint
-    histograms come from one sparse matrix product, so 300 codes x 5 factors take milliseconds.
+    histograms are counted at once (:func:`mutual_information`), so 300 codes x 5 factors take
+    milliseconds.
 
     Parameters
     ----------

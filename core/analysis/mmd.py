@@ -17,9 +17,10 @@ __all__ = ["MMDResult", "bandwidth", "gaussian_kernel", "mmd_test", "QUADRATIC_M
 #: Largest sample size (per side) on which :func:`core.analysis.compare_report` runs the quadratic-time
 #: test; bigger sides are randomly subsampled to it for that test. The verdict uses the quadratic
 #: test when the smaller side has at most this many rows, the linear-time test on all rows beyond.
-#: At 1,500 per side the kernel matrix (3,000², float32) takes 36 MB and 10,000 permutations about
-#: 10^11 floating-point operations, a second or two on a laptop (benchmarks/bench_diagnostics.py).
-QUADRATIC_MAX_N = 1500
+#: At 1,000 per side the kernel matrix (2,000², float32) takes 16 MB and 10,000 permutations about
+#: 8·10^10 floating-point operations, a second or two on a laptop (benchmarks/bench_diagnostics.py).
+#: Beyond 1,000 rows per side the linear-time test has more than 500 pairs.
+QUADRATIC_MAX_N = 1000
 
 #: Permutation counts of the adaptive permutation test (``n_permutations="auto"``): 999 first; when
 #: that p-value is at most :data:`_CONTINUE_BELOW` (the decision at 1% is close, or p is small),
@@ -335,7 +336,9 @@ def _mmd_quadratic(x, y, rng, shuffler, h, names, chunksize, stages, shuffle, se
     N = m + n
     cs = chunksize
     want_perm = stages[-1] > 0
-    cache = np.empty((N, N), np.float32) if (want_perm and N <= _KERNEL_CACHE_N) else None
+    # Cached: the strictly lower triangle of K0 (float32, Fortran order for BLAS trmm), since
+    # u'K0u = 2 u'Lu and a triangular product costs half a full one.
+    cache = np.zeros((N, N), np.float32, order="F") if (want_perm and N <= _KERNEL_CACHE_N) else None
     R = np.zeros(N)    # row sums of K0 (kernel without its diagonal)
     kx = np.zeros(N)   # sums over the x columns of K0
     for i in range(0, N, cs):
@@ -347,8 +350,8 @@ def _mmd_quadratic(x, y, rng, shuffler, h, names, chunksize, stages, shuffle, se
             R[i:i + cs] += block.sum(1)
             if j < m:
                 kx[i:i + cs] += block[:, :m - j].sum(1)
-            if cache is not None:
-                cache[i:i + cs, j:j + cs] = block
+            if cache is not None and j <= i:
+                cache[i:i + cs, j:j + cs] = block if j < i else np.tril(block, -1)
     T = R.sum()
     r = R[:m].sum()
     Sxx = kx[:m].sum()
@@ -378,7 +381,10 @@ def _mmd_quadratic(x, y, rng, shuffler, h, names, chunksize, stages, shuffle, se
     def perm_stats(U):
         """Statistics of the splits in the columns of U (N, b) (1 = 'x'), as float64."""
         if cache is not None:
-            KU = cache @ U
+            LU = _trmm(cache, U)
+            sxx = 2.0 * np.einsum("nb,nb->b", U, LU, dtype=np.float64)
+            rr = R @ U.astype(np.float64)
+            return _stat(sxx, T - 2.0 * rr + sxx, rr - sxx, m, n)
         else:
             KU = np.zeros(U.shape, np.float32)
             for i in range(0, N, cs):
@@ -402,8 +408,8 @@ def _mmd_quadratic(x, y, rng, shuffler, h, names, chunksize, stages, shuffle, se
     for target in stages:
         while done < target:
             b = min(batch, target - done)
-            U = rng.permuted(np.broadcast_to(indicator, (b, N)), axis=1).T
-            s = perm_stats(np.ascontiguousarray(U))
+            U = rng.permuted(np.broadcast_to(indicator, (b, N)), axis=1).T   # (N, b), Fortran order
+            s = perm_stats(U)
             exceed += int(np.sum(s >= observed - tol))
             done += b
         if (1 + exceed) / (1 + done) > _CONTINUE_BELOW:
@@ -411,6 +417,15 @@ def _mmd_quadratic(x, y, rng, shuffler, h, names, chunksize, stages, shuffle, se
     p = float((1 + exceed) / (1 + done))
     return MMDResult(mmd2, sem, p, float(zval), False, m, n, h, tuple(names), done, shuffle, sem_mode,
                      estimator)
+
+
+def _trmm(lower: np.ndarray, U: np.ndarray) -> np.ndarray:
+    """``lower @ U`` for a lower-triangular float32 matrix (BLAS strmm; a plain product without it)."""
+    try:
+        from scipy.linalg.blas import strmm
+    except ImportError:   # pragma: no cover - scipy always ships BLAS wrappers
+        return lower @ U
+    return strmm(1.0, lower, np.asfortranarray(U, dtype=np.float32), lower=1)
 
 
 def _original_quadratic(x, y, cs) -> tuple[float, float]:
