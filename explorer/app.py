@@ -20,6 +20,7 @@ import ipaddress
 import json
 import os
 import threading
+import weakref
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -163,6 +164,52 @@ class _ServerData:
 
 _SERVER_DATA: dict[str, _ServerData] = {}
 
+# -------------------------------------------------------------------------------------------------------
+# closed browser tabs: their work stops at once
+
+#: Sessions' states whose jobs stop when their browser tab goes away.
+_LIVE: "weakref.WeakSet[ExplorerState]" = weakref.WeakSet()
+_WATCHDOG: asyncio.Task | None = None
+
+
+def _watch_session(state: ExplorerState) -> None:
+    """Cancel ``state``'s jobs as soon as its browser disconnects.
+
+    Bokeh destroys a session (``on_session_destroyed``) only when its unused-session check runs, up to
+    ``--check-unused-sessions`` + ``--unused-session-lifetime`` (~30 s) after the tab closed; a closed
+    tab's measuring must not hold the pool that long.
+    """
+    global _WATCHDOG
+    _LIVE.add(state)
+    if _WATCHDOG is None or _WATCHDOG.done():
+        try:
+            _WATCHDOG = asyncio.get_running_loop().create_task(_watchdog())
+        except RuntimeError:  # no running loop (not served): on_session_destroyed still closes it
+            _WATCHDOG = None
+
+
+async def _watchdog(period: float = 1.0) -> None:
+    while _LIVE:
+        for state in list(_LIVE):
+            try:
+                ctx = getattr(state._doc, "session_context", None)
+                session = getattr(ctx, "session", None) if ctx is not None else None
+                if ctx is None or getattr(session, "destroyed", False):
+                    gone = True
+                elif session is None:
+                    continue
+                elif session.connection_count > 0:
+                    state._connected = True
+                    continue
+                else:
+                    gone = getattr(state, "_connected", False)
+                if gone:
+                    _LIVE.discard(state)
+                    state.close()
+            except Exception:  # one odd session must not stop the watch over the others
+                _LIVE.discard(state)
+        await asyncio.sleep(period)
+
 
 def _server_data(path: str) -> _ServerData:
     key = os.path.realpath(os.path.expanduser(str(path)))
@@ -247,15 +294,19 @@ class Explorer(pn.viewable.Viewer):
         s = self.state
         self._configure_paths(data_roots)
         if decoder is not None:
-            self._set_decoder(decoder, latent_dim)
+            try:
+                self._set_decoder(decoder, latent_dim)
+            except Exception as e:  # a wrong --decoder: the app still serves the data, says why
+                first_error = (first_error + " " if first_error else "") + \
+                    f"Could not load the decoder {decoder!s:.200}: {type(e).__name__}: {e}"
 
         # --- sidebar: data, progress, messages, filters
         self._dataset_info = pn.pane.Markdown("", margin=(0, 10), css_classes=["explorer-dataset"])
-        self._path = pn.widgets.TextInput(name="Open data on the server",
+        self._path = pn.widgets.TextInput(label="Open data on the server",
                                           placeholder="folder of IDX files, or .npy/.npz",
                                           value=str(data) if data else "", sizing_mode="stretch_width")
-        self._open = pn.widgets.Button(name="Open", button_type="primary", width=80)
-        self._sample = pn.widgets.Button(name="Sample", button_type="light", width=80)
+        self._open = pn.widgets.Button(label="Open", color="primary", width=80)
+        self._sample = pn.widgets.Button(label="Sample", color="light", width=80)
         self._paths_note = pn.pane.Markdown("", margin=(0, 10), css_classes=["explorer-paths-note"],
                                             visible=False)
         self._upload = pn.widgets.FileInput(accept=ACCEPT, multiple=False, sizing_mode="stretch_width",
@@ -269,7 +320,7 @@ class Explorer(pn.viewable.Viewer):
         self._progress = pn.indicators.Progress(name="progress", value=-1, active=False, visible=False,
                                                 sizing_mode="stretch_width", bar_color="primary")
         self._status = pn.pane.Markdown("", css_classes=["explorer-status"], margin=(0, 10))
-        self._cancel = pn.widgets.Button(name="Cancel", button_type="light", width=80, visible=False,
+        self._cancel = pn.widgets.Button(label="Cancel", color="light", width=80, visible=False,
                                          css_classes=["explorer-cancel"])
         self._cancel.on_click(lambda e: s.cancel())
         self._alert = pn.pane.Alert("", alert_type="info", visible=False, sizing_mode="stretch_width",
@@ -307,6 +358,7 @@ class Explorer(pn.viewable.Viewer):
         if self._served:
             owner_state = s
             pn.state.on_session_destroyed(lambda ctx: owner_state.close())
+            _watch_session(s)
 
     # ---------------------------------------------------------------------------------------------------
     def _start(self) -> None:
@@ -343,6 +395,7 @@ class Explorer(pn.viewable.Viewer):
             self._on_dataset()
             self._main.objects = [self.tabs]
             self._start()
+            self._write_url()
             if loading.error:
                 s.notify(loading.error, "danger")
         await self.state.in_document(ready)
@@ -365,11 +418,13 @@ class Explorer(pn.viewable.Viewer):
                     "(repeatable) to let users open and export files inside DIR."))
 
     def _set_decoder(self, decoder, latent_dim) -> None:
+        """``state.decoder`` from what the user gave (see :func:`core.decoders.as_decoder`)."""
         try:
             from core.decoders import as_decoder
-        except ImportError:
-            if latent_dim is not None or callable(decoder):
-                self.state.decoder = decoder
+        except ImportError:  # a core without decoders: only a ready callable can be used
+            if not callable(decoder):
+                raise
+            self.state.decoder = decoder
             return
         self.state.decoder = as_decoder(decoder, latent_dim=latent_dim)
 
@@ -535,7 +590,7 @@ class Explorer(pn.viewable.Viewer):
 
     def _theme_switch(self):
         dark = str(pn.config.theme) == "dark"
-        button = pn.widgets.Button(name="Light theme" if dark else "Dark theme", button_type="light",
+        button = pn.widgets.Button(label="Light theme" if dark else "Dark theme", color="light",
                                    width=110, css_classes=["explorer-theme"], align="center")
         # The template's theme is chosen when the page loads (?theme=dark): reload with the other one.
         button.js_on_click(code="""
@@ -563,6 +618,8 @@ class Explorer(pn.viewable.Viewer):
             doc.js_on_event("document_ready", _upload_guard(self.upload_limit(), "morpho-upload-refused"))
             if self._pending is not None:
                 pn.state.onload(self._wait_for_data)
+            else:
+                pn.state.onload(self._write_url)  # the link now shows the values used (clamped)
             return self.template().servable(title=title or "Morpho-MNIST Explorer")
         return super().servable(title=title, location=location, area=area, target=target)
 

@@ -1,9 +1,14 @@
 """Datasets for the explorer: the bundled sample, MNIST / Morpho-MNIST folders and .npy/.npz arrays.
 
-Every loader returns a :class:`Dataset` with the six released morphometrics for every digit. When a
-folder or array has no metrics table, the metrics are measured with :func:`core.measure.measure_batch`
-(with progress) and cached next to the data, or in a per-user cache folder when the data folder is
-read-only, so the next opening is instant.
+Files are read only through :func:`core.reading.read_dataset` (regular files only, bounded by a
+:class:`core.reading.ReadLimits`); this module wraps what it returns into a :class:`Dataset` with the
+six released morphometrics for every digit. When the data has no metrics table beside it, the metrics
+are measured (:func:`core.measure.measure_batch`, or in fair chunks on the server's pool) and kept in a
+per-user cache folder keyed by the file's path, size and mtime (``$MORPHO_EXPLORER_CACHE``), so the next
+opening is instant and a changed file is measured again. Nothing is written into the data's folder.
+
+Opened datasets are shared in the process (same path, size and mtime: the same :class:`Dataset`), so a
+server reads and measures its data once for every session.
 
 Anything wrong with the input raises :class:`DataError`, whose message names the file and the problem;
 the app shows it and keeps the dataset it had. User files are never unpickled.
@@ -202,33 +207,30 @@ def _write_metrics_csv(df: pd.DataFrame, path: Path) -> None:
 
 
 def _find_metrics(n: int, source: Path, csv_name: str, notes: list) -> tuple[pd.DataFrame | None, str | None]:
-    """Metrics from ``source.parent/csv_name`` or the per-user cache, with where they came from."""
-    beside = source.parent / csv_name
+    """Metrics measured earlier for ``source`` (same path, size and mtime) from the explorer's cache."""
     try:
         cached = cache_dir() / _cache_key(source) / csv_name
     except OSError:
-        cached = None
-    if beside.is_file():
-        return _read_metrics_csv(beside, n), f"{csv_name} beside the images"
-    if cached is not None and cached.is_file():
-        notes.append("metrics read from the explorer's cache (measured earlier)")
-        return _read_metrics_csv(cached, n), "measured earlier (explorer cache)"
-    return None, None
+        return None, None
+    if not cached.is_file():
+        return None, None
+    try:
+        df = _read_metrics_csv(cached, n)
+    except DataError:  # a damaged cache entry: measure again
+        return None, None
+    return df, "measured earlier (explorer cache)"
 
 
 def _store_metrics(df: pd.DataFrame, source: Path, csv_name: str, notes: list) -> None:
-    """Keep measured metrics beside the data, or in the per-user cache when the folder is read-only."""
-    beside = source.parent / csv_name
-    try:
-        _write_metrics_csv(df, beside)
-        notes.append(f"measured {len(df):,} digits; metrics saved as {csv_name} beside the data")
-        return
-    except OSError:
-        pass
+    """Keep measured metrics in the explorer's cache, keyed by the data file's path, size and mtime.
+
+    Never beside the data: a served explorer must not write into users' folders, and a table written
+    there would silently go stale when the digits change.
+    """
     try:
         cached = cache_dir() / _cache_key(source) / csv_name
         _write_metrics_csv(df, cached)
-        notes.append(f"measured {len(df):,} digits; metrics kept in the explorer's cache")
+        notes.append(f"measured {len(df):,} digits; metrics kept in the explorer's cache for next time")
     except OSError as e:
         notes.append(f"measured {len(df):,} digits; could not keep the metrics ({e.strerror or e})")
 
@@ -354,7 +356,7 @@ def _pending_from(digits, limits) -> PendingDataset:
         metrics, msource = None, None
         beside = source.parent / csv_name
         try:
-            if os.path.lexists(beside):
+            if os.path.lexists(beside):  # one split's table (core.reading wants one for every split)
                 metrics = read_metrics_table(beside, n=n, limits=limits).loc[:, list(METRICS)]
                 msource = f"{csv_name} beside the images"
             else:
@@ -417,7 +419,8 @@ def read(path: str | os.PathLike, *, limits=None) -> "Dataset | PendingDataset":
 
 def _explain(error: Exception) -> str:
     """core.reading's message, saying which role a broken IDX file had (images, labels, ...)."""
-    text = str(error)
+    # The app cannot pass core.samples' options (resize=...): a hint about them would only confuse.
+    text = re.sub(r",? or pass resize='area' \(or 'bilinear'\) to resize them to 28x28", "", str(error))
     where, _, what = text.partition(": ")
     if "corrupt" in what:
         return text
@@ -475,8 +478,8 @@ def load_array(path: str | os.PathLike, progress: Progress | None = None) -> Dat
 
     A ``.npz`` holds the images under ``images`` (or ``x``, ``x_train``, ...) and optionally labels under
     ``labels`` (or ``y``, ...) and perturbation labels under ``perturbations``. Images may be uint8 in
-    [0, 255] or floats in [0, 1], shaped (N, 28, 28) or (N, 784). Metrics are measured and cached as
-    ``<stem>-morpho.csv`` beside the file (or in the cache folder).
+    [0, 255] or floats in [0, 1], shaped (N, 28, 28) or (N, 784). Metrics come from ``<stem>-morpho.csv``
+    beside the file, or are measured and kept in the cache folder.
     """
     return load(path, progress)
 

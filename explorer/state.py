@@ -130,6 +130,7 @@ class ExplorerState(param.Parameterized):
     def __init__(self, dataset: Dataset | None = None, **params):
         super().__init__(**params)
         self._progress_value = (-1, 0)
+        self._closed = False
         self._job: jobs.Job | None = None
         self._tmp: tempfile.TemporaryDirectory | None = None
         # Captured now: worker threads and coroutines resumed outside the session have no curdoc.
@@ -227,10 +228,18 @@ class ExplorerState(param.Parameterized):
         if doc is None:
             fn()
             return
+        if self.closed:
+            return
         try:
             doc.add_next_tick_callback(fn)
         except Exception:  # the session was destroyed meanwhile: nobody to update
             pass
+
+    @property
+    def closed(self) -> bool:
+        """Whether the session is gone (its tab closed): nothing is shown any more."""
+        doc = self._doc
+        return self._closed or (doc is not None and doc.session_context is None)
 
     async def in_document(self, fn):
         """Run ``fn()`` holding the Bokeh document lock (served apps) and return its result.
@@ -240,6 +249,8 @@ class ExplorerState(param.Parameterized):
         doc = self._doc or _session_document()
         if doc is None:
             return fn()
+        if self.closed:  # nobody to show it to; the caller's coroutine just ends
+            return None
         loop = asyncio.get_running_loop()
         done = loop.create_future()
 
@@ -253,8 +264,16 @@ class ExplorerState(param.Parameterized):
                 if not done.done():
                     done.set_result(result)
 
-        doc.add_next_tick_callback(callback)
-        return await done
+        try:
+            doc.add_next_tick_callback(callback)
+        except Exception:  # destroyed meanwhile
+            return None
+        while not done.done():  # a session destroyed before the tick never runs it: stop waiting
+            await asyncio.wait([done], timeout=1.0)
+            if not done.done() and self.closed:
+                done.cancel()
+                return None
+        return done.result()
 
     def notify(self, text: str, kind: str = "info") -> None:
         """Show a message to the user (the app renders it as an alert)."""
@@ -282,6 +301,9 @@ class ExplorerState(param.Parameterized):
         waiter = asyncio.wrap_future(job._future)
         try:
             while not job.done():
+                if self.closed:  # the tab went away: its work stops
+                    job.cancel()
+                    break
                 done, total = self._progress_value
                 if total <= 0 and job.progress[1] > 1:
                     done, total = job.progress
@@ -291,8 +313,9 @@ class ExplorerState(param.Parameterized):
                 await asyncio.wait([waiter], timeout=0.2)
             return job.result()
         finally:
-            if waiter.done() and not waiter.cancelled():
-                waiter.exception()  # retrieved: no "exception was never retrieved" in the server log
+            # Retrieved, now or when the wrapper catches up with the job (it completes a tick later):
+            # no "Future exception was never retrieved" in the server log.
+            waiter.add_done_callback(lambda f: f.cancelled() or f.exception())
             self._job = None
             await self.in_document(lambda: self.param.update(busy=False, status="", progress=-1))
 
@@ -312,13 +335,17 @@ class ExplorerState(param.Parameterized):
             job.cancel()
 
     def close(self) -> None:
-        """The session closed: cancel its jobs and drop what it holds (uploads, the current job)."""
+        """The session closed: cancel its jobs (their queued chunks and data go) and delete its uploads.
+
+        Changes no parameter (watchers would update models of a document nobody shows); what the views
+        hold goes with the session.
+        """
+        self._closed = True
         jobs.cancel_owner(self.owner)
         self._job = None
         if self._tmp is not None:
             self._tmp.cleanup()
             self._tmp = None
-        self.model_samples = self.model_traversal = None
 
     # ---------------------------------------------------------------------------------------------------
     # opening data
@@ -350,6 +377,13 @@ class ExplorerState(param.Parameterized):
             return False
         name = shown_name or str(path)
         kept = self.dataset.name
+        if not hidden:  # a path on the server (not an upload's copy): the server's path policy holds
+            try:
+                path = self.resolve_user_path(str(path), "open")
+            except ValueError as e:
+                text = str(e)
+                await self.in_document(lambda: self.notify(text, "warning"))
+                return False
 
         def shown(text: str) -> str:
             # Paths the user typed are theirs to see; an upload's temporary copy never is.

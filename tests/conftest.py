@@ -2,9 +2,14 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
+
+# Metrics the explorer measures are kept in a per-user cache: tests (and the servers they start, which
+# inherit the environment) use a throw-away one, never the developer's ~/.cache.
+os.environ.setdefault("MORPHO_EXPLORER_CACHE", tempfile.mkdtemp(prefix="morpho-test-cache-"))
 
 ROOT = Path(__file__).resolve().parent.parent
 ASSETS = ROOT / "assets"

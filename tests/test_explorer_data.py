@@ -9,7 +9,7 @@ import pytest
 
 from core.io import load_idx, save_idx
 from core.measure import measure_batch
-from explorer.data import (METRICS, SAMPLE_PATH, DataError, export_dataset, load, load_sample)
+from explorer.data import (METRICS, SAMPLE_PATH, DataError, cache_dir, export_dataset, load, load_sample)
 from explorer import data as data_module
 from explorer.state import ExplorerState
 
@@ -17,6 +17,12 @@ from explorer.state import ExplorerState
 @pytest.fixture(scope="module")
 def sample():
     return load_sample()
+
+
+@pytest.fixture(autouse=True)
+def own_cache(tmp_path, monkeypatch):
+    """Each test its own metrics cache (measured metrics are kept there, never beside the data)."""
+    monkeypatch.setenv("MORPHO_EXPLORER_CACHE", str(tmp_path / "explorer-cache"))
 
 
 def write_idx_folder(folder, images, labels, split="train", gz=True):
@@ -50,14 +56,24 @@ def test_idx_folder_measures_and_caches_metrics(sample, tmp_path):
     np.testing.assert_array_equal(ds.labels[-10:], sample.labels[4990:])
     np.testing.assert_allclose(ds.metrics.iloc[-10:].to_numpy(), sample.metrics.iloc[4990:].to_numpy())
     assert seen and seen[-1][0] == seen[-1][1]
-    cached = folder / "train-morpho.csv"
-    assert cached.is_file() and (folder / "t10k-morpho.csv").is_file()
-    assert list(pd.read_csv(cached).columns) == ["index", *METRICS]
-    # Second opening reads the cache instead of measuring again.
-    mtime = cached.stat().st_mtime_ns
+    # Nothing written into the data folder; the metrics are kept in the cache.
+    assert sorted(p.name for p in folder.iterdir()) == sorted(
+        ["train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte",
+         "t10k-labels-idx1-ubyte"])
+    cached = sorted(cache_dir().glob("*/*-morpho.csv"))
+    assert sorted(p.name for p in cached) == ["t10k-morpho.csv", "train-morpho.csv"]
+    assert list(pd.read_csv(cached[0]).columns) == ["index", *METRICS]
+    # Second opening (a new process: the shared copy is gone) reads the cache instead of measuring again.
+    mtimes = [p.stat().st_mtime_ns for p in cached]
+    data_module._SHARED.clear()
     again = load(folder, progress=lambda d, t: pytest.fail("measured again"))
-    assert cached.stat().st_mtime_ns == mtime
+    assert [p.stat().st_mtime_ns for p in cached] == mtimes
     np.testing.assert_allclose(again.metrics.to_numpy(), ds.metrics.to_numpy())
+    assert again.metrics_source == "measured earlier (explorer cache)"
+    # A changed file is measured again, never given stale metrics.
+    write_idx_folder(folder, sample.images[4980:4990], sample.labels[4980:4990], split="t10k", gz=False)
+    changed = load(folder)
+    np.testing.assert_allclose(changed.metrics.iloc[-10:].to_numpy(), sample.metrics.iloc[4980:4990].to_numpy())
 
 
 def test_morpho_mnist_folder_uses_csv_and_pert(sample, tmp_path):
@@ -77,7 +93,8 @@ def test_npy_and_npz_arrays(sample, tmp_path):
     np.save(tmp_path / "digits.npy", floats)
     ds = load(tmp_path / "digits.npy")
     np.testing.assert_array_equal(ds.images, sample.images[100:108])
-    assert ds.labels is None and (tmp_path / "digits-morpho.csv").is_file()
+    assert ds.labels is None and not (tmp_path / "digits-morpho.csv").exists()
+    assert [p.name for p in cache_dir().glob("*/*.csv")] == ["digits-morpho.csv"]
     np.savez(tmp_path / "model.npz", x=sample.images[:5].reshape(5, 784), y=sample.labels[:5])
     ds = load(tmp_path / "model.npz")
     assert ds.images.shape == (5, 28, 28) and list(ds.labels) == list(sample.labels[:5])
@@ -159,26 +176,13 @@ def test_studio_batch_is_reproducible(sample, tmp_path):
     assert (mt["thickness"].to_numpy() > sample.metrics["thickness"].to_numpy()[[3, 1200, 2600]]).all()
 
 
-def test_metrics_go_to_the_cache_folder_when_the_data_folder_cannot_take_them(sample, tmp_path, monkeypatch):
-    # Running as root, permissions cannot make a folder read-only: writing into the data folder fails the
-    # way it does on a read-only one (PermissionError, an OSError).
-    cache = tmp_path / "cache"
-    monkeypatch.setenv("MORPHO_EXPLORER_CACHE", str(cache))
-    folder = write_idx_folder(tmp_path / "readonly", sample.images[10:20], sample.labels[10:20])
-    write = data_module._write_metrics_csv
-
-    def read_only_folder(df, path):
-        if path.parent == folder:
-            raise PermissionError(13, "Permission denied", str(path))
-        write(df, path)
-    monkeypatch.setattr(data_module, "_write_metrics_csv", read_only_folder)
+def test_data_opens_when_the_cache_cannot_take_the_metrics(sample, tmp_path, monkeypatch):
+    blocked = tmp_path / "not-a-folder"
+    blocked.write_text("a file where the cache folder should be")
+    monkeypatch.setenv("MORPHO_EXPLORER_CACHE", str(blocked))
+    folder = write_idx_folder(tmp_path / "data", sample.images[10:20], sample.labels[10:20])
     ds = load(folder)
-    cached = list(cache.glob("*/train-morpho.csv"))
-    assert len(cached) == 1 and any("explorer's cache" in note for note in ds.notes)
+    assert any("could not keep the metrics" in note for note in ds.notes)
     assert not any(str(tmp_path) in note for note in ds.notes)  # notes are shown to users: no server paths
     assert ds.metrics_source == "measured here (released mode)" and "measured here" in ds.description
     np.testing.assert_allclose(ds.metrics.to_numpy(), sample.metrics.iloc[10:20].to_numpy())
-    data_module._SHARED.clear()  # the process-wide copy would answer first: test the disk cache
-    again = load(folder, progress=lambda d, t: pytest.fail("measured again despite the cache"))
-    np.testing.assert_allclose(again.metrics.to_numpy(), ds.metrics.to_numpy())
-    assert again.metrics_source == "measured earlier (explorer cache)"
