@@ -107,10 +107,13 @@ class CodesPanel(param.Parameterized):
     async def _on_click(self, event=None):
         folder = None
         try:
-            cpath = self._codes_path.value.strip()
+            # typed paths follow the server's path policy (inside --data-root, or off on a public server)
+            cpath = self.state.resolve_user_path(self._codes_path.value, "codes") if \
+                self._codes_path.value.strip() else ""
             if not cpath and self._codes_upload.value:
                 cpath, folder = self._store_upload(self._codes_upload)
-            spath = self._samples_path.value.strip()
+            spath = self.state.resolve_user_path(self._samples_path.value, "samples") if \
+                self._samples_path.value.strip() else ""
             if not spath and self._samples_upload.value:
                 spath, folder = self._store_upload(self._samples_upload)
             if not cpath or not spath:

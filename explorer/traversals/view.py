@@ -180,9 +180,10 @@ class TraversalView(pn.viewable.Viewer):
         self._error.param.update(object=text, alert_type=kind, visible=True)
 
     async def _on_load(self, event=None):
-        path = self._path.value.strip()
-        if not path:
-            self._show_error("Give the path of a traversal file, or upload one.")
+        try:  # the server's path policy: inside --data-root, or off on a public server
+            path = self.state.resolve_user_path(self._path.value, "traversal")
+        except ValueError as e:
+            self._show_error(str(e))
             return
         await self.load_and_measure(path, self._rows.value, self._cols.value)
 
