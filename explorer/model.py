@@ -19,7 +19,6 @@ Standalone::
 """
 from __future__ import annotations
 
-import asyncio
 import time
 from typing import Optional
 
