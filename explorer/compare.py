@@ -1,10 +1,17 @@
 """Compare samples: a generative model's samples against the reference data, metric by metric.
 
-Load a model's samples (upload or path; any format of :func:`core.samples.load_samples`), measure
-them in a background thread with a progress bar and a Cancel button while the app stays responsive,
-then see each metric's histogram for samples vs reference (overlaid, optionally per label), the
-kernel two-sample (MMD) test and per-metric distances, a gallery of the samples furthest from the
-data and a CSV download of the sample metrics.
+Load a model's samples (upload, path, or the live model of the Model tab), measure them in the
+server's shared worker pool (:mod:`explorer.jobs`: fair between sessions, with a progress bar and a
+Cancel button) while the app stays responsive, then see:
+
+- the verdict of the kernel two-sample (MMD) test, from the quadratic-time and the linear-time
+  statistics (:func:`core.analysis.compare_report`), overall and per label when both sides have labels;
+- per-metric distances (Wasserstein-1, Kolmogorov-Smirnov) with readable p-values;
+- each metric's histogram for samples vs reference (overlaid, optionally per label);
+- the samples furthest from the data;
+- downloads in the browser: the report (HTML, JSON) and the sample metrics (CSV).
+
+A failed load never disturbs the results on show: they stay those of the last samples measured.
 
 Works in the app (``CompareView(state=...)``) and standalone in a notebook::
 
@@ -20,9 +27,8 @@ from __future__ import annotations
 
 import asyncio
 import io
+import re
 import tempfile
-import threading
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -30,22 +36,37 @@ import numpy as np
 import pandas as pd
 import panel as pn
 import param
-from bokeh.models import ColumnDataSource, HoverTool
+from bokeh.models import ColumnDataSource, HoverTool, Legend, LegendItem, Range1d
 from bokeh.plotting import figure
 
-from core.analysis import (METRICS, ComparisonReport, compare_report, distance_to_data)
+from core.analysis import METRICS, ComparisonReport, compare_report, distance_to_data, format_p
 from core.samples import SampleFormatError, Samples, load_samples
 from explorer.browser import CELL, METRIC_LABELS, thumbnail_page
 from explorer.state import ExplorerState
 
-__all__ = ["CompareView", "MeasureCancelled", "measure_in_chunks", "BackgroundMeasure", "as_uint8"]
-
-# One worker per kind of view job, so measuring samples never waits for the app's own jobs.
-_EXECUTOR = ThreadPoolExecutor(max_workers=1, thread_name_prefix="explorer-measure")
+__all__ = ["CompareView", "MeasureCancelled", "BackgroundMeasure", "as_uint8", "heading", "VIEW_CSS"]
 
 SAMPLE_COLOUR = "#e8590c"
 REFERENCE_COLOUR = "#495057"
 ACCEPT = ".npy,.npz,.gz,.idx,.png,.jpg,.jpeg,.ubyte"
+
+#: Value-range choices of the loader (label -> ``value_range`` of :func:`core.samples.load_samples`).
+VALUE_RANGES = {"detect": None, "uint8 (0–255)": "uint8", "float [0, 1]": "[0,1]", "float [-1, 1]": "[-1,1]"}
+
+#: One heading scale for every diagnostics view (Markdown panes render in their own shadow root, so
+#: each pane carries it): the view title, then equal section headings.
+VIEW_CSS = """
+h2 {font-size: 1.3rem; margin: 0.4em 0 0.3em 0;}
+h3 {font-size: 1.05rem; margin: 0.6em 0 0.2em 0;}
+h4 {font-size: 0.95rem; margin: 0.5em 0 0.2em 0;}
+"""
+
+
+def heading(text: str, **kwargs) -> pn.pane.Markdown:
+    """A Markdown pane with the views' heading sizes (use ``##`` for the view, ``###`` for sections)."""
+    if "width" not in kwargs:
+        kwargs.setdefault("sizing_mode", "stretch_width")
+    return pn.pane.Markdown(text, stylesheets=[VIEW_CSS], **kwargs)
 
 
 class MeasureCancelled(Exception):
@@ -59,56 +80,58 @@ def as_uint8(images: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(np.asarray(images, np.float64) * 255), 0, 255).astype(np.uint8)
 
 
-def measure_in_chunks(images: np.ndarray, *, cancel: Optional[threading.Event] = None,
-                      report: Optional[Callable[[int, int], None]] = None, chunk: int = 100,
-                      workers: Optional[int] = None) -> pd.DataFrame:
-    """Measure digits chunk by chunk with ``core.measure.measure_batch``, reporting progress.
+def on_document(fn: Callable[[], None], state: Optional[ExplorerState] = None) -> None:
+    """Run ``fn`` (which edits raw Bokeh models) holding the document lock.
 
-    Parameters
-    ----------
-    images : numpy.ndarray, shape (N, 28, 28)
-        uint8 or float in [0, 1].
-    cancel : threading.Event, optional
-        Checked between chunks; when set, :class:`MeasureCancelled` is raised.
-    report : callable, optional
-        ``report(done, total)`` after each chunk.
-    chunk : int
-        Digits per ``measure_batch`` call.
-    workers : int, optional
-        Passed to ``measure_batch``.
-
-    Returns
-    -------
-    pandas.DataFrame
-        N rows, the six metric columns.
+    With ``state``: through ``state.run_on_document`` (its session's document, or at once in scripts
+    and notebooks). Without: scheduled on the current session's event loop in a served app (Bokeh
+    refuses model changes from async callbacks, which run outside the lock), at once elsewhere.
     """
-    from core.measure import measure_batch
+    if state is not None:
+        state.run_on_document(fn)
+        return
+    doc = pn.state.curdoc
+    pn.state.execute(fn, schedule=bool(doc is not None and doc.session_context))
 
-    n = len(images)
-    frames = []
-    if report:
-        report(0, n)
-    for start in range(0, n, chunk):
-        if cancel is not None and cancel.is_set():
-            raise MeasureCancelled(f"cancelled after {start:,} of {n:,} digits")
-        frames.append(measure_batch(images[start:start + chunk], progress=False, workers=workers))
-        if report:
-            report(min(start + chunk, n), n)
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=list(METRICS))
+
+def start_on_document(state: ExplorerState, coro_fn: Callable[[], "asyncio.Future"]) -> None:
+    """Start the coroutine ``coro_fn()`` as if a widget of this session had: from its document's event
+    loop with the document current (in a served app), at once in scripts and notebooks.
+
+    For work triggered by another view (the live model setting ``state.model_samples``): started from
+    inside that view's own async callback, the new coroutine would see the unlocked document proxy as
+    current, and the new plots it adds would never reach the browser.
+    """
+    async def run():
+        await coro_fn()
+
+    state.run_on_document(lambda: pn.state.execute(run))
+
+
+def _owner() -> str:
+    from explorer import jobs
+
+    return jobs.session_owner()
+
+
+async def run_in_pool(fn, *args, **kwargs):
+    """Run ``fn(*args, **kwargs)`` in the server's shared pool and await it without blocking the loop."""
+    from explorer import jobs
+
+    return await jobs.submit(_owner(), fn, *args, **kwargs)
 
 
 class BackgroundMeasure:
-    """Progress bar + Cancel button + status line for measuring off the event loop.
+    """Progress bar + Cancel button + status line for measuring in the shared worker pool.
 
-    ``await job.run(images)`` measures in a worker thread and updates the bar from the event loop
-    (the app, or a notebook's kernel loop) until done; ``job.cancel()`` (the button) stops it
-    between chunks.
+    ``await job.run(images)`` measures with :func:`explorer.jobs.measure` (chunks that interleave
+    fairly with other sessions' work) and moves the bar from the event loop until done;
+    ``job.cancel()`` (the button) cancels the job's remaining chunks.
     """
 
-    def __init__(self, name: str, chunk: int = 100, workers: Optional[int] = None):
-        self.chunk = chunk
-        self.workers = workers
-        self._cancel = threading.Event()
+    def __init__(self, name: str):
+        self.name = name
+        self._job = None
         self._done = (0, 0)
         self.running = False
         self.progress = pn.indicators.Progress(label=f"{name} progress", value=0, max=100, width=320,
@@ -120,10 +143,12 @@ class BackgroundMeasure:
         self.label = pn.pane.Markdown("", margin=(5, 10), css_classes=[f"{name}-progress-label"])
 
     def cancel(self):
-        """Ask the running job to stop after the current chunk."""
-        self._cancel.set()
+        """Cancel the running measurement (its unstarted chunks are dropped)."""
+        if self._job is not None:
+            self._job.cancel()
 
     def _report(self, done: int, total: int):
+        # called from a worker thread: only store; the event loop shows it
         self._done = (done, total)
 
     def _show(self):
@@ -132,53 +157,79 @@ class BackgroundMeasure:
         self.label.object = f"Measuring… {done:,} / {total:,} digits" if total else "Measuring…"
 
     async def run(self, images: np.ndarray) -> pd.DataFrame:
-        """Measure ``images`` in the worker thread; raises :class:`MeasureCancelled` if cancelled."""
+        """Measure ``images`` (N, 28, 28) in the pool; raises :class:`MeasureCancelled` if cancelled.
+
+        Returns
+        -------
+        pandas.DataFrame
+            N rows, the six metric columns.
+        """
+        from explorer import jobs
+
         if self.running:
             raise RuntimeError("a measurement is already running")
         self.running = True
-        self._cancel.clear()
-        self._done = (0, len(images))
+        n = len(images)
+        self._done = (0, n)
         self.progress.param.update(visible=True, value=0)
         self.cancel_button.visible = True
         self._show()
-        loop = asyncio.get_running_loop()
-        future = loop.run_in_executor(
-            _EXECUTOR, lambda: measure_in_chunks(images, cancel=self._cancel, report=self._report,
-                                                 chunk=self.chunk, workers=self.workers))
         try:
-            while not future.done():
+            self._job = job = jobs.measure(_owner(), images, progress=self._report)
+            while not job.done():
                 self._show()
-                await asyncio.wait([future], timeout=0.1)
-            result = future.result()
+                await asyncio.sleep(0.1)
+            if job.cancelled():
+                raise MeasureCancelled(f"cancelled after {self._done[0]:,} of {n:,} digits")
+            try:
+                result = job.result()
+            except (asyncio.CancelledError, Exception) as e:
+                if job.cancelled() or type(e).__name__ == "CancelledError":
+                    raise MeasureCancelled(f"cancelled after {self._done[0]:,} of {n:,} digits") from None
+                raise
             self._show()
-            return result
+            return result.reset_index(drop=True)
         finally:
+            self._job = None
             self.running = False
             self.progress.visible = False
             self.cancel_button.visible = False
             self.label.object = ""
 
     def run_sync(self, images: np.ndarray) -> pd.DataFrame:
-        """Measure in the calling thread (scripts, tests)."""
-        return measure_in_chunks(images, chunk=self.chunk, workers=self.workers)
+        """Measure in the pool and wait (scripts, notebooks, tests)."""
+        from explorer import jobs
+
+        return jobs.measure(_owner(), images).result().reset_index(drop=True)
 
     def panel(self):
         return pn.Row(self.progress, self.cancel_button, self.label, align="center")
 
 
 def save_upload(values, filenames, folder: Path) -> Path:
-    """Write uploaded file(s) into ``folder``; several images become a folder of images.
+    """Check (:func:`explorer.limits.check_upload`) and write uploaded file(s) into ``folder``.
+
+    Several images become a folder of images.
 
     Returns
     -------
     pathlib.Path
         The file, or the folder holding several files.
+
+    Raises
+    ------
+    ValueError
+        No file, or a file over the app's upload limits (the message names the file, never a path).
     """
+    from explorer.limits import check_upload
+
     if isinstance(values, (bytes, bytearray)):
         values, filenames = [values], [filenames]
     values, filenames = list(values or []), list(filenames or [])
     if not values:
         raise ValueError("no file was uploaded")
+    for data, name in zip(values, filenames):
+        check_upload(Path(str(name)).name, len(data))
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
     for data, name in zip(values, filenames):
@@ -189,37 +240,45 @@ def save_upload(values, filenames, folder: Path) -> Path:
     return paths[0] if len(paths) == 1 else folder
 
 
+def user_message(error: Exception, hide: Optional[Path] = None) -> str:
+    """An error's text for the user, without the server folder ``hide`` (uploads' temp folder), and
+    with the loader's "pass value_range=..." advice pointing at the view's Value range control."""
+    from explorer.limits import user_message as hide_paths
+
+    text = str(error)
+    if hide is not None:
+        text = text.replace(str(hide) + "/", "").replace(str(hide), "upload")
+    text = hide_paths(text)
+    labels = {v: k for k, v in VALUE_RANGES.items()}
+    return re.sub(r"pass value_range='([^']+)'",
+                  lambda m: f"choose Value range “{labels.get(m.group(1), m.group(1))}” above and load "
+                            "again", text)
+
+
 def _histogram_figure(metric: str) -> tuple:
-    fig = figure(width=330, height=210, title=METRIC_LABELS.get(metric, metric), tools="",
-                 toolbar_location=None, name=f"compare-hist-{metric}")
+    # explicit ranges, set with the data: an empty auto-ranged plot makes Bokeh warn in the console
+    fig = figure(width=300, height=200, title=METRIC_LABELS.get(metric, metric), tools="save",
+                 toolbar_location="right", name=f"compare-hist-{metric}", x_range=Range1d(0, 1),
+                 y_range=Range1d(0, 1))
     ref = ColumnDataSource(data={"left": [], "right": [], "top": []})
     smp = ColumnDataSource(data={"left": [], "right": [], "top": []})
-    fig.quad(left="left", right="right", bottom=0, top="top", source=ref, fill_color=REFERENCE_COLOUR,
-             fill_alpha=0.35, line_color=REFERENCE_COLOUR, line_alpha=0.6, legend_label="reference")
-    fig.quad(left="left", right="right", bottom=0, top="top", source=smp, fill_color=SAMPLE_COLOUR,
-             fill_alpha=0.35, line_color=SAMPLE_COLOUR, line_alpha=0.8, legend_label="samples")
-    fig.legend.location = "top_right"
-    fig.legend.label_text_font_size = "9px"
-    fig.legend.background_fill_alpha = 0.6
+    r1 = fig.quad(left="left", right="right", bottom=0, top="top", source=ref, fill_color=REFERENCE_COLOUR,
+                  fill_alpha=0.35, line_color=REFERENCE_COLOUR, line_alpha=0.6)
+    r2 = fig.quad(left="left", right="right", bottom=0, top="top", source=smp, fill_color=SAMPLE_COLOUR,
+                  fill_alpha=0.35, line_color=SAMPLE_COLOUR, line_alpha=0.8)
+    # The legend sits above the plot area: it can never cover a bar.
+    legend = Legend(items=[LegendItem(label="reference", renderers=[r1]),
+                           LegendItem(label="samples", renderers=[r2])],
+                    orientation="horizontal", label_text_font_size="9px", padding=2, margin=0,
+                    spacing=8, glyph_height=10, glyph_width=14)
+    fig.add_layout(legend, "above")
     fig.yaxis.axis_label = "density"
     fig.toolbar.logo = None
     return fig, ref, smp
 
 
-def on_document(fn: Callable[[], None]) -> None:
-    """Run ``fn`` (which edits raw Bokeh models) holding the document lock.
-
-    In a served app it is scheduled on the session's event loop (Bokeh refuses model changes from
-    async callbacks, which run outside the lock); in scripts and notebooks it runs at once.
-    """
-    doc = pn.state.curdoc
-    pn.state.execute(fn, schedule=bool(doc is not None and doc.session_context))
-
-
 def _hist(values: np.ndarray, edges: np.ndarray) -> dict:
     v = values[np.isfinite(values)]
-    if len(v) == 0:
-        return {"left": [], "right": [], "top": []}
     v = v[(v >= edges[0]) & (v <= edges[-1])]
     if len(v) == 0:
         return {"left": [], "right": [], "top": []}
@@ -230,14 +289,15 @@ def _hist(values: np.ndarray, edges: np.ndarray) -> dict:
 async def measure_loaded(view, images: np.ndarray, description: str):
     """Measure `images` with ``view.job`` for a view that loaded them (CompareView, TraversalView).
 
-    The view's load button is disabled meanwhile; a cancellation or failure is shown in the view's info
-    pane / error alert and gives None, never an exception: user data must not take the app down.
+    The view's load button is disabled meanwhile; a cancellation or failure is shown in the view's
+    error alert and gives None, never an exception: user data must not take the app down.
     """
     view._load_button.disabled = True
     try:
         return await view.job.run(images)
     except MeasureCancelled as e:
-        view._info.object = f"**Loaded** {description}  \n*Measuring {e}.*"
+        view._show_error(f"Measuring {description.split(':')[0]} was {e}; the results shown are unchanged.",
+                         kind="warning")
     except Exception as e:
         view._show_error(f"Measuring failed: {type(e).__name__}: {e}")
     finally:
@@ -245,49 +305,68 @@ async def measure_loaded(view, images: np.ndarray, description: str):
     return None
 
 
+def _bytes_download(**kwargs) -> pn.widgets.FileDownload:
+    return pn.widgets.FileDownload(disabled=True, color="success", variant="outline",
+                                   width=190, **kwargs)
+
+
 class CompareView(pn.viewable.Viewer):
-    """Samples vs reference data: histograms, MMD test, distances, atypical samples, CSV.
+    """Samples vs reference data: verdict, MMD tests, distances, histograms, atypical samples, downloads.
 
     Parameters
     ----------
     state : ExplorerState, optional
-        Shared app state; its ``dataset`` (images, labels, metrics) is the reference data. A new
-        state on the bundled sample when omitted.
-    workers : int, optional
-        Worker processes for ``measure_batch`` (default: measure in the background thread).
+        Shared app state; its ``dataset`` (images, labels, metrics) is the reference data, and samples
+        set in its ``model_samples`` (by the Model tab) are loaded and measured. A new state on the
+        bundled sample when omitted.
     """
 
     state = param.ClassSelector(class_=ExplorerState)
-    samples = param.ClassSelector(class_=Samples, allow_None=True, doc="The loaded samples.")
+    samples = param.ClassSelector(class_=Samples, allow_None=True, doc="The measured samples on show.")
     sample_metrics = param.DataFrame(default=None, allow_None=True, doc="Their morphometrics.")
     report = param.ClassSelector(class_=ComparisonReport, allow_None=True)
     label = param.Selector(default="all", objects=["all"], doc="Label for the histograms.")
-    linear = param.Boolean(default=True, doc="Linear-time MMD (the paper's); else quadratic.")
+    value_range = param.Selector(default="detect", objects=list(VALUE_RANGES),
+                                 doc="Intensity range of the files (detect, or declare it).")
     gallery_size = param.Integer(default=24, bounds=(1, 96))
+    computing = param.Boolean(default=False, doc="The comparison report is being computed.")
 
-    def __init__(self, state: ExplorerState | None = None, workers: Optional[int] = None, **params):
+    def __init__(self, state: ExplorerState | None = None, **params):
         super().__init__(state=state or ExplorerState(), **params)
         self._tmp = tempfile.TemporaryDirectory(prefix="morpho-samples-")
         self._uploads = 0
-        self.job = BackgroundMeasure("compare", workers=workers)
-        self._upload = pn.widgets.FileInput(accept=ACCEPT, multiple=True, label="Upload samples",
-                                            css_classes=["compare-upload"])
+        self.job = BackgroundMeasure("compare")
+        self._upload = pn.widgets.FileInput(accept=ACCEPT, multiple=True, css_classes=["compare-upload"],
+                                            width=240)
         self._path = pn.widgets.TextInput(label="…or a path on the server", placeholder="/path/to/samples.npy",
-                                          width=380, css_classes=["compare-path"])
-        self._load_button = pn.widgets.Button(label="Load and measure", color="primary", width=160,
-                                              css_classes=["compare-load"])
-        self._linear = pn.widgets.Checkbox.from_param(self.param.linear, label="Linear-time MMD (paper)")
+                                          width=260, css_classes=["compare-path"])
+        self._range = pn.widgets.Select.from_param(self.param.value_range, label="Value range", width=140,
+                                                   css_classes=["compare-range"])
+        self._load_button = pn.widgets.Button(label="Load and measure", color="primary", width=150,
+                                              css_classes=["compare-load"], align="end")
         self._label_select = pn.widgets.Select.from_param(self.param.label, label="Histograms for label",
-                                                          width=160)
+                                                          width=150)
         self._info = pn.pane.Markdown("Load a model's samples: `.npy`/`.npz` (N,28,28), (N,1,28,28) or "
-                                      "(N,784) in uint8, [0,1] or [-1,1]; IDX; PNG/JPEG images or a grid.",
+                                      "(N,784) in uint8, [0,1] or [-1,1]; IDX; PNG/JPEG images or a grid. "
+                                      "Or sample the live model in the Model tab.",
                                       css_classes=["compare-info"], sizing_mode="stretch_width")
         self._error = pn.pane.Alert("", alert_type="danger", visible=False, css_classes=["compare-error"],
                                     sizing_mode="stretch_width")
-        self._mmd = pn.pane.Markdown("", css_classes=["compare-mmd"], sizing_mode="stretch_width")
-        self._table = pn.pane.DataFrame(pd.DataFrame(), index=False, float_format="{:.4g}".format,
-                                        css_classes=["compare-table"], sizing_mode="stretch_width",
-                                        max_height=420)
+        # Nothing here hides or shows a layout: a layout made visible (or given new children) while its
+        # tab is hidden is never drawn by the browser (the live model fills this view from its own tab).
+        # Only single widgets/panes are shown and hidden; the results are always there, empty at first.
+        self._spinner = pn.indicators.LoadingSpinner(value=True, size=22, margin=(5, 10), visible=False,
+                                                     css_classes=["compare-busy"])
+        self._busy_text = pn.pane.Markdown("", margin=(5, 0), css_classes=["compare-busy-text"])
+        self._verdict = heading("### Verdict\n*No samples compared yet.*", css_classes=["compare-verdict"])
+        self._mmd = heading("", css_classes=["compare-mmd"])
+        self._per_label_title = heading("### Per label\nQuadratic-time MMD on each label's samples and "
+                                        "reference digits; p adjusted over the labels by Holm's method.",
+                                        visible=False)
+        self._per_label = pn.pane.DataFrame(pd.DataFrame(), index=False, css_classes=["compare-per-label"],
+                                            sizing_mode="stretch_width", max_height=300, visible=False)
+        self._table = pn.pane.DataFrame(pd.DataFrame(), index=False, css_classes=["compare-table"],
+                                        sizing_mode="stretch_width", max_height=380)
         self._hists = {m: _histogram_figure(m) for m in METRICS}
         self._hist_note = pn.pane.Markdown("", margin=(0, 10))
         n = self.gallery_size
@@ -297,8 +376,8 @@ class CompareView(pn.viewable.Viewer):
         self._gallery_img = ColumnDataSource(data={"image": [np.zeros((h, w), np.uint32)]})
         self._gallery_cells = ColumnDataSource(data={"x": [], "y": [], "index": [], "distance": [],
                                                      **{m: [] for m in METRICS}})
-        gfig = figure(x_range=(0, w), y_range=(0, h), width=int(w * 2.2), height=int(h * 2.2), tools="",
-                      toolbar_location=None, min_border=0, name="compare-gallery")
+        gfig = figure(x_range=(0, w), y_range=(0, h), width=int(w * 2.2), height=int(h * 2.2), tools="save",
+                      toolbar_location="right", min_border=0, name="compare-gallery")
         gfig.image_rgba(image="image", x=0, y=0, dw=w, dh=h, source=self._gallery_img)
         cells = gfig.rect(x="x", y="y", width=CELL, height=CELL, source=self._gallery_cells, fill_alpha=0,
                           line_alpha=0, hover_fill_alpha=0.12, hover_fill_color="#ff8c00")
@@ -308,65 +387,82 @@ class CompareView(pn.viewable.Viewer):
         gfig.axis.visible = False
         gfig.grid.visible = False
         gfig.outline_line_color = None
+        gfig.toolbar.logo = None
         self._gallery = gfig
-        self._download = pn.widgets.FileDownload(callback=self._csv, filename="samples-morpho.csv",
-                                                 label="Download sample metrics (CSV)", color="success",
-                                                 disabled=True, css_classes=["compare-download"], width=260)
+        self._download = _bytes_download(callback=self._csv, filename="samples-morpho.csv",
+                                         label="Sample metrics (CSV)", css_classes=["compare-download"])
+        self._download_html = _bytes_download(callback=self._report_html, filename="comparison.html",
+                                              label="Report (HTML)", css_classes=["compare-download-html"])
+        self._download_json = _bytes_download(callback=self._report_json, filename="comparison.json",
+                                              label="Report (JSON)", css_classes=["compare-download-json"])
         self._load_button.on_click(self._on_load)
         self._upload.param.watch(self._on_upload, "value")
         self.state.param.watch(self._on_reference, "dataset")
-        self.param.watch(self._update_report, ["sample_metrics", "linear"])
+        self.state.param.watch(self._on_model_samples, "model_samples")
         self.param.watch(self._update_hists, ["label", "report"])
-        self._results = pn.Column(visible=False, sizing_mode="stretch_width")
+        self._results = pn.Column(sizing_mode="stretch_width")
         self._build_results()
+        if self.state.model_samples is not None:  # sampled before this tab was first shown
+            self._on_model_samples()
 
     # ---------------------------------------------------------------------------------------------
     # loading and measuring
 
+    def _read(self, path, **kwargs) -> Samples:
+        kwargs.setdefault("value_range", VALUE_RANGES[self.value_range])
+        return load_samples(path, **kwargs)
+
     def load(self, path, **kwargs) -> Samples:
-        """Load samples from ``path`` (see :func:`core.samples.load_samples`) without measuring."""
-        samples = load_samples(path, **kwargs)
+        """Load samples from ``path`` (see :func:`core.samples.load_samples`) without measuring.
+
+        The results on show are cleared: call :meth:`measure` next (scripts and notebooks).
+        """
+        samples = self._read(path, **kwargs)
         self.param.update(samples=samples, sample_metrics=None, report=None)
         self._info.object = f"**Loaded** {samples.description}"
         self._error.visible = False
-        self._results.visible = False
-        self._download.disabled = True
+        self._set_downloads(False)
         return samples
 
     def measure(self) -> pd.DataFrame:
-        """Measure the loaded samples synchronously (scripts and notebooks)."""
+        """Measure the loaded samples and compare them, synchronously (scripts and notebooks)."""
         if self.samples is None:
             raise ValueError("load samples first")
         df = self.job.run_sync(self.samples.images)
         self.sample_metrics = df
+        self._show_report(self._compute_report(df, self.samples))
         return df
 
-    async def load_and_measure(self, path, **kwargs) -> bool:
-        """Load ``path`` and measure it in the background; report errors in the view.
+    async def load_and_measure(self, path=None, *, samples: Optional[Samples] = None, hide: Optional[Path] = None,
+                               **kwargs) -> bool:
+        """Load ``path`` (or take ``samples``), measure in the background and compare.
+
+        The results on show change only when the new samples were measured: a failed or cancelled
+        load leaves them (and their description) as they were, with the reason in the error alert.
 
         Returns
         -------
         bool
-            Whether the samples were loaded and measured (False on error or cancellation).
+            Whether the samples were loaded, measured and compared.
         """
         self._error.visible = False
-        try:
-            samples = self.load(path, **kwargs)
-        except (SampleFormatError, FileNotFoundError, ValueError) as e:
-            self._show_error(f"Could not load the samples: {e}")
-            return False
-        except Exception as e:  # user data must never take the app down
-            self._show_error(f"Could not load {Path(str(path)).name}: {type(e).__name__}: {e}")
-            return False
+        if samples is None:
+            try:
+                samples = self._read(path, **kwargs)
+            except (SampleFormatError, FileNotFoundError, ValueError) as e:
+                self._show_error(f"Could not load the samples: {user_message(e, hide)}")
+                return False
+            except Exception as e:  # user data must never take the app down
+                self._show_error(f"Could not load {Path(str(path)).name}: {type(e).__name__}: "
+                                 f"{user_message(e, hide)}")
+                return False
         df = await measure_loaded(self, samples.images, samples.description)
         if df is None:
             return False
-        self.sample_metrics = df
-        return True
+        return await self._compare_in_background(samples, df)
 
-    def _show_error(self, text: str):
-        self._error.object = text
-        self._error.visible = True
+    def _show_error(self, text: str, kind: str = "danger"):
+        self._error.param.update(object=text, alert_type=kind, visible=True)
 
     async def _on_load(self, event=None):
         try:  # the server's path policy: inside --data-root, or off on a public server
@@ -383,56 +479,105 @@ class CompareView(pn.viewable.Viewer):
         folder = Path(self._tmp.name) / f"upload-{self._uploads}"
         try:
             path = save_upload(self._upload.value, self._upload.filename, folder)
-        except (OSError, ValueError) as e:
-            self._show_error(f"Could not store the upload: {e}")
+        except ValueError as e:
+            self._show_error(f"Could not use the upload: {user_message(e, folder)}")
             return
-        await self.load_and_measure(path)
+        except OSError as e:
+            self._show_error(f"Could not store the upload: {type(e).__name__} (server disk)")
+            return
+        await self.load_and_measure(path, hide=folder)
+
+    def _on_model_samples(self, event=None):
+        samples = self.state.model_samples
+        if samples is not None:
+            start_on_document(self.state, lambda: self.load_and_measure(samples=samples))
 
     def _on_reference(self, *_):
-        self._update_report()
+        if self.sample_metrics is not None and self.samples is not None:
+            asyncio.ensure_future(self._compare_in_background(self.samples, self.sample_metrics))
 
     # ---------------------------------------------------------------------------------------------
     # results
 
-    def _update_report(self, *_):
-        df = self.sample_metrics
+    def _compute_report(self, df: pd.DataFrame, samples: Samples) -> ComparisonReport:
         ds = self.state.dataset
-        if df is None or self.samples is None:
-            self.report = None
-            self._results.visible = False
-            return
+        provenance = {"samples": samples.description,
+                      "reference": getattr(ds, "description", None) or f"{ds.name} ({len(ds):,} digits)"}
+        return compare_report(df, ds.metrics, sample_labels=samples.labels, reference_labels=ds.labels,
+                              seed=0, provenance=provenance)
+
+    async def _compare_in_background(self, samples: Samples, df: pd.DataFrame) -> bool:
+        """Compute the report in the pool (the quadratic test takes seconds) with a busy indicator,
+        then show samples, metrics and report together."""
+        self.computing = True
+        self._spinner.visible = True
+        self._busy_text.object = "Computing the two-sample tests…"
         try:
-            rep = compare_report(df, ds.metrics, sample_labels=self.samples.labels,
-                                 reference_labels=ds.labels, linear=self.linear, seed=0)
+            rep = await run_in_pool(self._compute_report, df, samples)
         except ValueError as e:
             self._show_error(f"Could not compare: {e}")
-            self.report = None
-            return
+            return False
+        finally:
+            self.computing = False
+            self._spinner.visible = False
+            self._busy_text.object = ""
+        self.param.update(samples=samples, sample_metrics=df)
+        self._show_report(rep)
+        return True
+
+    def _show_report(self, rep: ComparisonReport):
+        ds = self.state.dataset
         labels = ["all"]
         if ds.labels is not None:
             labels += [str(v) for v in np.unique(ds.labels)]
         self.param.label.objects = labels
         if self.label not in labels:
             self.label = "all"
+        self._info.object = f"**Showing** {self.samples.description}"
         self.report = rep
         self._render_report(rep)
         self._render_gallery()
-        self._download.disabled = False
-        self._results.visible = True
+        self._set_downloads(True)
+
+    def _set_downloads(self, enabled: bool):
+        for d in (self._download, self._download_html, self._download_json):
+            d.disabled = not enabled
 
     def _render_report(self, rep: ComparisonReport):
-        r = rep.mmd
-        verdict = ("**differ** from the reference data (p < 0.01)" if r.p_value < 0.01 else
-                   "are **not distinguishable** from the reference data at the 1% level")
+        self._verdict.object = f"### Verdict\n{rep.verdict}"
+        lines = []
+        for kind, r in (("quadratic", rep.mmd_quadratic), ("linear", rep.mmd_linear)):
+            if r is None:
+                continue
+            mark = " — **the verdict's test**" if kind == rep.verdict_test else ""
+            perms = f", {r.n_permutations:,} permutations" if r.n_permutations else ""
+            lines.append(f"- {r.test_name} ({r.statistic}): {r.mmd2:.4g} ± {r.sem:.2g}, "
+                         f"{'permutation ' if not r.linear else ''}{r.p_text}{perms}; "
+                         f"n = {r.n_x:,} vs {r.n_y:,}{mark}")
+        cols = ", ".join(rep.mmd.columns)
+        notes = "".join(f"\n\n*{n}*" for n in rep.notes)
         self._mmd.object = (
-            f"### Kernel two-sample test\n"
-            f"{len(self.sample_metrics):,} samples vs {len(self.state.dataset):,} reference digits "
-            f"({self.state.dataset.name}), on {', '.join(r.columns)}:\n\n"
-            f"`{r.to_text()}`\n\nThe samples' morphometrics {verdict}.")
+            f"### Kernel two-sample tests\n{rep.n_samples:,} samples vs {rep.n_reference:,} reference "
+            f"digits ({self.state.dataset.name}), on {cols}:\n\n" + "\n".join(lines) + notes)
+        per_label = rep.per_label
+        if per_label is not None and len(per_label):
+            t = per_label[["label", "n_samples", "n_reference", "mmd2", "p_text", "p_holm_text", "differs"]].copy()
+            t["mmd2"] = t["mmd2"].map(lambda v: f"{v:.3g}")
+            t["differs"] = t["differs"].map(lambda v: "differs" if v else "–")
+            t.columns = ["label", "n samples", "n reference", "MMD²_u", "p", "p (Holm)", "at 1%"]
+            self._per_label.object = t
+            self._per_label.visible = True
+            self._per_label_title.visible = True
+        else:
+            self._per_label.visible = False
+            self._per_label_title.visible = False
         table = rep.distances.copy()
         table["label"] = table["label"].astype(str)
         table = table[["label", "metric", "n_samples", "n_reference", "sample_mean", "reference_mean",
                        "wasserstein", "wasserstein_std", "ks_statistic", "ks_p_value"]]
+        for c in ("sample_mean", "reference_mean", "wasserstein", "wasserstein_std", "ks_statistic"):
+            table[c] = table[c].map(lambda v: f"{v:.4g}")
+        table["ks_p_value"] = table["ks_p_value"].map(format_p)
         table.columns = ["label", "metric", "n samples", "n reference", "mean samples", "mean reference",
                          "W1", "W1 / sd", "KS", "KS p"]
         self._table.object = table
@@ -454,23 +599,32 @@ class CompareView(pn.viewable.Viewer):
                 note = (f"*The samples have no labels: all samples are shown against reference digits "
                         f"of label {lab}.*")
         self._hist_note.object = note
+        updates = []
         for m, (fig, rsrc, ssrc) in self._hists.items():
             r = ref[m].to_numpy(dtype=float)[rmask]
             s = df[m].to_numpy(dtype=float)[smask]
             both = np.concatenate([r[np.isfinite(r)], s[np.isfinite(s)]])
             if len(both) == 0:
                 empty = {"left": [], "right": [], "top": []}
-                on_document(lambda rsrc=rsrc, ssrc=ssrc: (rsrc.update(data=dict(empty)),
-                                                          ssrc.update(data=dict(empty))))
+                updates.append((fig, rsrc, ssrc, empty, dict(empty)))
                 continue
             lo, hi = np.percentile(both, [0.5, 99.5])
             if hi <= lo:
                 lo, hi = lo - 0.5, hi + 0.5
-            edges = np.linspace(lo, hi, 41)
             # bins over the central 99% of both sets: far outliers are left out, not piled up
-            rd, sd = _hist(r, edges), _hist(s, edges)
-            on_document(lambda rsrc=rsrc, ssrc=ssrc, rd=rd, sd=sd: (rsrc.update(data=rd),
-                                                                    ssrc.update(data=sd)))
+            edges = np.linspace(lo, hi, 41)
+            updates.append((fig, rsrc, ssrc, _hist(r, edges), _hist(s, edges)))
+
+        def commit():
+            for fig, rsrc, ssrc, rd, sd in updates:
+                rsrc.data, ssrc.data = rd, sd
+                if len(rd["left"]):
+                    top = max(np.max(rd["top"], initial=0), np.max(sd["top"], initial=0)) or 1.0
+                    pad = 0.02 * (rd["right"][-1] - rd["left"][0])
+                    fig.x_range.update(start=rd["left"][0] - pad, end=rd["right"][-1] + pad)
+                    fig.y_range.update(start=0, end=1.05 * top)
+
+        on_document(commit, self.state)
 
     def _render_gallery(self):
         df, ds = self.sample_metrics, self.state.dataset
@@ -490,8 +644,12 @@ class CompareView(pn.viewable.Viewer):
             self._gallery_img.data = {"image": [page]}
             self._gallery_cells.data = data
 
-        on_document(commit)
+        on_document(commit, self.state)
         self.furthest = pd.DataFrame({"sample": order, "distance": dist[order]})
+
+    def _stem(self) -> str:
+        return (Path(self.samples.path).stem if self.samples is not None and self.samples.path else
+                "samples") or "samples"
 
     def _csv(self):
         df = self.sample_metrics
@@ -501,43 +659,65 @@ class CompareView(pn.viewable.Viewer):
         out.index.name = "index"
         if self.samples is not None and self.samples.labels is not None:
             out.insert(0, "label", self.samples.labels)
-        name = Path(self.samples.path).stem if self.samples is not None else "samples"
-        self._download.filename = f"{name}-morpho.csv"
+        self._download.filename = f"{self._stem()}-morpho.csv"
         return io.StringIO(out.to_csv())
+
+    def _report_html(self):
+        """The report as a standalone HTML file (written by ``to_html`` to a temp file, read back)."""
+        if self.report is None:
+            return io.BytesIO(b"")
+        self._download_html.filename = f"{self._stem()}-comparison.html"
+        with tempfile.TemporaryDirectory(prefix="morpho-report-") as tmp:
+            path = Path(tmp) / "report.html"
+            self.report.to_html(path)
+            return io.BytesIO(path.read_bytes())
+
+    def _report_json(self):
+        if self.report is None:
+            return io.StringIO("")
+        self._download_json.filename = f"{self._stem()}-comparison.json"
+        return io.StringIO(self.report.to_json())
 
     # ---------------------------------------------------------------------------------------------
     # layout
 
     def _build_results(self):
-        hists = pn.GridBox(*[pn.pane.Bokeh(self._hists[m][0]) for m in METRICS], ncols=3)
+        hists = pn.FlexBox(*[pn.pane.Bokeh(self._hists[m][0]) for m in METRICS], gap="4px",
+                           sizing_mode="stretch_width")
         self._results[:] = [
+            self._verdict,
             self._mmd,
-            pn.pane.Markdown("### Per-metric distances\nW1: Wasserstein-1 distance in the metric's units "
-                             "(W1 / sd: in reference standard deviations); KS: Kolmogorov–Smirnov "
-                             "statistic (largest difference of the cumulative distributions) and its "
-                             "p-value. Rows per label when both samples and reference have labels."),
+            self._per_label_title,
+            self._per_label,
+            pn.Row(self._download_html, self._download_json, self._download),
+            heading("### Per-metric distances\nW1: Wasserstein-1 distance in the metric's units "
+                    "(W1 / sd: in reference standard deviations); KS: Kolmogorov–Smirnov "
+                    "statistic (largest difference of the cumulative distributions) and its "
+                    "p-value. Rows per label when both samples and reference have labels."),
             self._table,
-            pn.Row(pn.pane.Markdown("### Histograms: samples vs reference"), self._label_select),
+            pn.Row(heading("### Histograms: samples vs reference", width=420), self._label_select),
             self._hist_note,
             hists,
-            pn.pane.Markdown(f"### The {self.gallery_size} samples furthest from the data\nMean distance "
-                             "to the 5 nearest reference digits in morphometric space (length, "
-                             "thickness, slant, width, height; in reference standard deviations), "
-                             "largest first; hover for the values."),
+            heading(f"### The {self.gallery_size} samples furthest from the data\nMean distance "
+                    "to the 5 nearest reference digits in morphometric space (length, "
+                    "thickness, slant, width, height; in reference standard deviations), "
+                    "largest first; hover for the values."),
             pn.pane.Bokeh(self._gallery),
-            self._download,
         ]
 
     def __panel__(self):
+        controls = pn.FlexBox(
+            pn.Column(pn.pane.Markdown("Upload samples", margin=(0, 10)), self._upload),
+            self._path, self._range, self._load_button,
+            align_items="flex-end", gap="6px", sizing_mode="stretch_width")
         return pn.Column(
-            pn.pane.Markdown("## Compare samples with the data\nHas the model learned the data's "
-                             "morphology? Measure its samples and compare them with the reference "
-                             "digits."),
-            pn.Row(self._upload, pn.Column(pn.Row(self._path, self._load_button, align="end"))),
-            self._linear,
+            heading("## Compare samples with the data\nHas the model learned the data's morphology? "
+                    "Measure its samples and compare them with the reference digits."),
+            controls,
             self._info,
             self._error,
             self.job.panel(),
+            pn.Row(self._spinner, self._busy_text),
             self._results,
             css_classes=["explorer-compare"], sizing_mode="stretch_width",
         )

@@ -1,0 +1,232 @@
+"""TraversalView: load a traversal (file, upload, or the live model), measure it, show its parts.
+
+The parts, each in its own module of this package:
+
+- :mod:`.grid` — the grid of one base code and the clicked image with overlays;
+- :mod:`.effects` — metrics along each latent, the effect heatmap + table, strongest latents, reports;
+- :mod:`.codes` — codes vs metrics: partial correlations and MIG;
+- :mod:`.digit` — one digit with the inspector's overlays (shared with the Model tab).
+"""
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import pandas as pd
+import panel as pn
+import param
+
+from core.samples import SampleFormatError, Traversal, load_traversal
+from explorer.compare import (BackgroundMeasure, heading, measure_loaded, save_upload, start_on_document,
+                              user_message)
+from explorer.state import ExplorerState
+from explorer.traversals.codes import CodesPanel
+from explorer.traversals.effects import EffectsPanel
+from explorer.traversals.grid import TraversalGrid, per_step_index
+
+__all__ = ["TraversalView", "grid_of"]
+
+
+def grid_of(traversal: Traversal) -> np.ndarray:
+    """The traversal's images as (B, L, S, 28, 28): single-base (L, S, 28, 28) grids get B = 1."""
+    images = np.asarray(traversal.images)
+    return images[None] if images.ndim == 4 else images
+
+
+def values_of(traversal: Traversal, steps: int) -> Optional[np.ndarray]:
+    """The latent offsets (S,) of the steps when the traversal knows them."""
+    v = getattr(traversal, "values", None)
+    return None if v is None or len(v) != steps else np.asarray(v, float)
+
+
+class TraversalView(pn.viewable.Viewer):
+    """Latent traversal grid, metrics along each latent, effect heatmap and table; codes: partial
+    correlations and MIG.
+
+    Parameters
+    ----------
+    state : ExplorerState, optional
+        Shared app state: its reference data sets the sd units, and a traversal put in its
+        ``model_traversal`` (by the Model tab) is loaded and measured. A new state on the bundled
+        sample when omitted.
+    """
+
+    state = param.ClassSelector(class_=ExplorerState)
+    traversal = param.ClassSelector(class_=Traversal, allow_None=True)
+    per_step = param.DataFrame(default=None, allow_None=True, doc="(base, latent, step) x metrics.")
+
+    def __init__(self, state: ExplorerState | None = None, **params):
+        super().__init__(state=state or ExplorerState(), **params)
+        self._tmp = tempfile.TemporaryDirectory(prefix="morpho-traversal-")
+        self._uploads = 0
+        self.job = BackgroundMeasure("traversal")
+        self._upload = pn.widgets.FileInput(accept=".npy,.npz,.png,.jpg,.jpeg", css_classes=["traversal-upload"],
+                                            width=230)
+        self._path = pn.widgets.TextInput(label="…or a path on the server", placeholder="/path/to/traversal.npy",
+                                          width=250, css_classes=["traversal-path"])
+        self._rows = pn.widgets.IntInput(label="Rows (latents; 0: infer)", value=0, start=0, width=140)
+        self._cols = pn.widgets.IntInput(label="Columns (steps; 0: infer)", value=0, start=0, width=140)
+        self._load_button = pn.widgets.Button(label="Load and measure", color="primary", width=150,
+                                              css_classes=["traversal-load"], align="end")
+        self._info = pn.pane.Markdown("Load a traversal: an array (L latents, S steps, 28, 28) or several "
+                                      "base codes (B, L, S, 28, 28), or one PNG grid with latents as rows "
+                                      "and steps as columns; or traverse the live model in the Model tab.",
+                                      css_classes=["traversal-info"], sizing_mode="stretch_width")
+        self._error = pn.pane.Alert("", alert_type="danger", visible=False, css_classes=["traversal-error"],
+                                    sizing_mode="stretch_width")
+        self.grid = TraversalGrid()
+        self.effects_panel = EffectsPanel()
+        self.codes_panel = CodesPanel(self._store_upload, self._show_error)
+        for part in (self.grid, self.effects_panel, self.codes_panel):
+            part.state = self.state
+        # The parts are always in the layout, empty until a traversal is measured: a layout shown (or given
+        # new children) while its tab is hidden is never drawn by the browser, and the live model fills
+        # this view from its own tab.
+        self._results = self.effects_panel.panel()
+        self._grid_area = self.grid.panel()
+        self._load_button.on_click(self._on_load)
+        self._upload.param.watch(self._on_upload, "value")
+        self.state.param.watch(self._on_model_traversal, "model_traversal")
+        if self.state.model_traversal is not None:  # traversed before this tab was first shown
+            self._on_model_traversal()
+
+    # convenient handles on the parts
+    @property
+    def effects(self):
+        """The :class:`core.analysis.TraversalEffects` on show (None before measuring)."""
+        return self.effects_panel.effects
+
+    @property
+    def method(self) -> str:
+        return self.effects_panel.method
+
+    @method.setter
+    def method(self, value: str):
+        self.effects_panel.method = value
+
+    # ---------------------------------------------------------------------------------------------
+    # loading and measuring
+
+    def load(self, path, rows: Optional[int] = None, cols: Optional[int] = None, **kwargs) -> Traversal:
+        """Load a traversal grid (see :func:`core.samples.load_traversal`) without measuring."""
+        t = load_traversal(path, rows or None, cols or None, **kwargs)
+        self._show_traversal(t)
+        return t
+
+    def show(self, t: Traversal):
+        """Show a traversal already in memory (e.g. the live model's) without measuring."""
+        self._show_traversal(t)
+
+    def _show_traversal(self, t: Traversal):
+        images = grid_of(t)
+        self.param.update(traversal=t, per_step=None)
+        self._info.object = f"**Loaded** {t.description}"
+        self._error.visible = False
+        self.grid.param.update(values=values_of(t, images.shape[2]), per_step=None)
+        self.grid.images = images
+
+
+    def measure(self) -> pd.DataFrame:
+        """Measure the loaded grid and analyse it, synchronously (scripts and notebooks)."""
+        if self.traversal is None:
+            raise ValueError("load a traversal first")
+        images = grid_of(self.traversal)
+        df = self.job.run_sync(images.reshape(-1, 28, 28))
+        self._set_per_step(df)
+        return self.per_step
+
+    def _set_per_step(self, df: pd.DataFrame):
+        images = grid_of(self.traversal)
+        df = df.copy()
+        df.index = per_step_index(*images.shape[:3])
+        self.per_step = df
+        self.grid.per_step = df
+        self.effects_panel.set_traversal(df, values_of(self.traversal, images.shape[2]),
+                                         self.state.dataset.metrics)
+
+
+    async def load_and_measure(self, path=None, rows=None, cols=None, *, traversal: Optional[Traversal] = None,
+                               hide: Optional[Path] = None, **kwargs) -> bool:
+        """Load ``path`` (or take ``traversal``) and measure it in the background; errors are shown."""
+        self._error.visible = False
+        if traversal is None:
+            try:
+                traversal = load_traversal(path, rows or None, cols or None, **kwargs)
+            except (SampleFormatError, FileNotFoundError, ValueError) as e:
+                self._show_error(f"Could not load the traversal: {user_message(e, hide)}")
+                return False
+            except Exception as e:
+                self._show_error(f"Could not load {Path(str(path)).name}: {type(e).__name__}: "
+                                 f"{user_message(e, hide)}")
+                return False
+        self._show_traversal(traversal)
+        df = await measure_loaded(self, grid_of(traversal).reshape(-1, 28, 28), traversal.description)
+        if df is None:
+            return False
+        def show():
+            try:
+                self._set_per_step(df)
+            except ValueError as e:
+                self._show_error(f"Could not analyse the traversal: {e}")
+                return False
+            return True
+
+        # after an await: update the views holding the document lock
+        return await self.state.in_document(show)
+
+    def _show_error(self, text: str, kind: str = "danger"):
+        self._error.param.update(object=text, alert_type=kind, visible=True)
+
+    async def _on_load(self, event=None):
+        try:  # the server's path policy: inside --data-root, or off on a public server
+            path = self.state.resolve_user_path(self._path.value, "traversal")
+        except ValueError as e:
+            self._show_error(str(e))
+            return
+        await self.load_and_measure(path, self._rows.value, self._cols.value)
+
+    def _store_upload(self, widget) -> tuple[Path, Path]:
+        self._uploads += 1
+        folder = Path(self._tmp.name) / f"upload-{self._uploads}"
+        return save_upload(widget.value, widget.filename, folder), folder
+
+    async def _on_upload(self, event):
+        if not event.new:
+            return
+        try:
+            path, folder = self._store_upload(self._upload)
+        except ValueError as e:
+            self._show_error(f"Could not use the upload: {user_message(e)}")
+            return
+        except OSError as e:
+            self._show_error(f"Could not store the upload: {type(e).__name__} (server disk)")
+            return
+        await self.load_and_measure(path, self._rows.value, self._cols.value, hide=folder)
+
+    def _on_model_traversal(self, event=None):
+        t = self.state.model_traversal
+        if t is not None:
+            start_on_document(self.state, lambda: self.load_and_measure(traversal=t))
+
+    # ---------------------------------------------------------------------------------------------
+    # codes (delegated to the codes part)
+
+    def load_codes(self, codes_path, samples_path, **kwargs) -> pd.DataFrame:
+        return self.codes_panel.load(codes_path, samples_path, **kwargs)
+
+    def measure_codes(self) -> pd.DataFrame:
+        return self.codes_panel.measure()
+
+    # ---------------------------------------------------------------------------------------------
+    def __panel__(self):
+        controls = pn.FlexBox(
+            pn.Column(pn.pane.Markdown("Upload a traversal", margin=(0, 10)), self._upload),
+            self._path, self._rows, self._cols, self._load_button,
+            align_items="flex-end", gap="6px", sizing_mode="stretch_width")
+        return pn.Column(
+            heading("## Latent traversals\nWhich latent controls which factor of variation?"),
+            controls, self._info, self._error, self.job.panel(),
+            self._grid_area, self._results, self.codes_panel.panel(),
+            css_classes=["explorer-traversals"], sizing_mode="stretch_width")
