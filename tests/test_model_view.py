@@ -20,16 +20,18 @@ from explorer.state import ExplorerState
 D = 16
 
 @pytest.fixture(autouse=True)
-def _no_stale_session():
-    """A browser test leaves its served session's document as Panel's current one in this thread;
-    views built by a later test would then send their updates to that closed session."""
-    import bokeh.io.doc
-    import panel as pn
+def _no_stale_session(request):
+    """A browser test's server can leave its session's document current in this thread (Bokeh's
+    patched curdoc); views built by a later test would send their updates to that closed session. A
+    fresh document, without a session, is made current for the tests that run no server."""
+    if request.node.get_closest_marker("browser"):
+        yield
+        return
+    from bokeh.document import Document
+    from bokeh.io.doc import patch_curdoc
 
-    pn.state.curdoc = None
-    bokeh.io.doc._PATCHED_CURDOCS.clear()  # a killed server thread can leave its session patched in
-    bokeh.io.doc.set_curdoc(bokeh.document.Document())
-    yield
+    with patch_curdoc(Document()):
+        yield
 
 
 
