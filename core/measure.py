@@ -2,7 +2,8 @@
 
 ``measure_image`` measures one digit; ``measure_batch`` a whole dataset, in parallel (threads), with progress.
 Both take the original ``morphomnist.measure`` parameters in the same order.
-By default (``mode="released"``) the numbers are those of the published Morpho-MNIST tables.
+By default (``mode="released"``, unless ``$MORPHO_MNIST_MODE`` says "upstream", as for ImageMorphology and the
+perturbations) the numbers are those of the published Morpho-MNIST tables.
 """
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ import pandas as pd
 
 from . import _kernels, resample
 from .morpho import (ImageMoments, ImageMorphology, _to_unit, as_digit, bounding_parallelogram,
-                     raw_moments_reference)
+                     default_mode, raw_moments_reference)
 from .resample import check_engine, check_mode
 from .skeleton import CORNERNESS_TABLE, SKELETON_TABLE, TIEBREAK_DATA
 
@@ -50,10 +51,10 @@ class MeasurementDetails(NamedTuple):
     corners: tuple  # top_left, top_right, bottom_right, bottom_left, each np.array([x, y])
 
 
-def measure_details(image, *, mode: str = "released", threshold: float = .5, scale: int = 4,
+def measure_details(image, *, mode: str | None = None, threshold: float = .5, scale: int = 4,
                     bound_frac: float = .02, engine: str = "fast") -> MeasurementDetails:
     """Measure a digit and keep its morphology, moments and bounding parallelogram (see measure_image)."""
-    morph = ImageMorphology(image, threshold, scale, mode, engine=engine)
+    morph = ImageMorphology(image, threshold, scale, mode or default_mode(), engine=engine)
     if check_engine(engine) == "reference":
         moments = ImageMoments.from_raw(*raw_moments_reference(morph.hires_image))
     else:
@@ -107,7 +108,7 @@ def _print_metrics(m: Morphometrics) -> None:
 
 
 def measure_image(image, threshold: float = .5, scale: int = 4, bound_frac: float = .02, verbose: bool = False, *,
-                  mode: str = "released", engine: str = "fast") -> Morphometrics:
+                  mode: str | None = None, engine: str = "fast") -> Morphometrics:
     """Measure one digit.
 
     The positional parameters are those of the original ``morphomnist.measure.measure_image``.
@@ -126,8 +127,9 @@ def measure_image(image, threshold: float = .5, scale: int = 4, bound_frac: floa
     verbose : bool
         Print the morphometrics as the original did (its default was True; here False).
     mode : {"released", "upstream"}
-        ``"released"`` reproduces the published Morpho-MNIST tables (default); ``"upstream"`` matches the
-        original code run with current scikit-image.
+        ``"released"`` reproduces the published Morpho-MNIST tables; ``"upstream"`` matches the original
+        code run with current scikit-image. None (default): ``$MORPHO_MNIST_MODE`` if set, else "released",
+        as for ImageMorphology and the perturbations (:func:`core.morpho.default_mode`).
     engine : {"fast", "reference"}
         Compiled kernels or the plain reference implementation (same numbers).
 
@@ -142,7 +144,7 @@ def measure_image(image, threshold: float = .5, scale: int = 4, bound_frac: floa
     ValueError
         Blank or constant image, NaN/inf pixels, out-of-range values, or not 2-D (the message says which).
     """
-    check_mode(mode)
+    mode = check_mode(mode or default_mode())
     if check_engine(engine) == "fast":
         metrics = _measure_fast(image, mode, threshold, scale, bound_frac)
     else:
@@ -245,7 +247,7 @@ def _as_image_stack(images) -> np.ndarray:
 
 
 def measure_batch(images, threshold: float = .5, scale: int = 4, bound_frac: float = .02, pool=None,
-                  chunksize: int | None = 100, *, mode: str = "released", workers: int | None = None, executor=None,
+                  chunksize: int | None = 100, *, mode: str | None = None, workers: int | None = None, executor=None,
                   progress: bool | Callable[[int, int], None] = True, engine: str = "fast") -> pd.DataFrame:
     """Measure many digits, optionally in parallel.
 
@@ -278,7 +280,7 @@ def measure_batch(images, threshold: float = .5, scale: int = 4, bound_frac: flo
         that cannot be measured (blank, NaN pixels, ...) gets a NaN row, and one
         :class:`MeasurementWarning` names every such index.
     """
-    check_mode(mode)
+    mode = check_mode(mode or default_mode())
     check_engine(engine)
     images = _as_image_stack(images)
     n = len(images)
