@@ -190,3 +190,23 @@ def test_batch_progress_granularity_follows_chunksize(sample_images):
     calls = []
     measure_batch(sample_images[:250], progress=lambda done, total: calls.append(done))
     assert calls == [100, 200, 250]  # the original's default chunksize of 100
+
+
+def test_the_mode_environment_variable_governs_measurement_too(sample_images, monkeypatch):
+    """MORPHO_MNIST_MODE=upstream makes unchanged morphomnist-style code measure as the original does
+    today, as it already does for ImageMorphology and the perturbations; an explicit mode always wins."""
+    from core.measure import measure_batch, measure_image
+
+    digits = sample_images[2495:2505]
+    released = [measure_image(d, mode="released") for d in digits]
+    upstream = [measure_image(d, mode="upstream") for d in digits]
+    assert released != upstream
+    monkeypatch.delenv("MORPHO_MNIST_MODE", raising=False)
+    assert [measure_image(d) for d in digits] == released
+    monkeypatch.setenv("MORPHO_MNIST_MODE", "upstream")
+    assert [measure_image(d) for d in digits] == upstream
+    assert measure_batch(digits, progress=False).to_numpy().tolist() == [list(m) for m in upstream]
+    assert [measure_image(d, mode="released") for d in digits] == released
+    monkeypatch.setenv("MORPHO_MNIST_MODE", "2018")
+    with pytest.raises(ValueError, match="MORPHO_MNIST_MODE"):
+        measure_image(digits[0])
