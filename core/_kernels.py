@@ -953,40 +953,96 @@ def _zoom_taps(n_in, n_out):
 
 
 @njit(**_OPTS)
-def spline_zoom(img, out_rows, out_cols):
-    """``ndimage.zoom(img, order=3, mode="mirror", grid_mode=True)`` to (out_rows, out_cols), clipped to
-    the range of `img` (reference: core.resample._resize, mode "upstream").
+def _spline_filter_axis0(c, j0, j1):
+    # _spline_filter_line applied to every column j0..j1-1 of c (along axis 0), in place: the same operations
+    # on each value, with the loop over columns innermost (contiguous, vectorised)
+    n = c.shape[0]
+    m = j1 - j0
+    z = _POLE3
+    gain = 1.0
+    gain *= (1.0 - z) * (1.0 - 1.0 / z)
+    for i in range(n):
+        row = c[i, j0:j1]
+        for j in range(m):
+            row[j] *= gain
+    z_n_1 = math.pow(z, n - 1)
+    c0 = c[0, j0:j1]
+    cl = c[n - 1, j0:j1]
+    for j in range(m):
+        c0[j] = c0[j] + z_n_1 * cl[j]
+    z_i = z
+    for i in range(1, n - 1):
+        a = c[i, j0:j1]
+        b = c[n - 1 - i, j0:j1]
+        for j in range(m):
+            c0[j] += z_i * (a[j] + z_n_1 * b[j])
+        z_i *= z
+    denom = 1 - z_n_1 * z_n_1
+    for j in range(m):
+        c0[j] /= denom
+    for i in range(1, n):
+        cur = c[i, j0:j1]
+        prev = c[i - 1, j0:j1]
+        for j in range(m):
+            cur[j] += z * prev[j]
+    last = c[n - 1, j0:j1]
+    prev = c[n - 2, j0:j1]
+    zz = z * z - 1
+    for j in range(m):
+        last[j] = (z * prev[j] + last[j]) * z / zz
+    for i in range(n - 2, -1, -1):
+        cur = c[i, j0:j1]
+        nxt = c[i + 1, j0:j1]
+        for j in range(m):
+            cur[j] = z * (nxt[j] - cur[j])
 
-    Same arithmetic as scipy (spline prefilter per axis, then a 4x4 tap sum per output pixel in scipy's
-    order), so equal to the last bit in practice and within 1e-12 always.
-    """
+
+@njit(**_OPTS)
+def _spline_coefficients_t(img, j0, j1):
+    # scipy's spline_filter(order=3, mode="mirror") of img (axis 0, then axis 1), returned transposed:
+    # ct[q, p] = coefficient (p, q). Columns of img outside j0..j1-1 must be all 0.0: they filter to the
+    # filtered zero line (computed once), so only j0..j1-1 go through the axis-0 pass.
     rows, cols = img.shape
     c = img.copy()
     if rows > 1:
-        line = np.empty(rows)
-        for j in range(cols):
+        if j0 > 0 or j1 < cols:
+            zl = np.zeros(rows)
+            _spline_filter_line(zl, rows)
             for i in range(rows):
-                line[i] = c[i, j]
-            _spline_filter_line(line, rows)
-            for i in range(rows):
-                c[i, j] = line[i]
+                v = zl[i]
+                row = c[i]
+                for j in range(j0):
+                    row[j] = v
+                for j in range(j1, cols):
+                    row[j] = v
+        if j1 > j0:
+            _spline_filter_axis0(c, j0, j1)
+    ct = np.empty((cols, rows))
+    for p in range(rows):
+        for q in range(cols):
+            ct[q, p] = c[p, q]
     if cols > 1:
-        for i in range(rows):
-            _spline_filter_line(c[i], cols)
+        _spline_filter_axis0(ct, 0, rows)
+    return ct
+
+
+@njit(**_OPTS)
+def _zoom_sum(ct, out_rows, out_cols, lo, hi):
+    # the 4x4 tap sum of ndimage.zoom (grid_mode, mirror) over coefficients ct (transposed), clipped
+    cols, rows = ct.shape
     ridx, rw = _zoom_taps(rows, out_rows)
     cidx, cw = _zoom_taps(cols, out_cols)
     # gather the 4 column taps of every coefficient row once: g[p, t, j] = c[p, cidx[j, t]]
     g = np.empty((rows, 4, out_cols))
-    for p in range(rows):
+    for j in range(out_cols):
         for t in range(4):
-            for j in range(out_cols):
-                g[p, t, j] = c[p, cidx[j, t]]
+            src = ct[cidx[j, t]]
+            for p in range(rows):
+                g[p, t, j] = src[p]
     cwt = np.empty((4, out_cols))
     for t in range(4):
         for j in range(out_cols):
             cwt[t, j] = cw[j, t]
-    lo = img.min()
-    hi = img.max()
     out = np.empty((out_rows, out_cols))
     acc = np.empty(out_cols)
     for i in range(out_rows):
@@ -1008,6 +1064,19 @@ def spline_zoom(img, out_rows, out_cols):
                 v = hi
             out[i, j] = v
     return out
+
+
+@njit(**_OPTS)
+def spline_zoom(img, out_rows, out_cols):
+    """``ndimage.zoom(img, order=3, mode="mirror", grid_mode=True)`` to (out_rows, out_cols), clipped to
+    the range of `img` (reference: core.resample._resize, mode "upstream").
+
+    Same arithmetic as scipy (spline prefilter per axis, then a 4x4 tap sum per output pixel in scipy's
+    order), so equal to the last bit in practice and within 1e-12 always.
+    """
+    rows, cols = img.shape
+    ct = _spline_coefficients_t(img, 0, cols)
+    return _zoom_sum(ct, out_rows, out_cols, img.min(), img.max())
 
 
 @njit(**_OPTS)
@@ -1374,9 +1443,29 @@ def released_lowres(img, out_rows, out_cols, weights):
 
 @njit(**_OPTS)
 def upstream_lowres(img, out_rows, out_cols, weights):
-    """``pyramid_reduce`` in upstream mode: Gaussian (on the non-zero box), then the clipped spline zoom."""
-    sm, _ = _smooth_box(img, weights)
-    return spline_zoom(sm, out_rows, out_cols)
+    """``pyramid_reduce`` in upstream mode: Gaussian (on the non-zero box), then the clipped spline zoom
+    (equal to ``spline_zoom(gaussian_smooth(img, weights, False), ...)``; columns outside the smoothed box are
+    0.0 and skip the spline prefilter's first pass; the range for clipping comes from the box)."""
+    rows, cols = img.shape
+    sm, (gr0, gr1, gc0, gc1) = _smooth_box(img, weights)
+    full = gr0 == 0 and gc0 == 0 and gr1 == rows and gc1 == cols
+    lo = 0.0
+    hi = 0.0
+    if full:
+        lo = sm.min()
+        hi = sm.max()
+    elif gr1 > gr0:  # the rest is 0.0 (and the box values are >= 0)
+        lo = sm[gr0, gc0]
+        hi = lo
+        for i in range(gr0, gr1):
+            for j in range(gc0, gc1):
+                v = sm[i, j]
+                lo = min(lo, v)
+                hi = max(hi, v)
+        lo = min(lo, 0.0)
+        hi = max(hi, 0.0)
+    ct = _spline_coefficients_t(sm, gc0, gc1)
+    return _zoom_sum(ct, out_rows, out_cols, lo, hi)
 
 
 @njit(**_OPTS)
