@@ -840,7 +840,6 @@ def released_hires(unit, scale, weights):
     out_rows = rows * scale
     out_cols = cols * scale
     r = weights.shape[0] // 2
-    mid = weights[r]
     lo = unit.min()
     hi = unit.max()
     rbase, rfrac = _legacy_taps(rows, out_rows)

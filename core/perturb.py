@@ -34,7 +34,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import _kernels, resample
+from . import resample
 from . import _perturb_kernels as _pk
 from .morpho import ImageMoments, ImageMorphology, bounding_parallelogram
 from .skeleton import (LocationSampler, antialiased_disk_support, dilate_disk, dilate_footprint, disk,

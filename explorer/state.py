@@ -434,7 +434,8 @@ class ExplorerState(param.Parameterized):
         try:
             check_upload(shown, len(content))
         except ValueError as e:
-            await self.in_document(lambda: self.notify(f"Could not open the upload: {e}", "danger"))
+            text = f"Could not open the upload: {e}"  # bound now: `e` is unbound after the except block
+            await self.in_document(lambda: self.notify(text, "danger"))
             return False
         if self._tmp is None:
             self._tmp = tempfile.TemporaryDirectory(prefix="morpho-upload-")
