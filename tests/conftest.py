@@ -91,3 +91,19 @@ def run_async(coro):
 
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
         return pool.submit(asyncio.run, coro).result()
+
+
+@pytest.fixture
+def fresh_document(request):
+    """A browser test's server can leave its session's document current in this thread (Bokeh's patched
+    curdoc); views built by a later test would send their updates to that closed session. A fresh document,
+    without a session, is made current for the tests that run no server (modules opt in with
+    ``pytestmark = pytest.mark.usefixtures("fresh_document")``)."""
+    if request.node.get_closest_marker("browser"):
+        yield
+        return
+    from bokeh.document import Document
+    from bokeh.io.doc import patch_curdoc
+
+    with patch_curdoc(Document()):
+        yield

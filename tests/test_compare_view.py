@@ -8,7 +8,6 @@ Reference data: the bundled real digits (assets/mnist-5k); samples: real digits 
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import io
 import json
 import logging
@@ -18,30 +17,15 @@ import pandas as pd
 import pytest
 from bokeh.models import Legend
 
+from conftest import run_async
 from explorer.compare import CompareView, save_upload, user_message
 from explorer.state import ExplorerState
 
-@pytest.fixture(autouse=True)
-def _no_stale_session(request):
-    """A browser test's server can leave its session's document current in this thread (Bokeh's
-    patched curdoc); views built by a later test would send their updates to that closed session. A
-    fresh document, without a session, is made current for the tests that run no server."""
-    if request.node.get_closest_marker("browser"):
-        yield
-        return
-    from bokeh.document import Document
-    from bokeh.io.doc import patch_curdoc
-
-    with patch_curdoc(Document()):
-        yield
+# Views built without a server get a fresh current document (conftest.fresh_document).
+pytestmark = pytest.mark.usefixtures("fresh_document")
 
 
 
-def _run(coro):
-    """Run a coroutine on its own event loop in a thread: the browser tests' Playwright keeps a loop running
-    in this thread, where asyncio.run() would refuse."""
-    with concurrent.futures.ThreadPoolExecutor(1) as pool:
-        return pool.submit(asyncio.run, coro).result()
 
 
 def _view(sample_dataset, **kw) -> CompareView:
@@ -125,11 +109,11 @@ def test_failed_load_keeps_the_results_on_show(tmp_path, sample_dataset, sample_
     np.save(tmp_path / "good.npy", sample_images[::50])
     (tmp_path / "x.npy").write_text("not numpy")
     view = _view(sample_dataset)
-    assert _run(view.load_and_measure(tmp_path / "good.npy"))
+    assert run_async(view.load_and_measure(tmp_path / "good.npy"))
     shown, report = view._info.object, view.report
     rep_text_before = rep_text(view)
     assert "good.npy" in shown and view.report is not None
-    assert not _run(view.load_and_measure(tmp_path / "x.npy"))
+    assert not run_async(view.load_and_measure(tmp_path / "x.npy"))
     assert view._error.visible
     assert "found a text file starting with 'not numpy'" in view._error.object
     # the failed file's name is only in the error; what is shown is still the good samples' results
@@ -141,13 +125,13 @@ def test_failed_load_keeps_the_results_on_show(tmp_path, sample_dataset, sample_
 def test_value_range_control_reads_float_0_255(tmp_path, sample_dataset, sample_images):
     np.save(tmp_path / "f255.npy", sample_images[:60].astype(np.float32))
     view = _view(sample_dataset)
-    assert not _run(view.load_and_measure(tmp_path / "f255.npy"))
+    assert not run_async(view.load_and_measure(tmp_path / "f255.npy"))
     msg = view._error.object
     # the advice names the view's control, which exists, not a Python argument
     assert "value_range=" not in msg and "Value range “uint8 (0–255)”" in msg
     assert "uint8 (0–255)" in view._range.options
     view.value_range = "uint8 (0–255)"
-    assert _run(view.load_and_measure(tmp_path / "f255.npy"))
+    assert run_async(view.load_and_measure(tmp_path / "f255.npy"))
     assert view.samples.source_range == "uint8" and len(view.sample_metrics) == 60
 
 
@@ -178,7 +162,7 @@ def test_background_measure_reports_progress_and_cancels(tmp_path, sample_datase
                 view.job.cancel()
         return task.result()
 
-    assert _run(scenario()) is False
+    assert run_async(scenario()) is False
     assert any(0 < v < 100 for v in values)
     assert "cancelled after" in view._error.object and view._error.alert_type == "warning"
     assert view.sample_metrics is None and not view.job.progress.visible
@@ -190,7 +174,7 @@ def test_live_model_samples_are_compared(sample_dataset, sample_images):
     state = ExplorerState(sample_dataset)
     view = CompareView(state=state)
     s = Samples(images=sample_images[1::40], source_range="uint8", description="125 model samples", path="")
-    assert _run(view.load_and_measure(samples=s))
+    assert run_async(view.load_and_measure(samples=s))
     assert len(view.sample_metrics) == 125 and "125 model samples" in view._info.object
 
 

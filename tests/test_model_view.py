@@ -9,35 +9,19 @@ effects, with no console or server warnings.
 """
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
-
 import numpy as np
 import pytest
 
+from conftest import run_async
 from explorer.state import ExplorerState
 
 D = 16
 
-@pytest.fixture(autouse=True)
-def _no_stale_session(request):
-    """A browser test's server can leave its session's document current in this thread (Bokeh's
-    patched curdoc); views built by a later test would send their updates to that closed session. A
-    fresh document, without a session, is made current for the tests that run no server."""
-    if request.node.get_closest_marker("browser"):
-        yield
-        return
-    from bokeh.document import Document
-    from bokeh.io.doc import patch_curdoc
-
-    with patch_curdoc(Document()):
-        yield
+# Views built without a server get a fresh current document (conftest.fresh_document).
+pytestmark = pytest.mark.usefixtures("fresh_document")
 
 
 
-def _run(coro):
-    with concurrent.futures.ThreadPoolExecutor(1) as pool:
-        return pool.submit(asyncio.run, coro).result()
 
 
 @pytest.fixture(scope="module")
@@ -111,7 +95,7 @@ def test_samples_and_traversal_feed_the_other_views(pca_decoder, sample_dataset)
     model.n_samples = 300
     s = model.sample_now()
     assert state.model_samples is s and s.images.shape == (300, 28, 28) and s.images.dtype == np.uint8
-    assert _run(compare.load_and_measure(samples=state.model_samples))
+    assert run_async(compare.load_and_measure(samples=state.model_samples))
     # PCA with 16 components: smooth digits, measurably unlike the real ones
     assert "differ" in compare.report.verdict.lower()
     model.n_bases, model.steps, model.span = 3, 7, 2.0

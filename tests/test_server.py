@@ -97,7 +97,6 @@ def test_unsplittable_work_never_takes_the_whole_pool():
 
 
 def test_errors_reach_the_awaiting_coroutine():
-    import asyncio
 
     async def main():
         with pytest.raises(ZeroDivisionError):
@@ -164,7 +163,6 @@ def test_paths_are_confined_to_the_data_roots(sample_dataset, tmp_path):
         with pytest.raises(ValueError, match="outside the data folders"):
             state.resolve_user_path(bad, "open")
     # Views that open a path (e.g. "open the exported dataset") go through the same policy.
-    import asyncio
 
     assert run_async(state.open(outside)) is False
     assert "outside the data folders" in state.message and state.dataset is sample_dataset

@@ -18,19 +18,8 @@ from explorer.traversals import TraversalView
 STEPS = 6
 BASES = (2000 + 13, 1003, 3507)  # real digits of three labels
 
-@pytest.fixture(autouse=True)
-def _no_stale_session(request):
-    """A browser test's server can leave its session's document current in this thread (Bokeh's
-    patched curdoc); views built by a later test would send their updates to that closed session. A
-    fresh document, without a session, is made current for the tests that run no server."""
-    if request.node.get_closest_marker("browser"):
-        yield
-        return
-    from bokeh.document import Document
-    from bokeh.io.doc import patch_curdoc
-
-    with patch_curdoc(Document()):
-        yield
+# Views built without a server get a fresh current document (conftest.fresh_document).
+pytestmark = pytest.mark.usefixtures("fresh_document")
 
 
 
