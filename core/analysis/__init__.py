@@ -27,10 +27,19 @@ Where this differs from the original ``analysis/`` code (MMD shuffling RNG and s
 binning of integer codes, zero-entropy factors), an argument restores the original's choice
 (``shuffle="original"``, ``sem="original"``, ``binning="original"``, ``zero_entropy="original"``);
 ``python -m core.analysis.differences`` prints the size of each difference on the bundled sample.
+
+The original's modules are here under their own names, with their functions' names, parameters and
+tuple results, so that code written for ``analysis`` runs on this package
+(``sys.modules['analysis'] = core.analysis``; docs/upstream.md, "The analysis modules"):
+:mod:`core.analysis.mmd` (``mmd2``, ``test``, ``asymptotic_linear_test``, ``bound_threshold_biased``,
+``bound_threshold_unbiased``), :mod:`core.analysis.kernels`, :mod:`core.analysis.correlations` and
+:mod:`core.analysis.mig`. ``core.analysis.mig`` is both the original's module (``mig.mig(...)``
+returns ``(score, mi, entropy)``) and callable as the project's :func:`mig` (a :class:`MIGResult`).
 """
 from ._common import ALPHA, DIAGNOSTIC_METRICS, METRICS, MMD_COLUMNS, format_p, format_p_cell
 from .comparison import ComparisonReport, compare_report, distance_to_data, metric_distances
-from .disentanglement import MIGResult, discretise, mig, mutual_information, partial_correlations
+from . import correlations, kernels, mig
+from .disentanglement import MIGResult, discretise, mutual_information, partial_correlations
 from .mmd import PERMUTATION_STAGES, QUADRATIC_MAX_N, MMDResult, bandwidth, gaussian_kernel, mmd_test
 from .traversal import TraversalEffects, measure_traversal, traversal_effects
 

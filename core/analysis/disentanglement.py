@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from ._common import DIAGNOSTIC_METRICS, diagnostic_columns, json_safe, names_of
+from .correlations import partial_correlation_matrix
 
 __all__ = ["partial_correlations", "MIGResult", "mig", "discretise"]
 
@@ -18,8 +19,8 @@ def partial_correlations(codes, metrics, *, columns: Optional[Sequence[str]] = D
 
     Entry (i, j) is the correlation between code i and metric j after removing from both the linear
     effect of all other codes (and a constant), computed from the precision matrix of
-    ``[metric j, codes]``: ``-P[0, i+1] / sqrt(P[0, 0] P[i+1, i+1])`` (as the original
-    ``analysis/correlations.py``; paper Fig. 6).
+    ``[metric j, codes]``: ``-P[0, i+1] / sqrt(P[0, 0] P[i+1, i+1])``
+    (:func:`core.analysis.correlations.partial_correlation_matrix`, as the original; paper Fig. 6).
 
     Parameters
     ----------
@@ -51,18 +52,12 @@ def partial_correlations(codes, metrics, *, columns: Optional[Sequence[str]] = D
     n, C = c.shape
     if n <= C + 2:
         raise ValueError(f"need more observations ({n}) than codes + 2 ({C + 2})")
-    out = np.empty((C, y.shape[1]))
-    cc = c - c.mean(0)
-    for j in range(y.shape[1]):
-        v = np.column_stack([y[:, j] - y[:, j].mean(), cc])
-        cov = v.T @ v
-        try:
-            prec = np.linalg.inv(cov)
-        except np.linalg.LinAlgError:
-            raise ValueError("codes (with the metric) are linearly dependent: a code is constant or "
-                             "a combination of the others (e.g. a full one-hot block); drop one "
-                             "column") from None
-        out[:, j] = -prec[0, 1:] / np.sqrt(prec[0, 0] * np.diag(prec)[1:])
+    try:
+        out = partial_correlation_matrix(c, y).T
+    except np.linalg.LinAlgError:
+        raise ValueError("codes (with the metric) are linearly dependent: a code is constant or "
+                         "a combination of the others (e.g. a full one-hot block); drop one "
+                         "column") from None
     return pd.DataFrame(np.clip(out, -1.0, 1.0), index=names_of(codes, "z"),
                         columns=names_of(metrics, "metric"))
 
@@ -161,14 +156,22 @@ def mutual_information(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     hjoint = np.zeros((C, F))
     # joint index of (a_i, b_k) for a block of codes: ((i * F + k) * ka_max + a) * kb_max + b
     ka_max = int(sa.max()) if C else 0
-    block = max(1, (1 << 22) // max(1, n * F))
-    for c0 in range(0, C, block):
-        A = la[:, c0:c0 + block]                                             # (n, c)
-        c = A.shape[1]
-        pair = (np.arange(c)[:, None] * F + np.arange(F)[None, :])            # (c, F)
-        idx = ((pair[None] * ka_max + A[:, :, None]) * kb_max + lb[:, None, :])   # (n, c, F)
-        counts = np.bincount(idx.ravel(), minlength=c * F * ka_max * kb_max)
-        hjoint[c0:c0 + c] = _plogp(counts.reshape(c, F, ka_max * kb_max), n).sum(-1)
+    if ka_max * kb_max > (1 << 20):
+        # Many distinct values (e.g. unbinned float columns): dense joint histograms would take
+        # gigabytes, so count only the joint labels that occur, pair by pair.
+        for i in range(C):
+            for k in range(F):
+                _, counts = np.unique(la[:, i] * kb_max + lb[:, k], return_counts=True)
+                hjoint[i, k] = _plogp(counts, n).sum()
+    else:
+        block = max(1, (1 << 22) // max(1, n * F))
+        for c0 in range(0, C, block):
+            A = la[:, c0:c0 + block]                                             # (n, c)
+            c = A.shape[1]
+            pair = (np.arange(c)[:, None] * F + np.arange(F)[None, :])            # (c, F)
+            idx = ((pair[None] * ka_max + A[:, :, None]) * kb_max + lb[:, None, :])   # (n, c, F)
+            counts = np.bincount(idx.ravel(), minlength=c * F * ka_max * kb_max)
+            hjoint[c0:c0 + c] = _plogp(counts.reshape(c, F, ka_max * kb_max), n).sum(-1)
     mi = _entropies(la, sa)[:, None] + _entropies(lb, sb)[None, :] - hjoint
     return np.maximum(mi, 0.0)
 
