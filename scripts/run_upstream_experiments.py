@@ -267,9 +267,10 @@ def main(argv=None) -> int:
             return code
         outputs[which] = json.loads(out.read_text())
     if args.original:
-        print("=== core vs the original analysis/ on the same inputs (largest absolute difference)")
+        print("=== core vs the original analysis/ on the same inputs (largest absolute difference; "
+              "measure_samples uses core.measure in both runs, a check that the inputs are the same)")
         for key in outputs["core"]:
-            print(f"  {key:45s} {_max_diff(outputs['core'][key], outputs['original'][key]):.3g}")
+            print(f"  {key:47s} {_max_diff(outputs['core'][key], outputs['original'][key]):.3g}")
     return 0
 
 
