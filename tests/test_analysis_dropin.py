@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import importlib.util
 import inspect
 import io
 import json
@@ -113,22 +114,22 @@ CASES = [c for c in META["cases"] if "function" in c]
 MODULES = {"kernels": kernels, "mmd": mmd, "correlations": correlations, "mig": mig_module}
 
 
+def _recorder():
+    """The recording script, for its case-table decoding (it defines the format; it needs no checkout)."""
+    spec = importlib.util.spec_from_file_location("record_upstream_analysis",
+                                                  ROOT / "scripts" / "record_upstream_analysis.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+RECORDER = _recorder()
+INPUTS = {k[len("in__"):]: v for k, v in ARRAYS.items() if k.startswith("in__")}
+_type_name = RECORDER._type_name
+
+
 def _resolve(value):
-    if isinstance(value, str) and value.startswith("@"):
-        return ARRAYS[f"in__{value[1:]}"]
-    if isinstance(value, str) and value.startswith("&"):
-        mod, name = value[1:].split(".")
-        return getattr(MODULES[mod], name)
-    if isinstance(value, list):
-        return [_resolve(v) for v in value]
-    return value
-
-
-def _type_name(v) -> str:
-    if isinstance(v, np.ndarray):
-        return "ndarray"
-    t = type(v)
-    return t.__name__ if t.__module__ == "builtins" else f"{t.__module__}.{t.__name__}"
+    return RECORDER._resolve(value, INPUTS, MODULES)
 
 
 def test_the_recording_covers_every_function():

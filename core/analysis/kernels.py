@@ -51,19 +51,9 @@ def product(x, y, scale=1.):
 
 
 def sq_dist(x, y, scale=1.):
-    """Scaled squared Euclidean distance, :func:`product` of ``x - y`` with itself.
+    """Scaled squared Euclidean distance: :func:`product` of ``x - y`` with itself.
 
-    Parameters
-    ----------
-    x, y : array_like, shape (..., D)
-        Points along the last axis; the leading shapes must broadcast.
-    scale : float or array_like, shape (D,) or (D, D)
-        As :func:`product`.
-
-    Returns
-    -------
-    numpy.ndarray or numpy.float64
-        The broadcast shape of ``x`` and ``y`` without the last axis.
+    Parameters and result as :func:`product` (``scale``: scalar, ``(D,)`` or squared ``(D, D)``).
     """
     diff = np.asarray(x) - np.asarray(y)
     return product(diff, diff, scale)
