@@ -196,6 +196,9 @@ class ComparisonReport:
     resolution: Optional[pd.DataFrame] = None
     quality: Optional[SampleQuality] = None
 
+    #: Table-cell p-values (for the reports rendered by :mod:`core.report`, which never imports this package).
+    format_p_cell = staticmethod(format_p_cell)
+
     @property
     def baseline_name(self) -> str:
         """Short name of the baseline's real digits, for sentences."""
