@@ -531,6 +531,26 @@ def traversal_html(effects) -> str:
     if e.reference_sd is not None:
         parts += ["<p>Reference standard deviations used for scaling:</p>",
                   _table(e.reference_sd.to_frame().T)]
+    if e.n_bases > 1:
+        st = e.stability()
+        st = st[["metric", "strongest", "text"]]
+        st.columns = ["metric", "strongest latent", "stability over resampled bases"]
+        parts += ["<h2>Stability of the strongest latent</h2>",
+                  "<p>The bases drawn again with replacement: how often each metric's strongest latent is still "
+                  "the strongest.</p>", _table(st, left=("metric", "stability over resampled bases"))]
+    if e.encoder is not None:
+        enc = e.encoder
+        t = enc.table.copy()
+        t["active"] = np.where(t["active"], "yes", "no")
+        t.columns = ["latent", "metric", "decoder (traversal)", "encoder (codes)", "agreement", "active"]
+        inactive = [str(v) for v, a in zip(enc.active.index, enc.active) if not a]
+        parts += ["<h2>Both sides: traversal and encoder</h2>",
+                  f"<p>Per latent unit, in standard deviations of each metric: the traversal's mean slope (what "
+                  f"the decoder does) beside the coefficient of the metric on the encoder codes of "
+                  f"{enc.n_digits:,} real digits (all latents jointly). Inactive latents (codes varying by "
+                  f"less than 0.1) get meaningless coefficients"
+                  + (f": {_esc(', '.join(inactive))}" if inactive else "") + ".</p>",
+                  _table(t, left=("latent", "metric", "agreement", "active"))]
     parts += ["<h2>Settings</h2>", _dl(e.settings), "<h2>Data provenance</h2>", _dl(e.provenance),
               "<h2>Versions</h2>", _dl(versions())]
     return _page("Morpho-MNIST traversal effects", "".join(parts))
