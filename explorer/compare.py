@@ -602,10 +602,7 @@ class CompareView(pn.viewable.Viewer):
                           "beyond real digits": np.where(e["beyond_baseline"], "yes", "–")})
         self._effects.object = t
         self._effects_note.object = (
-            f"### Effect sizes
-{rep.answer}
-
-*W1 in reference sd with its bootstrap 95% interval; "
+            f"### Effect sizes\n{rep.answer}\n\n*W1 in reference sd with its bootstrap 95% interval; "
             f"baseline: {rep.baseline_source}; resolves: the smallest shift this comparison detects with 80% "
             "power at these sizes (simulated on the reference). A metric is beyond real digits when its "
             "interval lies above the baseline's.*")
