@@ -367,7 +367,7 @@ class CompareView(pn.viewable.Viewer):
                                             sizing_mode="stretch_width", max_height=300, visible=False)
         self._table = pn.pane.DataFrame(pd.DataFrame(), index=False, css_classes=["compare-table"],
                                         sizing_mode="stretch_width", max_height=380)
-        self._effects_note = pn.pane.Markdown("", css_classes=["compare-effects-note"], sizing_mode="stretch_width")
+        self._effects_note = heading("", css_classes=["compare-effects-note"])
         self._effects = pn.pane.DataFrame(pd.DataFrame(), index=False, css_classes=["compare-effects"],
                                           sizing_mode="stretch_width")
         self._quality = pn.pane.Alert("", alert_type="warning", visible=False, css_classes=["compare-quality"],
