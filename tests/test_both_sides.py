@@ -44,6 +44,7 @@ def model():
             steps[:, lat] += values
             grid[b, lat] = decode(steps)
     eff = traversal_effects(grid, values=values, reference_metrics=metrics, workers=1)
+    eff.raw = {"grid": grid, "values": values, "digits": digits}
     return eff, codes, metrics
 
 
@@ -108,3 +109,22 @@ def test_bad_encoder_input_is_refused(model):
     steps_only = traversal_effects(eff.per_step, reference_metrics=metrics)
     with pytest.raises(ValueError, match="values are unknown"):
         encoder_effects(codes, metrics, steps_only)
+
+
+def test_cli_reads_both_sides(model, tmp_path, capsys):
+    from core.cli import main
+    eff, codes, metrics = model
+    grid, enc = tmp_path / "grid.npz", tmp_path / "encoded.npz"
+    np.savez(grid, images=(eff.raw["grid"] * 255).round().astype(np.uint8), values=eff.raw["values"])
+    np.savez(enc, codes=codes, images=(eff.raw["digits"] * 255).round().astype(np.uint8))
+    out = tmp_path / "t.json"
+    assert main(["traverse", str(grid), "--encoded", str(enc), "--no-reference", "-o", str(out), "-q",
+                 "--workers", "1"]) == 0
+    text = capsys.readouterr().out
+    assert "Both sides" in text and "inactive latent" in text and "holds in 200 of 200" in text
+    rows = {(r["latent"], r["metric"]): r for r in json.loads(out.read_text())["encoder"]["table"]}
+    assert rows[(0, "thickness")]["agreement"] == "agree" and rows[(1, "slant")]["agreement"] == "agree"
+    bad = tmp_path / "bad.npz"
+    np.savez(bad, codes=codes)
+    assert main(["traverse", str(grid), "--encoded", str(bad), "-q"]) != 0
+    assert "'images'" in capsys.readouterr().err
