@@ -81,3 +81,26 @@ def test_thinning_slider_value_in_view_at_1366(app):  # noqa: F811
     if value.count():
         vb = value.bounding_box()
         assert vb["x"] + vb["width"] <= box["x"] + box["width"] + 1
+
+
+def test_compare_tab_shows_effect_sizes_and_flags_grey_frames(state, tmp_path):
+    from core import io as core_io
+    from explorer.compare import CompareView
+    from test_answers import ASSETS
+
+    images = core_io.load_idx(ASSETS / "train-images-idx3-ubyte.gz")
+    view = CompareView(state)
+    np.save(tmp_path / "real.npy", images[3::25])                       # 200 real training digits
+    view.load(tmp_path / "real.npy")
+    view.measure()
+    rep = view.report
+    assert rep.answer in view._effects_note.object and rep.baseline_source in view._effects_note.object
+    table = view._effects.object
+    assert list(table["metric"]) == list(rep.effects["metric"]) and "resolves (sd)" in table.columns
+    assert not view._quality.visible
+    grey = (90 + 0.6 * images[3::25]).astype(np.uint8)                   # RBM-like grey full frames
+    np.save(tmp_path / "grey.npy", grey)
+    view.load(tmp_path / "grey.npy")
+    view.measure()
+    assert view._quality.visible and "less than 50% of the frame is blank background" in view._quality.object
+    assert "beyond real digits" in view._effects.object.columns
