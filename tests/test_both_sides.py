@@ -128,3 +128,19 @@ def test_cli_reads_both_sides(model, tmp_path, capsys):
     np.savez(bad, codes=codes)
     assert main(["traverse", str(grid), "--encoded", str(bad), "-q"]) != 0
     assert "'images'" in capsys.readouterr().err
+
+
+def test_traversals_tab_shows_both_sides_and_stability(model):
+    from explorer.traversals.effects import UNITS, EffectsPanel
+    eff, codes, metrics = model
+    panel = EffectsPanel()
+    panel.set_traversal(eff.per_step, eff.raw["values"], metrics)
+    assert "thickness ← 0: 200 of 200" in panel.note.object and "slant ← 1: 200 of 200" in panel.note.object
+    assert "per latent unit" in panel.note.object and not any("latent unit" in v for v in UNITS.values())
+    assert panel.both_sides.object == ""
+    panel.set_encoder(codes, metrics)
+    html = panel.both_sides.object
+    assert "inactive latent" in html and html.count("<tr>") == 1 + 3 * 5 and "agree" in html
+    steps = EffectsPanel()
+    steps.set_traversal(eff.per_step, None, metrics)        # a grid image: values unknown, slopes per step
+    assert "per step" in steps.note.object
