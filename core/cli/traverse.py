@@ -224,10 +224,7 @@ def _effects_text(effects) -> str:
         tail.append("Note: one base code: no confidence interval; effects around other codes may differ "
                     "(use several bases)")
     else:
-        st = effects.stability()
-        tail.append("Stability over resampled bases: " + "; ".join(
-            f"{r['metric']} ← latent {r['strongest']} {r['text']}" for _, r in st.iterrows()
-            if r["strongest"] is not None))
+        tail.append(f"Stability over resampled bases: {effects.stability_text()}")
     if effects.encoder is not None:
         tail += ["", effects.encoder.to_text()]
     return "\n".join(head + [table.to_string()] + tail)
