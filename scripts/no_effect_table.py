@@ -47,7 +47,7 @@ def main(argv=None) -> None:
     t = np.asarray(thick)
     amount = 2.0 / (args.scale * t)    # radius int(a * scale * t / 2) >= 1
     q = np.percentile(amount, [5, 50, 95, 100])
-    print(f"\nSmallest effective amounts (below them the radius is 0: same binary image, NoEffectWarning):")
+    print("\nSmallest effective amounts (below them the radius is 0: same binary image, NoEffectWarning):")
     rows = [("Thinning / Thickening amount", *q),
             ("SetThickness change (px)", *([2.0 / args.scale] * 4))]
     print(pd.DataFrame(rows, columns=["perturbation", "5% of digits", "median", "95%", "max"])

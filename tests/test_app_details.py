@@ -57,9 +57,6 @@ def test_the_previous_download_goes_while_the_next_export_is_prepared(state, mon
         seen.append(("preparing", studio._download.visible))
         raise RuntimeError("stop here")
 
-    async def nothing(*a, **k):
-        return None
-
     monkeypatch.setattr(state, "in_document", in_document)
     monkeypatch.setattr(state, "run_job", run_job)
     monkeypatch.setattr(state, "notify", lambda *a, **k: None)
