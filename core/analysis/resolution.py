@@ -66,11 +66,14 @@ def w1_sd_interval(sample: np.ndarray, reference: np.ndarray, *, n_bootstrap: in
     if len(s) < 2 or len(r) < 2 or n_bootstrap < 1:
         return math.nan, math.nan
     rng = np.random.default_rng(rng)
-    bs = np.sort(s[rng.integers(0, len(s), (n_bootstrap, len(s)))], axis=1)
-    br = np.sort(r[rng.integers(0, len(r), (n_bootstrap, len(r)))], axis=1)
-    sd = br.std(1, ddof=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        w = _w1_quantile(bs, br) / sd
+    w = np.empty(n_bootstrap)
+    step = max(1, 4_000_000 // (len(s) + len(r)))     # resamples per block: memory bounded (~64 MB)
+    for a in range(0, n_bootstrap, step):
+        k = min(step, n_bootstrap - a)
+        bs = np.sort(s[rng.integers(0, len(s), (k, len(s)))], axis=1)
+        br = np.sort(r[rng.integers(0, len(r), (k, len(r)))], axis=1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            w[a:a + k] = _w1_quantile(bs, br) / br.std(1, ddof=1)
     w = w[np.isfinite(w)]
     if len(w) == 0:
         return math.nan, math.nan
