@@ -1,7 +1,8 @@
 """Standalone, offline HTML and strict JSON reports of the model diagnostics.
 
 :class:`core.analysis.ComparisonReport` and :class:`core.analysis.TraversalEffects` render through
-this module (their ``to_html`` / ``to_json`` methods). The HTML is one self-contained file: inline CSS,
+this module (their ``to_html`` / ``to_json`` methods): it sits below :mod:`core.analysis` and never
+imports it (the report objects bring what they need). The HTML is one self-contained file: inline CSS,
 inline SVG figures drawn here (no plotting library, no script, no external URL), tables, the verdict,
 the settings, where the data came from and the software versions, so it can be attached to a paper
 review or an e-mail and opened anywhere. Files are written atomically (:func:`core.io.atomic_write`).
@@ -372,14 +373,14 @@ def _page(title: str, body: str) -> str:
 
 def comparison_html(report) -> str:
     """The HTML text of a :class:`core.analysis.ComparisonReport`."""
-    from core.analysis import METRICS
-    from core.analysis._common import format_p_cell
-
+    format_p_cell = report.format_p_cell
+    metrics = list(dict.fromkeys(report.distances["metric"]))
     units = {"area": "px²", "length": "px", "thickness": "px", "slant": "rad", "width": "px", "height": "px"}
     parts = ["<h1>Morpho-MNIST comparison: samples vs reference data</h1>",
              f"<p class='muted'>Created {_esc(report.created)} · {report.n_samples:,} samples vs "
              f"{report.n_reference:,} reference digits</p>",
              f"<p class='verdict {'differs' if report.differs else 'same'}'>{_esc(report.verdict)}</p>"]
+    parts += _effects_html(report)
     # tests
     rows = []
     for name, r in (("quadratic", report.mmd_quadratic), ("linear", report.mmd_linear)):
@@ -407,7 +408,7 @@ def comparison_html(report) -> str:
     # histograms
     if report.sample_metrics is not None and report.reference_metrics is not None:
         figs = []
-        for m in METRICS:
+        for m in metrics:
             if m in report.sample_metrics.columns and m in report.reference_metrics.columns:
                 figs.append(svg_histogram(report.sample_metrics[m].to_numpy(float),
                                           report.reference_metrics[m].to_numpy(float),
@@ -417,9 +418,9 @@ def comparison_html(report) -> str:
     d = report.distances.copy()
     d["label"] = d["label"].astype(str)
     d = d[["label", "metric", "n_samples", "n_reference", "sample_mean", "reference_mean", "wasserstein",
-           "wasserstein_std", "ks_statistic", "ks_p_value"]]
+           "wasserstein_std", "ci_low", "ci_high", "ks_statistic", "ks_p_value"]]
     d.columns = ["label", "metric", "n samples", "n reference", "mean samples", "mean reference", "W1",
-                 "W1 / sd", "KS", "KS p"]
+                 "W1 / sd", "95% low", "95% high", "KS", "KS p"]
     parts += ["<h2>Per-metric distances</h2>",
               "<p>W1: Wasserstein-1 distance in the metric's units (and in reference standard deviations); "
               "KS: largest difference of the two cumulative distributions, with its two-sided p-value.</p>",
@@ -430,6 +431,42 @@ def comparison_html(report) -> str:
               "<h2>Data provenance</h2>", _dl(report.provenance),
               "<h2>Versions</h2>", _dl(versions())]
     return _page("Morpho-MNIST comparison report", "".join(parts))
+
+
+def _effects_html(report) -> list:
+    """The effect-size table (W1/sd with interval, baseline, resolution) and the sample quality."""
+    parts = []
+    e = report.effects
+    if len(e):
+        t = e[["metric", "w1_sd", "ci_low", "ci_high", "baseline_sd", "resolution_sd", "beyond_baseline"]].copy()
+        t["beyond_baseline"] = np.where(t["beyond_baseline"], "yes", "no")
+        t.columns = ["metric", "W1 / sd", "95% low", "95% high", "real digits (baseline)", "resolves (sd)",
+                     "beyond real digits"]
+        parts += ["<h2>Effect sizes</h2>",
+                  "<p>Distance of each metric from the reference in reference standard deviations (W1 / sd) "
+                  "with its bootstrap 95% interval; the same distance for "
+                  f"{_esc(report.baseline_source or 'no baseline')}; and the smallest shift this comparison "
+                  "detects with 80% power at these sizes (simulated on the reference). “Beyond real digits”: "
+                  "the interval's low end lies above the baseline's high end.</p>",
+                  _table(t, left=("metric", "beyond real digits"))]
+    q = report.quality
+    if q is not None:
+        sh = q.shares.copy()
+        sh["matters"] = np.where(sh["matters"], "yes", "no")
+        sh = sh[["flag", "meaning", "count", "share", "reference_share", "matters"]]
+        sh.columns = ["flag", "meaning", "samples", "share", "reference share", "matters"]
+        pct = lambda v: "–" if not np.isfinite(v) else f"{v:.1%}"  # noqa: E731
+        parts += ["<h2>Sample quality</h2>",
+                  "<p>" + (_esc("; ".join(q.findings)) if q.matters else "Nothing unusual: the samples look like "
+                           "digits by these checks.") + "</p>",
+                  _table(sh, left=("flag", "meaning", "matters"), formats={"share": pct, "reference share": pct})]
+        if q.labels is not None:
+            lt = q.labels.copy()
+            lt.columns = ["label", "samples", "reference", "difference"]
+            parts += [f"<p>Label proportions (total variation {q.label_distance:.3f}, chi-square "
+                      f"p = {q.label_p_value:.2g}):</p>",
+                      _table(lt, left=("label",), formats={c: pct for c in ("samples", "reference", "difference")})]
+    return parts
 
 
 def traversal_html(effects) -> str:
@@ -494,6 +531,26 @@ def traversal_html(effects) -> str:
     if e.reference_sd is not None:
         parts += ["<p>Reference standard deviations used for scaling:</p>",
                   _table(e.reference_sd.to_frame().T)]
+    if e.n_bases > 1:
+        st = e.stability()
+        st = st[["metric", "strongest", "text"]]
+        st.columns = ["metric", "strongest latent", "stability over resampled bases"]
+        parts += ["<h2>Stability of the strongest latent</h2>",
+                  "<p>The bases drawn again with replacement: how often each metric's strongest latent is still "
+                  "the strongest.</p>", _table(st, left=("metric", "stability over resampled bases"))]
+    if e.encoder is not None:
+        enc = e.encoder
+        t = enc.table.copy()
+        t["active"] = np.where(t["active"], "yes", "no")
+        t.columns = ["latent", "metric", "decoder (traversal)", "encoder (codes)", "agreement", "active"]
+        inactive = [str(v) for v, a in zip(enc.active.index, enc.active) if not a]
+        parts += ["<h2>Both sides: traversal and encoder</h2>",
+                  f"<p>Per latent unit, in standard deviations of each metric: the traversal's mean slope (what "
+                  f"the decoder does) beside the coefficient of the metric on the encoder codes of "
+                  f"{enc.n_digits:,} real digits (all latents jointly). Inactive latents (codes varying by "
+                  f"less than 0.1) get meaningless coefficients"
+                  + (f": {_esc(', '.join(inactive))}" if inactive else "") + ".</p>",
+                  _table(t, left=("latent", "metric", "agreement", "active"))]
     parts += ["<h2>Settings</h2>", _dl(e.settings), "<h2>Data provenance</h2>", _dl(e.provenance),
               "<h2>Versions</h2>", _dl(versions())]
     return _page("Morpho-MNIST traversal effects", "".join(parts))

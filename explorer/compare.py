@@ -367,6 +367,11 @@ class CompareView(pn.viewable.Viewer):
                                             sizing_mode="stretch_width", max_height=300, visible=False)
         self._table = pn.pane.DataFrame(pd.DataFrame(), index=False, css_classes=["compare-table"],
                                         sizing_mode="stretch_width", max_height=380)
+        self._effects_note = heading("", css_classes=["compare-effects-note"])
+        self._effects = pn.pane.DataFrame(pd.DataFrame(), index=False, css_classes=["compare-effects"],
+                                          sizing_mode="stretch_width")
+        self._quality = pn.pane.Alert("", alert_type="warning", visible=False, css_classes=["compare-quality"],
+                                      sizing_mode="stretch_width")
         self._hists = {m: _histogram_figure(m) for m in METRICS}
         self._hist_note = pn.pane.Markdown("", margin=(0, 10))
         n = self.gallery_size
@@ -504,7 +509,8 @@ class CompareView(pn.viewable.Viewer):
         provenance = {"samples": samples.description,
                       "reference": getattr(ds, "description", None) or f"{ds.name} ({len(ds):,} digits)"}
         return compare_report(df, ds.metrics, sample_labels=samples.labels, reference_labels=ds.labels,
-                              seed=0, provenance=provenance)
+                              seed=0, provenance=provenance, sample_images=samples.images,
+                              reference_images=getattr(ds, "images", None))
 
     async def _compare_in_background(self, samples: Samples, df: pd.DataFrame) -> bool:
         """Compute the report in the pool (the quadratic test takes seconds) with a busy indicator,
@@ -574,13 +580,38 @@ class CompareView(pn.viewable.Viewer):
         table = rep.distances.copy()
         table["label"] = table["label"].astype(str)
         table = table[["label", "metric", "n_samples", "n_reference", "sample_mean", "reference_mean",
-                       "wasserstein", "wasserstein_std", "ks_statistic", "ks_p_value"]]
-        for c in ("sample_mean", "reference_mean", "wasserstein", "wasserstein_std", "ks_statistic"):
+                       "wasserstein", "wasserstein_std", "ci_low", "ci_high", "ks_statistic", "ks_p_value"]]
+        for c in ("sample_mean", "reference_mean", "wasserstein", "wasserstein_std", "ci_low", "ci_high",
+                  "ks_statistic"):
             table[c] = table[c].map(lambda v: f"{v:.4g}")
         table["ks_p_value"] = table["ks_p_value"].map(format_p)
         table.columns = ["label", "metric", "n samples", "n reference", "mean samples", "mean reference",
-                         "W1", "W1 / sd", "KS", "KS p"]
+                         "W1", "W1 / sd", "95% low", "95% high", "KS", "KS p"]
         self._table.object = table
+        self._render_effects(rep)
+
+    def _render_effects(self, rep: ComparisonReport):
+        """The answer in effect sizes (W1/sd with interval, real-digit baseline, resolution) and what
+        matters of the samples' quality."""
+        e = rep.effects
+        t = pd.DataFrame({"metric": e["metric"],
+                          "W1 / sd [95%]": [f"{w:.2g} [{lo:.2g}, {hi:.2g}]" for w, lo, hi in
+                                            zip(e["w1_sd"], e["ci_low"], e["ci_high"])],
+                          rep.baseline_name: e["baseline_sd"].map(lambda v: f"{v:.2g}"),
+                          "resolves (sd)": e["resolution_sd"].map(lambda v: f"{v:.2g}"),
+                          "beyond real digits": np.where(e["beyond_baseline"], "yes", "–")})
+        self._effects.object = t
+        self._effects_note.object = (
+            f"### Effect sizes\n{rep.answer}\n\n*W1 in reference sd with its bootstrap 95% interval; "
+            f"baseline: {rep.baseline_source}; resolves: the smallest shift this comparison detects with 80% "
+            "power at these sizes (simulated on the reference). A metric is beyond real digits when its "
+            "interval lies above the baseline's.*")
+        q = rep.quality
+        if q is not None and q.matters:
+            self._quality.object = "**Sample quality.** " + "; ".join(q.findings) + "."
+            self._quality.visible = True
+        else:
+            self._quality.visible = False
 
     def _update_hists(self, *_):
         rep, df, ds = self.report, self.sample_metrics, self.state.dataset
@@ -686,6 +717,9 @@ class CompareView(pn.viewable.Viewer):
                            sizing_mode="stretch_width")
         self._results[:] = [
             self._verdict,
+            self._quality,
+            self._effects_note,
+            self._effects,
             self._mmd,
             self._per_label_title,
             self._per_label,

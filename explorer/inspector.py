@@ -103,6 +103,7 @@ class Inspector(pn.viewable.Viewer):
         self._next.on_click(lambda e: self.step(+1))
         self._index.param.watch(self._on_index, "value")
         s.param.watch(self._render, ["current", "dataset"])
+        s.param.watch(self._on_selection, "selection")
         self.param.watch(self._apply_overlays, "overlays")
         self._render()
         self._apply_overlays()
@@ -111,6 +112,15 @@ class Inspector(pn.viewable.Viewer):
         n = len(self.state.dataset)
         if 0 <= event.new < n:
             self.state.current = int(event.new)
+
+    def _on_selection(self, *_):
+        # a filter that removes the digit on show moves the inspector to the first digit it keeps (and an
+        # empty selection is said in the title): never a digit the filters have left out, unannounced
+        sel = self.state.selection
+        if len(sel) and not np.isin(self.state.current, sel):
+            self.state.current = int(sel[0])
+        else:
+            self._render()
 
     def step(self, delta: int):
         """Step ``delta`` digits through the browser's order (the filtered, sorted selection) when the
@@ -135,6 +145,8 @@ class Inspector(pn.viewable.Viewer):
         self.plot.show(ds.images[i])
         if self.plot.error is not None:
             title += f"\n\n*No geometry for this digit: {self.plot.error}*"
+        if not len(s.selection) and len(ds):
+            title += "\n\n*No digit passes the filters: showing the last one inspected.*"
         self._title.object = title
 
     def __panel__(self):

@@ -196,7 +196,7 @@ def test_perturbation_slider_updates_preview_and_metrics(app):
     handle.focus()
     for _ in range(4):  # thinning amount 0.70 -> 0.50
         handle.press("ArrowLeft")
-    wait_text(app, studio, "Stroke removed (fraction of its thickness): 0.5")
+    wait_text(app, studio, "Removed (× thickness): 0.5")
     deadline = time.time() + 10
     while app.locator(f"{studio} .bk-Canvas").nth(1).screenshot() == before:
         assert time.time() < deadline, "perturbed preview did not change"

@@ -15,7 +15,8 @@ variation?". This package holds the paper's analysis, in plain numpy/scipy/panda
   the other codes (paper, section 4.2, Fig. 6).
 - :func:`mig`: mutual information gap (Chen et al., 2018) with histogram discretisation.
 - :func:`traversal_effects`: measure a (multi-base) latent traversal grid and summarise each latent's
-  effect on each metric with confidence intervals (:class:`TraversalEffects`).
+  effect on each metric with confidence intervals (:class:`TraversalEffects`); :func:`encoder_effects`
+  reads the same latents from the encoder side (codes of real digits) and says where the two agree.
 - :func:`distance_to_data`: how far each sample lies from the reference digits (for galleries).
 - :func:`format_p`: p-values as people read them.
 
@@ -41,7 +42,7 @@ from .comparison import ComparisonReport, compare_report, distance_to_data, metr
 from . import correlations, kernels, mig
 from .disentanglement import MIGResult, discretise, mutual_information, partial_correlations
 from .mmd import PERMUTATION_STAGES, QUADRATIC_MAX_N, MMDResult, bandwidth, gaussian_kernel, mmd_test
-from .traversal import TraversalEffects, measure_traversal, traversal_effects
+from .traversal import EncoderEffects, TraversalEffects, encoder_effects, measure_traversal, traversal_effects
 
 __all__ = [
     "METRICS",
@@ -67,5 +68,7 @@ __all__ = [
     "measure_traversal",
     "traversal_effects",
     "TraversalEffects",
+    "encoder_effects",
+    "EncoderEffects",
     "distance_to_data",
 ]

@@ -12,11 +12,18 @@ from scipy import stats
 
 from ._common import ALPHA, DIAGNOSTIC_METRICS, METRICS, format_p, format_p_cell, json_safe
 from .mmd import PERMUTATION_STAGES, QUADRATIC_MAX_N, MMDResult, mmd_test
+from .quality import SampleQuality, sample_quality
+from .resolution import POWER, resolution, w1_sd_interval
 
 __all__ = ["metric_distances", "ComparisonReport", "compare_report", "distance_to_data"]
 
 _DIST_COLUMNS = ["label", "metric", "n_samples", "n_reference", "sample_mean", "reference_mean",
                  "wasserstein", "wasserstein_std", "ks_statistic", "ks_p_value"]
+
+#: Bootstrap resamples of the W1/sd intervals.
+N_BOOTSTRAP = 200
+#: Level of the W1/sd intervals.
+CONFIDENCE = 0.95
 
 #: Fewest rows per side for a per-label kernel test.
 MIN_PER_LABEL = 10
@@ -24,7 +31,8 @@ MIN_PER_LABEL = 10
 
 def metric_distances(sample_metrics: pd.DataFrame, reference_metrics: pd.DataFrame, *,
                      sample_labels=None, reference_labels=None,
-                     metrics: Sequence[str] = METRICS) -> pd.DataFrame:
+                     metrics: Sequence[str] = METRICS, n_bootstrap: int = N_BOOTSTRAP,
+                     seed=0) -> pd.DataFrame:
     """Per-metric Wasserstein-1 and two-sample Kolmogorov-Smirnov distances.
 
     Parameters
@@ -36,6 +44,10 @@ def metric_distances(sample_metrics: pd.DataFrame, reference_metrics: pd.DataFra
     metrics : sequence of str
         Metrics to compare (those missing from either table are skipped). All six by default:
         these are per-metric descriptions, so area is informative here, unlike in the joint tests.
+    n_bootstrap : int
+        Resamples of the W1/sd interval (0: no interval, NaN).
+    seed : int or numpy.random.Generator
+        Seed of the bootstrap.
 
     Returns
     -------
@@ -43,8 +55,9 @@ def metric_distances(sample_metrics: pd.DataFrame, reference_metrics: pd.DataFra
         One row per (label, metric); ``label`` is ``'all'`` or the digit label (int). Columns:
         ``n_samples``, ``n_reference`` (finite values used), ``sample_mean``, ``reference_mean``,
         ``wasserstein`` (W1, in the metric's units), ``wasserstein_std`` (W1 divided by the
-        reference standard deviation), ``ks_statistic`` (sup-distance of the CDFs, in [0, 1]) and
-        ``ks_p_value`` (two-sided).
+        reference standard deviation), ``ks_statistic`` (sup-distance of the CDFs, in [0, 1]),
+        ``ks_p_value`` (two-sided), ``ci_low`` and ``ci_high`` (95% percentile-bootstrap interval of
+        ``wasserstein_std``, both sides resampled).
     """
     metrics = [m for m in metrics if m in sample_metrics.columns and m in reference_metrics.columns]
     if not metrics:
@@ -61,6 +74,7 @@ def metric_distances(sample_metrics: pd.DataFrame, reference_metrics: pd.DataFra
         for lab in np.union1d(np.unique(sl), np.unique(rl)):
             lab_py = lab.item() if hasattr(lab, "item") else lab
             groups.append((lab_py, sl == lab, rl == lab))
+    rng = np.random.default_rng(seed)
     rows = []
     for lab, smask, rmask in groups:
         for m in metrics:
@@ -78,10 +92,20 @@ def metric_distances(sample_metrics: pd.DataFrame, reference_metrics: pd.DataFra
                 ks = stats.ks_2samp(s, r)
                 row.update(wasserstein=w, wasserstein_std=w / sd if sd and sd > 0 else np.nan,
                            ks_statistic=float(ks.statistic), ks_p_value=float(ks.pvalue))
+            row["ci_low"], row["ci_high"] = w1_sd_interval(s, r, n_bootstrap=n_bootstrap, confidence=CONFIDENCE,
+                                                           rng=rng)
             rows.append(row)
-    out = pd.DataFrame(rows, columns=_DIST_COLUMNS)
+    out = pd.DataFrame(rows, columns=_DIST_COLUMNS + ["ci_low", "ci_high"])
     out["label"] = out["label"].astype(object)
     return out
+
+
+def _sd(v) -> str:
+    """An effect size in sd for sentences: 2 significant digits (1.5, 0.089), 'n/a' for NaN."""
+    v = float(v)
+    if not np.isfinite(v):
+        return "n/a" if np.isnan(v) else "more than 4"
+    return f"{v:.2g}"
 
 
 def _holm(p: np.ndarray) -> np.ndarray:
@@ -133,6 +157,20 @@ class ComparisonReport:
     sample_labels, reference_labels : numpy.ndarray or None
     notes : list of str
         What was dropped or subsampled.
+    baseline : pandas.DataFrame or None
+        Per metric, the same distances for real digits against the reference: ``metric``,
+        ``wasserstein``, ``wasserstein_std``, ``ci_low``, ``ci_high``, ``ks_statistic``, ``n_control``,
+        ``n_reference``; ``baseline_source`` says which real digits (the ``control`` given, or a
+        held-out part of the reference compared with the rest).
+    baseline_source : str
+        E.g. ``'real held-out digits (1,000 of the 5,000 reference digits, seed 0, against the other
+        4,000)'``.
+    resolution : pandas.DataFrame or None
+        Per metric, the smallest shift (``resolution_sd``, in reference standard deviations) that this
+        comparison detects with 80% power at these sizes (:func:`core.analysis.resolution.resolution`).
+    quality : SampleQuality or None
+        Shares of blank, border-touching, background-less and speckled samples, and label
+        proportions against the reference (:func:`core.analysis.quality.sample_quality`).
     """
 
     mmd: MMDResult
@@ -153,6 +191,72 @@ class ComparisonReport:
     notes: list = field(default_factory=list)
     created: str = field(default_factory=lambda: _dt.datetime.now(_dt.timezone.utc)
                          .strftime("%Y-%m-%d %H:%M:%S UTC"))
+    baseline: Optional[pd.DataFrame] = None
+    baseline_source: str = ""
+    resolution: Optional[pd.DataFrame] = None
+    quality: Optional[SampleQuality] = None
+
+    #: Table-cell p-values (for the reports rendered by :mod:`core.report`, which never imports this package).
+    format_p_cell = staticmethod(format_p_cell)
+
+    @property
+    def baseline_name(self) -> str:
+        """Short name of the baseline's real digits, for sentences."""
+        return "real control digits" if self.baseline_source.startswith("control") else "real held-out digits"
+
+    @property
+    def effects(self) -> pd.DataFrame:
+        """Per metric (overall rows): the answer in effect sizes.
+
+        Columns: ``metric``, ``w1_sd`` (W1 in reference sd) with ``ci_low``/``ci_high``,
+        ``baseline_sd`` (the same for real digits, :attr:`baseline`) with ``baseline_high``,
+        ``resolution_sd`` (:attr:`resolution`), ``beyond_baseline`` (the interval's low end above the
+        baseline's high end: further from the reference than real digits are) and ``resolved``
+        (``w1_sd`` at least the resolution).
+        """
+        d = self.distances[self.distances["label"].astype(str) == "all"].set_index("metric")
+        out = pd.DataFrame({"metric": d.index, "w1_sd": d["wasserstein_std"].to_numpy(),
+                            "ci_low": d["ci_low"].to_numpy(), "ci_high": d["ci_high"].to_numpy()})
+        nan = pd.Series(np.nan, index=d.index)
+        b = self.baseline.set_index("metric") if self.baseline is not None else None
+        r = self.resolution.set_index("metric") if self.resolution is not None else None
+        out["baseline_sd"] = (b["wasserstein_std"] if b is not None else nan).reindex(d.index).to_numpy()
+        out["baseline_high"] = (b["ci_high"] if b is not None else nan).reindex(d.index).to_numpy()
+        out["resolution_sd"] = (r["resolution_sd"] if r is not None else nan).reindex(d.index).to_numpy()
+        out["beyond_baseline"] = (out["ci_low"] > out["baseline_high"]).to_numpy()
+        out["resolved"] = (out["w1_sd"] >= out["resolution_sd"]).to_numpy()
+        return out
+
+    @property
+    def answer(self) -> str:
+        """The comparison in effect sizes, e.g. ``'thickness differs by 1.5 sd [1.4, 1.6]; real held-out
+        digits: 0.05; this comparison resolves 0.09 sd.'``, and what matters of the samples' quality."""
+        e = self.effects
+        if not len(e) or not np.isfinite(e["w1_sd"]).any():
+            return ""
+        name = self.baseline_name
+
+        def one(r, verb):
+            res = (f"; this comparison resolves {_sd(r['resolution_sd'])} sd" if np.isfinite(r["resolution_sd"])
+                   else "")
+            return (f"{r['metric']} {verb} {_sd(r['w1_sd'])} sd [{_sd(r['ci_low'])}, {_sd(r['ci_high'])}]; "
+                    f"{name}: {_sd(r['baseline_sd'])}{res}")
+
+        e = e.sort_values("w1_sd", ascending=False, kind="stable")
+        big = e[e["beyond_baseline"]]
+        if len(big):
+            text = "; ".join(one(r, "differs by") for _, r in big.head(3).iterrows()) + "."
+            text = text[0].upper() + text[1:]
+            if len(big) > 3:
+                text += f" {len(big) - 3} more metric{'s' if len(big) > 4 else ''} beyond real digits."
+        elif self.baseline is not None:
+            text = (f"No metric is further from the reference than {name} are (W1 in reference sd): largest, "
+                    + one(e.iloc[0], "at") + ".")
+        else:
+            text = "Largest distance: " + one(e.iloc[0], "at") + "."
+        if self.quality is not None and self.quality.matters:
+            text += " Sample quality: " + "; ".join(self.quality.findings) + "."
+        return text
 
     @property
     def differs(self) -> bool:
@@ -199,7 +303,8 @@ class ComparisonReport:
                          f"{', '.join(map(str, bad))}.")
             elif len(self.per_label):
                 text += " No single label differs (Holm-adjusted per-label tests)."
-        return text
+        answer = self.answer
+        return f"{text} {answer}" if answer else text
 
     def to_text(self, per_label: bool = True) -> str:
         """Printable report: the verdict, both tests, per-label tests and the distances table.
@@ -213,9 +318,10 @@ class ComparisonReport:
         if not per_label:
             d = d[d["label"].astype(str) == "all"]
         table = d[["label", "metric", "sample_mean", "reference_mean", "wasserstein",
-                   "wasserstein_std", "ks_statistic", "ks_p_value"]].rename(columns={
+                   "wasserstein_std", "ci_low", "ci_high", "ks_statistic", "ks_p_value"]].rename(columns={
                        "sample_mean": "mean(samples)", "reference_mean": "mean(reference)",
-                       "wasserstein": "W1", "wasserstein_std": "W1/std",
+                       "wasserstein": "W1", "wasserstein_std": "W1/std", "ci_low": "95% low",
+                       "ci_high": "95% high",
                        "ks_statistic": "KS", "ks_p_value": "KS p"})
         table["KS p"] = [format_p_cell(p) for p in table["KS p"]]    # never 4.941e-324
         lines = [f"Samples: {self.n_samples}   reference: {self.n_reference}",
@@ -235,6 +341,27 @@ class ComparisonReport:
                              f"Holm {row['p_holm_text']}")
         for note in self.notes:
             lines.append(f"Note: {note}")
+        e = self.effects
+        if len(e):
+            t = e.assign(beyond_baseline=np.where(e["beyond_baseline"], "yes", "no"))
+            t = t.rename(columns={"w1_sd": "W1/sd", "ci_low": "95% low", "ci_high": "95% high",
+                                  "baseline_sd": "baseline", "baseline_high": "baseline high",
+                                  "resolution_sd": "resolves", "beyond_baseline": "beyond real"})
+            t = t.drop(columns=["resolved"])
+            lines += ["", f"Effect sizes (W1 in reference sd, bootstrap {CONFIDENCE:.0%} interval); baseline: "
+                          f"{self.baseline_source or 'none'}; resolves: smallest shift (sd) detected with "
+                          f"{POWER:.0%} power at these sizes:",
+                      t.to_string(index=False, float_format=lambda v: f"{v:.3g}")]
+        if self.quality is not None:
+            q = self.quality.shares
+            lines += ["", "Sample quality (share of samples" +
+                      (", reference" if np.isfinite(q["reference_share"]).any() else "") + "):"]
+            for _, r in q.iterrows():
+                ref = f" (reference {r['reference_share']:.1%})" if np.isfinite(r["reference_share"]) else ""
+                lines.append(f"  {r['flag']}: {r['share']:.1%}{ref}{'  <- matters' if r['matters'] else ''}")
+            if self.quality.labels is not None:
+                lines.append(f"  label proportions: total variation {self.quality.label_distance:.3f} from "
+                             "the reference's")
         lines += ["", "Per-metric distances (W1 in the metric's units; KS = max CDF difference):",
                   table.to_string(index=False, float_format=lambda v: f"{v:.4g}")]
         return "\n".join(lines)
@@ -255,8 +382,14 @@ class ComparisonReport:
             "tests": {"verdict": self.mmd.to_dict(),
                       "quadratic": self.mmd_quadratic.to_dict() if self.mmd_quadratic else None,
                       "linear": self.mmd_linear.to_dict() if self.mmd_linear else None},
+            "answer": self.answer,
             "per_label": self.per_label if self.per_label is not None else None,
             "distances": self.distances,
+            "effects": self.effects,
+            "baseline": self.baseline,
+            "baseline_source": self.baseline_source,
+            "resolution": self.resolution,
+            "quality": self.quality.to_dict() if self.quality is not None else None,
             "settings": self.settings,
             "provenance": self.provenance,
             "notes": list(self.notes),
@@ -312,7 +445,9 @@ def compare_report(sample_metrics: pd.DataFrame, reference_metrics: pd.DataFrame
                    max_quadratic_n: int = QUADRATIC_MAX_N, n_permutations="auto", per_label: bool = True,
                    alpha: float = ALPHA, columns: Sequence[str] = DIAGNOSTIC_METRICS,
                    provenance: Optional[dict] = None, shuffle: str = "default", sem: str = "default",
-                   estimator: str = "default") -> ComparisonReport:
+                   estimator: str = "default", control: Optional[pd.DataFrame] = None,
+                   sample_images=None, reference_images=None,
+                   n_bootstrap: int = N_BOOTSTRAP) -> ComparisonReport:
     """Compare a model's sample morphometrics with reference data (``morpho compare``, the app's Compare view).
 
     Two kernel two-sample tests on ``columns`` (:data:`DIAGNOSTIC_METRICS`), both reported:
@@ -362,6 +497,16 @@ def compare_report(sample_metrics: pd.DataFrame, reference_metrics: pd.DataFrame
     shuffle, sem, estimator : {'default', 'original'}
         Passed to :func:`mmd_test` (the original analysis/ code's choices). With
         ``shuffle='original'``, ``seed`` must be an int or None.
+    control : pandas.DataFrame, optional
+        Metrics of real digits not in the reference (e.g. the test set when the reference is the
+        training set): the baseline compares them with the reference. Without it, a held-out part of
+        the reference (as many rows as the samples, at most half, seeded) is compared with the rest.
+    sample_images, reference_images : array_like, shape (N, 28, 28), optional
+        The digits themselves, for :attr:`ComparisonReport.quality` (blank, border, background,
+        speckle); the reference's shares are given beside the samples' when its images are given.
+        Label proportions are compared whenever both sides have labels.
+    n_bootstrap : int
+        Resamples of the W1/sd intervals (0: none).
 
     Returns
     -------
@@ -413,6 +558,16 @@ def compare_report(sample_metrics: pd.DataFrame, reference_metrics: pd.DataFrame
         labelled = _per_label(s_df, s_lab, r_df, r_lab, columns, rng, max_quadratic_n, n_permutations,
                               alpha, notes)
     distances = metric_distances(s_df, r_df, sample_labels=s_lab if have_labels else None,
+                                 reference_labels=r_lab if have_labels else None, n_bootstrap=n_bootstrap,
+                                 seed=seed)
+    baseline, baseline_source = _baseline(r_df, control, len(s_df), seed, n_bootstrap)
+    res = resolution(r_df, len(s_df), len(r_df), metrics=list(distances.loc[distances["label"].astype(str) == "all",
+                                                                              "metric"]),
+                     alpha=alpha, seed=seed if isinstance(seed, (int, np.integer)) else 0)
+    quality = None
+    if sample_images is not None or have_labels:
+        quality = sample_quality(sample_images, reference_images=reference_images,
+                                 sample_labels=s_lab if have_labels else None,
                                  reference_labels=r_lab if have_labels else None)
     settings = {"columns": list(columns), "seed": seed, "alpha": alpha,
                 "max_quadratic_n": max_quadratic_n, "n_permutations": n_permutations,
@@ -421,13 +576,45 @@ def compare_report(sample_metrics: pd.DataFrame, reference_metrics: pd.DataFrame
                                  "rows per side and the linear-time test on all rows, each at alpha / 2"
                                  if linear is None else f"forced: {verdict_test}"),
                 "kernel": "Gaussian, per-metric bandwidth = sd x Scott's factor of each side, combined",
-                "shuffle": shuffle, "sem": sem, "estimator": estimator}
+                "shuffle": shuffle, "sem": sem, "estimator": estimator,
+                "intervals": f"W1/sd: bootstrap {CONFIDENCE:.0%}, {n_bootstrap} resamples of both sides, "
+                             "bias-corrected",
+                "resolution": f"smallest shift detected with {POWER:.0%} power by a two-sided KS test at alpha, "
+                              "simulated on the reference"}
     return ComparisonReport(main, distances, n_s, n_r,
                             mmd_linear=lin, mmd_quadratic=quad, verdict_test=verdict_test,
                             per_label=labelled, alpha=alpha, settings=settings,
                             provenance=dict(provenance or {}), sample_metrics=s_df,
                             reference_metrics=r_df, sample_labels=s_lab, reference_labels=r_lab,
-                            notes=notes)
+                            notes=notes, baseline=baseline, baseline_source=baseline_source,
+                            resolution=res, quality=quality)
+
+
+def _baseline(r_df: pd.DataFrame, control: Optional[pd.DataFrame], n_samples: int, seed,
+              n_bootstrap: int) -> tuple[pd.DataFrame, str]:
+    """The same distances for real digits: ``control`` against the reference, or a held-out part of
+    the reference (as many rows as the samples, at most half) against the rest."""
+    if control is not None:
+        if not isinstance(control, pd.DataFrame):
+            raise TypeError(f"control must be a pandas DataFrame of metrics; got {type(control).__name__}")
+        metrics = [m for m in METRICS if m in control.columns and m in r_df.columns]
+        ctrl = control[metrics].astype(np.float64)
+        ctrl = ctrl[np.isfinite(ctrl.to_numpy()).all(1)]
+        if len(ctrl) < 4:
+            raise ValueError(f"control must have at least 4 measurable rows; got {len(ctrl)}")
+        held, rest = ctrl, r_df
+        source = f"control digits ({len(ctrl):,}) against the reference ({len(r_df):,})"
+    else:
+        rng = np.random.default_rng(seed if isinstance(seed, (int, np.integer)) else 0)
+        k = max(2, min(n_samples, len(r_df) // 2))
+        order = rng.permutation(len(r_df))
+        held, rest = r_df.iloc[np.sort(order[:k])], r_df.iloc[np.sort(order[k:])]
+        source = (f"real held-out digits ({k:,} of the {len(r_df):,} reference digits, chosen with seed "
+                  f"{seed if isinstance(seed, (int, np.integer)) else 0}, against the other {len(r_df) - k:,})")
+    d = metric_distances(held, rest, n_bootstrap=n_bootstrap, seed=seed)
+    d = d.rename(columns={"n_samples": "n_control"})
+    return d[["metric", "wasserstein", "wasserstein_std", "ci_low", "ci_high", "ks_statistic", "n_control",
+              "n_reference"]].reset_index(drop=True), source
 
 
 def _per_label(s_df, s_lab, r_df, r_lab, columns, rng, max_n, n_permutations, alpha, notes):

@@ -12,10 +12,18 @@ from scipy import stats
 
 from ._common import DIAGNOSTIC_METRICS, json_safe
 
-__all__ = ["measure_traversal", "traversal_effects", "TraversalEffects"]
+__all__ = ["measure_traversal", "traversal_effects", "TraversalEffects", "encoder_effects", "EncoderEffects"]
 
 #: Relative tolerance under which two effect sizes are reported as a tie.
 TIE_RTOL = 1e-6
+#: A latent whose encoder codes (posterior means over real digits) vary by less than this standard
+#: deviation is inactive (collapsed onto the prior: the decoder ignores it, and a regression on its
+#: nearly constant codes gives large, meaningless slopes).
+INACTIVE_CODE_SD = 0.1
+#: Effects (sd per latent unit) below this on both sides are "none" in the agreement column.
+NEGLIGIBLE_SD = 0.05
+#: Resamples of the bases for the strongest latent's stability.
+STABILITY_RESAMPLES = 200
 
 
 def measure_traversal(grid, *, progress=False, workers=None, **measure_kwargs) -> pd.DataFrame:
@@ -155,6 +163,9 @@ class TraversalEffects:
     strongest : dict
         Per metric: the list of latents with the largest absolute effect size (mean slope); several
         when tied (within a relative 1e-6), empty when no latent changes the metric.
+    encoder : EncoderEffects or None
+        The same latents read from the encoder side (:meth:`with_encoder`), shown beside the traversal's
+        in the reports.
     """
 
     method: str
@@ -177,6 +188,12 @@ class TraversalEffects:
     provenance: dict = field(default_factory=dict)
     created: str = field(default_factory=lambda: _dt.datetime.now(_dt.timezone.utc)
                          .strftime("%Y-%m-%d %H:%M:%S UTC"))
+    encoder: Optional["EncoderEffects"] = None
+
+    def with_encoder(self, codes, metrics: pd.DataFrame, **kwargs) -> "TraversalEffects":
+        """The same analysis with the encoder side attached (:func:`encoder_effects` of ``codes`` of real
+        digits and their ``metrics``; keyword arguments passed on)."""
+        return replace(self, encoder=encoder_effects(codes, metrics, self, **kwargs))
 
     # ---- what the numbers mean
     @property
@@ -225,12 +242,57 @@ class TraversalEffects:
                 parts.append(f"{m} ← latents {' = '.join(map(str, lats))} (tie)")
         return "; ".join(parts)
 
+    def stability(self, n_resamples: int = STABILITY_RESAMPLES, seed: int = 0) -> pd.DataFrame:
+        """How often each metric's strongest latent stays the strongest when the bases are resampled.
+
+        The B base codes are drawn with replacement ``n_resamples`` times and the strongest latent (largest
+        |mean slope|) found again each time, from the per-base slopes (nothing is measured again).
+
+        Returns
+        -------
+        pandas.DataFrame
+            One row per metric: ``metric``, ``strongest`` (the latent, or None when tied or none),
+            ``holds`` (k resamples where it is still the strongest), ``of`` (m), ``text``
+            (``'holds in k of m'``; NaN-free). With one base there is nothing to resample (``of`` = 0).
+        """
+        P = self.per_base["slope"]
+        B = P.shape[0]
+        rng = np.random.default_rng(seed)
+        rows = []
+        draws = rng.integers(0, B, (n_resamples, B)) if B > 1 else np.zeros((0, B), int)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            means = np.stack([np.nanmean(P[d], axis=0) for d in draws]) if len(draws) else np.zeros((0,) + P.shape[1:])
+        for j, m in enumerate(self.metrics):
+            lats = self.strongest.get(m, [])
+            top = lats[0] if len(lats) == 1 else None
+            k = 0
+            if top is not None and len(means):
+                i = self.latents.index(top)
+                size = np.abs(np.nan_to_num(means[:, :, j], nan=-np.inf))
+                k = int((size.argmax(1) == i).sum())
+            n = len(means) if top is not None else 0
+            rows.append({"metric": m, "strongest": top, "holds": k, "of": n,
+                         "text": f"holds in {k} of {n} resamples of the bases" if n else
+                         ("one base: nothing to resample" if top is not None else "no single strongest latent")})
+        return pd.DataFrame(rows)
+
     def to_text(self) -> str:
         lines = [f"Traversal effects ({self.method}; {self.units}), mean over {self.n_bases} base code"
                  f"{'s' if self.n_bases != 1 else ''}:",
                  self.table.to_string(float_format=lambda v: f"{v:.3g}"),
                  f"Strongest (by effect size, the mean slope): {self.strongest_text()}"]
+        if self.n_bases > 1:
+            lines.append(f"Stability of the strongest latent: {self.stability_text()}")
+        if self.encoder is not None:
+            lines += ["", self.encoder.to_text()]
         return "\n".join(lines)
+
+    def stability_text(self) -> str:
+        """E.g. ``'thickness ← latent 4 holds in 200 of 200 resamples of the bases; ...'`` (:meth:`stability`)."""
+        st = self.stability()
+        return "; ".join(f"{r['metric']} ← latent {r['strongest']} {r['text']}" for _, r in st.iterrows()
+                         if r["strongest"] is not None)
 
     def to_dict(self) -> dict:
         from core.report import versions
@@ -250,6 +312,8 @@ class TraversalEffects:
             "slope": frame(self.slope), "slope_sd": frame(self.slope_sd), "spearman": frame(self.spearman),
             "reference_sd": self.reference_sd,
             "strongest": self.strongest,
+            "stability": self.stability(),
+            "encoder": self.encoder.to_dict() if self.encoder is not None else None,
             "per_step": self.per_step.reset_index(),
             "settings": self.settings, "provenance": self.provenance, "versions": versions(),
         })
@@ -423,3 +487,172 @@ def traversal_effects(grid, *, method: str = "slope", reference_metrics: Optiona
                             values=x, values_known=values_known, strongest=strongest,
                             confidence=confidence, settings=settings, provenance=dict(provenance or {}),
                             **tables)
+
+
+@dataclass
+class EncoderEffects:
+    """Traversals read from both sides: the decoder's effect of each latent beside the encoder's.
+
+    Attributes
+    ----------
+    encoder : pandas.DataFrame, shape (L, M)
+        Per latent (index ``latent``) and metric: the least-squares coefficient of the metric on the
+        encoder codes of real digits (all latents jointly, with an intercept), in standard deviations of
+        the metric per latent unit.
+    decoder : pandas.DataFrame or None, shape (L, M)
+        The traversal's mean slope in the same units (None without a traversal).
+    code_sd : pandas.Series
+        Standard deviation of each latent's codes over the real digits.
+    active : pandas.Series of bool
+        ``code_sd >= INACTIVE_CODE_SD`` (0.1): an inactive latent's codes hardly vary, so its regression
+        coefficient is large and meaningless.
+    agreement : pandas.DataFrame or None, shape (L, M)
+        ``'agree'`` (same sign, sizes within a factor 2), ``'size differs'``, ``'opposite'``,
+        ``'none'`` (both below 0.05 sd per unit) or ``'inactive latent'``.
+    metric_sd : pandas.Series
+        The standard deviations used as units.
+    n_digits : int
+        Real digits in the regression.
+    """
+
+    encoder: pd.DataFrame
+    code_sd: pd.Series
+    active: pd.Series
+    metric_sd: pd.Series
+    n_digits: int
+    decoder: Optional[pd.DataFrame] = None
+    agreement: Optional[pd.DataFrame] = None
+
+    @property
+    def table(self) -> pd.DataFrame:
+        """Long form, one row per (latent, metric): ``decoder_sd``, ``encoder_sd``, ``agreement``,
+        ``active``."""
+        rows = []
+        for lat in self.encoder.index:
+            for m in self.encoder.columns:
+                rows.append({"latent": _plain(lat), "metric": m,
+                             "decoder_sd": self.decoder.loc[lat, m] if self.decoder is not None else np.nan,
+                             "encoder_sd": self.encoder.loc[lat, m],
+                             "agreement": self.agreement.loc[lat, m] if self.agreement is not None else "",
+                             "active": bool(self.active[lat])})
+        return pd.DataFrame(rows)
+
+    @property
+    def per_latent(self) -> pd.DataFrame:
+        """One row per latent: ``latent``, ``code_sd``, ``active``, ``agree`` (metrics where the two sides
+        agree, of those where either side has an effect), ``of``."""
+        rows = []
+        for lat in self.encoder.index:
+            a = self.agreement.loc[lat] if self.agreement is not None else pd.Series(dtype=object)
+            some = a[~a.isin(["none", "inactive latent"])]
+            rows.append({"latent": _plain(lat), "code_sd": float(self.code_sd[lat]), "active": bool(self.active[lat]),
+                         "agree": int((some == "agree").sum()), "of": int(len(some))})
+        return pd.DataFrame(rows)
+
+    def to_text(self) -> str:
+        t = self.table
+        inactive = [str(_plain(i)) for i in self.active.index[~self.active.to_numpy()]]
+        lines = [f"Both sides ({self.n_digits:,} real digits' codes; sd of each metric per latent unit):",
+                 t.to_string(index=False, float_format=lambda v: f"{v:.3g}")]
+        if inactive:
+            lines.append(f"Inactive latents (codes vary by less than {INACTIVE_CODE_SD:g}): {', '.join(inactive)}")
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict:
+        return json_safe({"n_digits": self.n_digits, "table": self.table, "per_latent": self.per_latent,
+                          "metric_sd": self.metric_sd, "inactive_code_sd": INACTIVE_CODE_SD,
+                          "negligible_sd": NEGLIGIBLE_SD})
+
+
+def _agreement(d: float, e: float, active: bool) -> str:
+    if not active:
+        return "inactive latent"
+    if not (np.isfinite(d) and np.isfinite(e)):
+        return "n/a"
+    big = max(abs(d), abs(e))
+    if big < NEGLIGIBLE_SD:
+        return "none"
+    if np.sign(d) != np.sign(e):
+        return "opposite"
+    small = min(abs(d), abs(e))
+    return "agree" if small > 0 and big / small <= 2 else "size differs"
+
+
+def encoder_effects(codes, metrics: pd.DataFrame, effects: Optional[TraversalEffects] = None, *,
+                    reference_metrics: Optional[pd.DataFrame] = None,
+                    metric_names: Optional[Sequence[str]] = None) -> EncoderEffects:
+    """Each latent's effect read from the encoder side, aligned with a traversal's (the decoder side).
+
+    Parameters
+    ----------
+    codes : array_like, shape (N, D), or pandas.DataFrame
+        Encoder codes (posterior means) of N real digits; column ``j`` is latent ``j`` (a DataFrame's
+        column names are the latent labels).
+    metrics : pandas.DataFrame, N rows
+        The same digits' morphometrics.
+    effects : TraversalEffects, optional
+        The traversal of the same model: its latents (labels matching the code columns) are aligned with
+        the codes, its slopes put in the same units, and an agreement column computed.
+    reference_metrics : pandas.DataFrame, optional
+        Whose standard deviations are the units (default: the traversal's reference, else ``metrics``).
+    metric_names : sequence of str, optional
+        Metrics (default: the traversal's, else :data:`DIAGNOSTIC_METRICS`).
+
+    Returns
+    -------
+    EncoderEffects
+    """
+    if isinstance(codes, pd.DataFrame):
+        labels = [_plain(c) for c in codes.columns]
+        Z = codes.to_numpy(dtype=np.float64)
+    else:
+        Z = np.asarray(codes, dtype=np.float64)
+        if Z.ndim != 2:
+            raise ValueError(f"codes must have shape (N, D); got {Z.shape}")
+        labels = list(range(Z.shape[1]))
+    if not isinstance(metrics, pd.DataFrame):
+        raise TypeError(f"metrics must be a pandas DataFrame; got {type(metrics).__name__}")
+    if len(metrics) != len(Z):
+        raise ValueError(f"codes and metrics must have one row per digit; got {len(Z)} codes and "
+                         f"{len(metrics)} metric rows")
+    names = list(metric_names) if metric_names is not None else (
+        effects.metrics if effects is not None else list(DIAGNOSTIC_METRICS))
+    missing = [m for m in names if m not in metrics.columns]
+    if missing:
+        raise ValueError(f"metrics has no column(s) {missing}")
+    Y = metrics[names].to_numpy(dtype=np.float64)
+    ok = np.isfinite(Y).all(1) & np.isfinite(Z).all(1)
+    Y, Zc = Y[ok], Z[ok]
+    if len(Y) <= Z.shape[1] + 1:
+        raise ValueError(f"need more real digits than latents + 1 for the regression; got {len(Y)} measurable "
+                         f"digits for {Z.shape[1]} latents")
+    if reference_metrics is not None:
+        sd = reference_metrics[names].std(ddof=1)
+    elif effects is not None and effects.reference_sd is not None:
+        sd = effects.reference_sd[names]
+    else:
+        sd = pd.Series(Y.std(0, ddof=1), index=names)
+    sd = sd.astype(float)
+    X = np.column_stack([np.ones(len(Zc)), Zc])
+    coef, *_ = np.linalg.lstsq(X, Y / sd.to_numpy()[None, :], rcond=None)
+    index = pd.Index(labels, name="latent")
+    enc = pd.DataFrame(coef[1:], index=index, columns=names)
+    code_sd = pd.Series(Zc.std(0, ddof=1), index=index, name="code_sd")
+    active = code_sd >= INACTIVE_CODE_SD
+    dec = agree = None
+    if effects is not None:
+        if not effects.values_known:
+            raise ValueError("the traversal's latent values are unknown (slopes per step): give values= to "
+                             "traversal_effects so that its slopes are per latent unit, like the codes'")
+        unknown = [lat for lat in effects.latents if lat not in labels]
+        if unknown:
+            raise ValueError(f"traversed latent(s) {unknown} have no code column; the codes have latents "
+                             f"{labels[:5]}{'...' if len(labels) > 5 else ''}")
+        lat_idx = pd.Index(effects.latents, name="latent")
+        enc, code_sd, active = enc.loc[lat_idx], code_sd.loc[lat_idx], active.loc[lat_idx]
+        dec = effects.slope[names].div(sd, axis=1)
+        dec.index = lat_idx
+        agree = pd.DataFrame([[_agreement(dec.loc[lat, m], enc.loc[lat, m], bool(active[lat])) for m in names]
+                              for lat in lat_idx], index=lat_idx, columns=names)
+    return EncoderEffects(encoder=enc, code_sd=code_sd, active=active, metric_sd=sd, n_digits=int(len(Y)),
+                          decoder=dec, agreement=agree)

@@ -13,6 +13,15 @@ from core.cli.common import CLIError, UsageError
 HELP = "compare a model's samples with reference digits"
 
 
+class _QuadraticMaxN:
+    """:data:`core.analysis.mmd.QUADRATIC_MAX_N` as help text, read when the help is printed (the analysis
+    package is not imported to build the parser)."""
+
+    def __str__(self) -> str:
+        from core.analysis.mmd import QUADRATIC_MAX_N
+        return f"{QUADRATIC_MAX_N:,}"
+
+
 #: Report formats by output suffix.
 REPORT_FORMATS = {".html": "html", ".htm": "html", ".json": "json"}
 
@@ -36,6 +45,10 @@ def add_parser(sub, fmt) -> None:
                    help="reference digits: an MNIST / Morpho-MNIST folder, an IDX image file, a metrics CSV "
                         "(label column kept) or any samples format (default: the bundled "
                         f"{DEFAULT_REFERENCE})")
+    p.add_argument("--control", metavar="CTRL",
+                   help="real digits not in the reference (e.g. the test set when REF is the training set), in "
+                        "any form REF takes: the baseline the distances are read against (default: a held-out "
+                        "part of the reference against the rest)")
     p.add_argument("--split", metavar="SPLIT",
                    help="split of a reference folder holding several (default: t10k when present)")
     p.add_argument("-o", "--output", metavar="REPORT",
@@ -44,9 +57,12 @@ def add_parser(sub, fmt) -> None:
     p.add_argument("--force", action="store_true", help="replace an existing REPORT")
     p.add_argument("--mode", choices=("released", "upstream"), default="released",
                    help="measuring mode for digits without metrics")
-    p.add_argument("--test", choices=("auto", "quadratic", "linear"), default="auto",
-                   help="the MMD test the verdict rests on: auto = quadratic-time with permutation p-value up to "
-                        "1,500 digits per side, linear-time beyond (both are always reported)")
+    test = p.add_argument("--test", choices=("auto", "quadratic", "linear"), default="auto",
+                          help="the MMD test the verdict rests on: auto = the quadratic-time test with permutation "
+                               "p-value when the smaller side has at most %(max_n)s digits; beyond, the "
+                               "quadratic-time test on random subsets of %(max_n)s per side and the linear-time "
+                               "test on all digits, each at alpha/2 (both are always reported)")
+    test.max_n = _QuadraticMaxN()
     p.add_argument("--quadratic", action="store_const", dest="test", const="quadratic",
                    help="same as --test quadratic")
     p.add_argument("--seed", type=common.seed, default=0, help="seed of the report's random parts")
@@ -126,6 +142,7 @@ def run(args) -> int:
     if not args.reference and not ref_path.exists():
         raise CLIError(f"{ref_path}: the bundled reference data is missing; pass --reference REF")
     reference = load_source(ref_path, "reference", split=args.split)
+    control = load_source(args.control, "control") if args.control else None
     with (common.output_lock(out) if out is not None else contextlib.nullcontext()):
         if out is not None:
             common.check_output_file(out, args.force)  # again, now that no other run can be writing it
@@ -136,6 +153,9 @@ def run(args) -> int:
         check_measured(samples, "samples")
         measure_source(reference, args, "reference")
         check_measured(reference, "reference digits")
+        if control is not None:
+            measure_source(control, args, "control")
+            check_measured(control, "control digits")
         ref_labels = reference.labels if samples.labels is not None else None
         notes = samples.notes + reference.notes
         if samples.labels is not None and reference.labels is None:
@@ -145,12 +165,16 @@ def run(args) -> int:
                       "sample metrics": samples.metrics_source or f"measured here ({args.mode} mode)",
                       "reference metrics": reference.metrics_source or f"measured here ({args.mode} mode)",
                       "command": command_line(getattr(args, "argv", None))}
+        if control is not None:
+            provenance["control"] = f"{control.path}: {control.description}"
         from core.analysis import compare_report
         try:
             report = compare_report(samples.metrics, reference.metrics, sample_labels=samples.labels,
                                     reference_labels=ref_labels, seed=args.seed,
                                     linear={"auto": None, "quadratic": False, "linear": True}[args.test],
-                                    provenance=provenance)
+                                    provenance=provenance,
+                                    control=control.metrics if control is not None else None,
+                                    sample_images=samples.images, reference_images=reference.images)
         except ValueError as e:  # e.g. fewer than 4 measurable digits on a side
             raise CLIError(f"cannot compare {samples.path} with {reference.path}: {e}") from e
         report.notes.extend(notes)

@@ -78,6 +78,10 @@ def add_parser(sub, fmt) -> None:
                    help="data whose standard deviations scale the slopes (any compare --reference form; default: "
                         "the bundled sample's table)")
     p.add_argument("--no-reference", action="store_true", help="slopes in the metrics' own units (px, rad)")
+    p.add_argument("--encoded", metavar="CODES.npz",
+                   help="read the latents from both sides: an .npz with the encoder codes 'codes' (N, D) of real "
+                        "digits 'images' (N, 28, 28); their metrics are regressed on the codes and shown beside "
+                        "the traversal's slopes, inactive latents flagged")
     p.add_argument("--method", choices=("slope", "spearman"), default="slope",
                    help="slope: effect size per latent unit; spearman: monotonicity in [-1, 1]")
     p.add_argument("--confidence", type=common.bounded(0, 1, low_open=True, high_open=True), default=.95,
@@ -219,7 +223,28 @@ def _effects_text(effects) -> str:
     if one_base:
         tail.append("Note: one base code: no confidence interval; effects around other codes may differ "
                     "(use several bases)")
+    else:
+        tail.append(f"Stability over resampled bases: {effects.stability_text()}")
+    if effects.encoder is not None:
+        tail += ["", effects.encoder.to_text()]
     return "\n".join(head + [table.to_string()] + tail)
+
+
+def _encoded(path: str):
+    """(codes (N, D), images (N, 28, 28)) of real digits from an .npz with arrays 'codes' and 'images'."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            missing = [k for k in ("codes", "images") if k not in z.files]
+            if missing:
+                raise UsageError(f"argument --encoded: {path}: an .npz with arrays 'codes' (N, D) and 'images' "
+                                 f"(N, 28, 28) is expected; it has no {missing}")
+            codes, images = np.asarray(z["codes"], np.float64), np.asarray(z["images"])
+    except (OSError, ValueError) as e:
+        raise UsageError(f"argument --encoded: {path}: cannot read ({e})") from None
+    if codes.ndim != 2 or images.shape[1:] != (28, 28) or len(codes) != len(images):
+        raise UsageError(f"argument --encoded: {path}: codes {codes.shape} and images {images.shape} must be "
+                         "(N, D) and (N, 28, 28) with the same N")
+    return codes, images
 
 
 def run(args) -> int:
@@ -233,6 +258,7 @@ def run(args) -> int:
     if not args.no_reference:
         ref_path = Path(args.reference) if args.reference else repo_root() / DEFAULT_REFERENCE
         reference = load_source(ref_path, "reference")
+    encoded = _encoded(args.encoded) if args.encoded else None
     if args.grid is not None:
         grid, values, latents, desc = _grid_from_file(args)
         source = {"traversal": f"{args.grid}: {desc}"}
@@ -270,6 +296,10 @@ def run(args) -> int:
                                         reference_metrics=None if reference is None else reference.metrics,
                                         values=values, latents=latents, confidence=args.confidence,
                                         provenance=source)
+            if encoded is not None:
+                from core.measure import measure_batch
+                real = measure_batch(encoded[1], workers=workers, mode=args.mode)
+                effects = effects.with_encoder(encoded[0], real)
         except ValueError as e:
             raise CLIError(f"cannot analyse the traversal: {e}") from e
         for path, kind in outs:

@@ -35,7 +35,9 @@ __all__ = ["EffectsPanel", "METHODS", "UNITS", "heatmap_figure"]
 
 DIVERGING = list(reversed(RdBu11))  # red = negative, blue = positive
 METHODS = {"slope": "Slope", "spearman": "Spearman ρ"}
-UNITS = {"metric": "metric units / latent unit", "sd": "reference sd / latent unit"}
+# the "per latent unit" or "per step" is said by the note (TraversalEffects.units): the latent values may
+# be unknown (a grid image), and then the slopes are per step
+UNITS = {"metric": "metric units", "sd": "reference sd"}
 
 
 def heatmap_figure(source: ColumnDataSource, name: str, title: str, x_factors, x_label: str, y_label: str,
@@ -90,6 +92,21 @@ def effects_table_html(data: dict, metrics, latents) -> str:
     return f"<table class='effects'>{head}{''.join(rows)}</table>"
 
 
+def both_sides_html(enc) -> str:
+    """The traversal's slope beside the encoder's coefficient, per latent and metric (empty without codes)."""
+    if enc is None:
+        return ""
+    head = ("<tr><th>latent</th><th>metric</th><th>decoder (traversal)</th><th>encoder (codes)</th>"
+            "<th>agreement</th></tr>")
+    rows = []
+    for _, r in enc.table.iterrows():
+        rows.append(f"<tr><td class='lat'>{html.escape(str(r['latent']))}</td><td>{html.escape(r['metric'])}</td>"
+                    f"<td>{_fmt(r['decoder_sd'])}</td><td>{_fmt(r['encoder_sd'])}</td>"
+                    f"<td>{html.escape(r['agreement'])}</td></tr>")
+    return (f"<h4>Both sides: reference sd per latent unit, from the traversal and from the codes of "
+            f"{enc.n_digits:,} real digits</h4><table class='effects'>{head}{''.join(rows)}</table>")
+
+
 def _fmt(v: float) -> str:
     return "–" if not np.isfinite(v) else f"{v:.3g}" if abs(v) >= 0.01 or v == 0 else f"{v:.2e}"
 
@@ -132,6 +149,9 @@ class EffectsPanel(param.Parameterized):
                                                                                         UNITS.items()},
                                                              css_classes=["traversal-units"])
         self.note = pn.pane.Markdown("*Load or traverse a model to see each latent's effects.*", css_classes=["traversal-effect-note"], sizing_mode="stretch_width")
+        self.both_sides = pn.pane.HTML("", stylesheets=[TABLE_CSS], css_classes=["traversal-both-sides"],
+                                       sizing_mode="stretch_width")
+        self._encoder = None    # (codes, metrics) of real digits, for the encoder side
         self._busy = pn.indicators.LoadingSpinner(value=True, size=20, visible=False,
                                                   css_classes=["traversal-busy"])
         self._lines: dict = {}
@@ -183,6 +203,13 @@ class EffectsPanel(param.Parameterized):
         self._draw_lines()
         self._show()
 
+    def set_encoder(self, codes, metrics: pd.DataFrame | None):
+        """Encoder codes of real digits (N, D) with their metrics: the effects are then read from both
+        sides (:func:`core.analysis.encoder_effects`) and shown beside each other; None clears."""
+        self._encoder = None if codes is None else (np.asarray(codes, float), metrics)
+        self._cache = {}
+        self._show()
+
     def analyse(self, method: str, units: str = "sd"):
         """The TraversalEffects of the current traversal for ``method`` and slope ``units`` (computed
         from the measured per-step table once, then cached: a toggle only swaps tables)."""
@@ -193,6 +220,9 @@ class EffectsPanel(param.Parameterized):
                 self._cache[("slope", "sd")] = traversal_effects(
                     self._per_step, method="slope", values=self._values, reference_metrics=self._reference,
                     metrics=self.metrics)
+            if self._encoder is not None and self._values is not None:
+                base = self._cache[("slope", "sd")]
+                self._cache[("slope", "sd")] = base.with_encoder(*self._encoder)
             if key == ("spearman", "-"):
                 self._cache[key] = self._cache[("slope", "sd")].with_method("spearman")
             elif key == ("slope", "metric"):
@@ -267,6 +297,7 @@ class EffectsPanel(param.Parameterized):
 
         on_document(commit, self.state)
         self.note.object = note
+        self.both_sides.object = both_sides_html(self.analyse("slope", "sd").encoder)
         self._units.visible = self.method == "slope"
         for d in (self.download_html, self.download_json):
             d.disabled = False
@@ -319,8 +350,16 @@ class EffectsPanel(param.Parameterized):
         over = (f" Mean over {eff.n_bases} base codes, with its {eff.confidence:.0%} confidence interval and the "
                 "share of bases agreeing on its sign." if eff.n_bases > 1 else
                 " One base code: no confidence interval.")
+        stable = ""
+        if eff.n_bases > 1:
+            st = eff.stability()
+            held = [f"{r['metric']} ← {r['strongest']}: {r['holds']} of {r['of']}" for _, r in st.iterrows()
+                    if r["strongest"] is not None]
+            if held:
+                stable = (" Does the strongest latent hold when the bases are drawn again (with replacement)? "
+                          + "; ".join(held) + ".")
         return (f"Effect: {what}.{over} Strongest latent per metric (by effect size, the mean slope, "
-                f"whatever the method): {'; '.join(parts) or 'none'}.")
+                f"whatever the method): {'; '.join(parts) or 'none'}.{stable}")
 
     # ---------------------------------------------------------------------------------------------
     def _html(self):
@@ -346,5 +385,6 @@ class EffectsPanel(param.Parameterized):
             self.note,
             pn.FlexBox(pn.pane.Bokeh(self.heatmap), self.table, gap="12px",
                        sizing_mode="stretch_width"),
+            self.both_sides,
             pn.Row(self.download_html, self.download_json),
             sizing_mode="stretch_width")
