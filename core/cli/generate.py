@@ -1,4 +1,5 @@
-"""``morpho generate``: build the Morpho-MNIST datasets (plain, thin, thic, swel, frac, global, local)."""
+"""``morpho generate``: build the Morpho-MNIST datasets (plain, thin, thic, swel, frac, global, local), or with
+``--scm`` a causal Morpho-MNIST dataset (deepscm's thickness/intensity SCMs, :mod:`core.causal`)."""
 from __future__ import annotations
 
 import contextlib
@@ -44,7 +45,15 @@ def add_parser(sub, fmt) -> None:
     p.add_argument("--mode", choices=("released", "upstream"), default=d.mode)
     p.add_argument("--threshold", type=common.threshold, default=d.threshold,
                    help="binarisation threshold, relative to each image's intensity range")
-    p.add_argument("--scale", type=common.scale, default=d.scale, help="up-scaling factor (1..16)")
+    p.add_argument("--scale", type=common.scale, default=None,
+                   help=f"up-scaling factor (1..16; default {d.scale}, with --scm 16 as deepscm)")
+    p.add_argument("--scm", choices=("thickness->intensity", "intensity->thickness"), default=None,
+                   help="instead of the seven datasets, one causal Morpho-MNIST folder whose digits get a thickness "
+                        "and an intensity drawn from this structural causal model (deepscm; docs/causal.md)")
+    p.add_argument("--invert", action="store_true",
+                   help="with --scm thickness->intensity: thicker digits are darker (deepscm's --invert)")
+    p.add_argument("--intensity-noise", type=common.bounded(0, 10, low_open=True), default=.5, metavar="S",
+                   help="with --scm: standard deviation of the logit-normal intensity noise (deepscm's --scale)")
     # the perturbation parameters, range-checked against the registry (the explorer's slider ranges)
     from core.cli.perturb import spec_type
     for option, field, pert, pname, text in _PERTURBATION_OPTIONS:
@@ -58,6 +67,11 @@ def run(args) -> int:
     from core.datasets import SPLITS, GenerateParams, generate, output_paths
 
     splits = [s.strip() for s in args.splits.split(",") if s.strip()] if args.splits else list(SPLITS)
+    if args.scm is None and args.invert:
+        raise common.UsageError("--invert goes with --scm thickness->intensity")
+    if args.scm is not None:
+        return _run_scm(args, splits)
+    args.scale = GenerateParams().scale if args.scale is None else args.scale
     params = GenerateParams(threshold=args.threshold, scale=args.scale, thin_amount=args.thin_amount,
                             thick_amount=args.thick_amount, swel_strength=args.swel_strength,
                             swel_radius=args.swel_radius, frac_thickness=args.frac_thickness,
@@ -95,3 +109,36 @@ def _generate(args, root: Path, splits, params, generate):
                   "command with --force to start over)", file=sys.stderr)
             return None
 
+
+
+def _run_scm(args, splits) -> int:
+    from core.causal import generate_scm
+
+    if args.invert and args.scm != "thickness->intensity":
+        raise common.UsageError("--invert goes with --scm thickness->intensity")
+    common.check_input(args.mnist_dir, "MNIST folder")
+    root = Path(args.output)
+    created = not root.exists()
+    common.prepare_outdir(root)
+    try:
+        with common.output_lock(root, lock_path=root / ".morpho.lock"):
+            with common.executor(args) as (executor, _workers):
+                try:
+                    written = generate_scm(args.mnist_dir, root, scm=args.scm, seed=args.seed, splits=splits,
+                                           invert=args.invert, noise_scale=args.intensity_noise,
+                                           scale=16 if args.scale is None else args.scale, mode=args.mode,
+                                           executor=executor, chunksize=args.chunksize, force=args.force,
+                                           progress=common.progress(args), measure=not args.no_measure,
+                                           limit=args.limit)
+                except KeyboardInterrupt:
+                    print("morpho generate: interrupted; the files of unfinished splits were not written",
+                          file=sys.stderr)
+                    return 130
+    except BaseException:
+        if created:
+            with contextlib.suppress(OSError):
+                root.rmdir()
+        raise
+    if common.progress(args):
+        print(f"wrote {len(written)} files into {args.output}", file=sys.stderr)
+    return 0
