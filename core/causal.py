@@ -38,7 +38,7 @@ from core.perturb import SetIntensity, SetThickness, stroke_intensity
 
 __all__ = ["SCMS", "PARENTS", "ATTRIBUTES", "DEFAULT_TOLERANCES", "intensity", "sample_parents",
            "scm_image", "scm_dataset", "scm_chunk", "generate_scm", "measure_attributes",
-           "counterfactual_parents", "reference_counterfactual", "counterfactual_soundness", "SoundnessReport"]
+           "counterfactual_parents", "reference_counterfactual", "leaky_counterfactual", "counterfactual_soundness", "SoundnessReport"]
 
 #: The two structural causal models :func:`scm_dataset` draws from.
 SCMS = ("thickness->intensity", "intensity->thickness")
@@ -487,6 +487,30 @@ def reference_counterfactual(images, parents, do: dict, *, scale: int = 4, mode:
             continue
         low = ImageMorphology(x, scale=1, mode=mode)
         out[j] = low.downscale(SetIntensity(float(np.clip(i_target, 1e-6, 255.)))(low))
+    return out
+
+
+def leaky_counterfactual(images, parents, do: dict, *, leak: float = .1) -> np.ndarray:
+    """A deliberately unsound model for teaching: the reference, whose thickness changes also shear the digit,
+    ``leak`` radians of slant per pixel of thickness change (its intensity is then restored).
+
+    Same signature as :func:`reference_counterfactual`; :func:`counterfactual_soundness` catches it by
+    the slant drift of its thickness interventions.
+    """
+    from core.perturb import SetSlant, perturb_image
+
+    out = reference_counterfactual(images, parents, do)
+    if "thickness" not in do:
+        return out
+    par = _parents_frame(parents, len(out))
+    target = np.broadcast_to(np.asarray(do["thickness"], float), (len(out),))
+    m = measure_attributes(out)
+    for j in range(len(out)):
+        shift = leak * (target[j] - par.at[j, "thickness"])
+        if shift == 0 or not np.isfinite(m.at[j, "slant"]):
+            continue
+        sheared = perturb_image(out[j], SetSlant(m.at[j, "slant"] + shift))
+        out[j] = perturb_image(sheared, SetIntensity(float(np.clip(m.at[j, "intensity"], 1., 255.))), scale=1)
     return out
 
 

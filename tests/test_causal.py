@@ -7,7 +7,7 @@ import pytest
 
 from core import causal
 from core.measure import measure_image
-from core.perturb import SetIntensity, SetSlant, perturb_image
+from core.perturb import SetIntensity, perturb_image
 
 # deepscm's released thickness->intensity dataset (github.com/biomedia-mira/deepscm, assets/data/morphomnist,
 # t10k, first 2,000 digits), measured by `python benchmarks/causal_reference.py`: the least-squares slope and
@@ -109,18 +109,6 @@ def test_scm_dataset_refuses_bad_parameters(thousand, kwargs, match):
         causal.scm_dataset(images[:3], labels[:2])
 
 
-def leaky_thickness(images, parents, do):
-    """A counterfactual model whose thickness changes leak into slant (0.1 rad per pixel of thickness)."""
-    out = causal.reference_counterfactual(images, parents, do)
-    if "thickness" in do:
-        m = causal.measure_attributes(out)
-        for j in range(len(out)):
-            dt = do["thickness"][j] - parents["thickness"].iloc[j]
-            sheared = perturb_image(out[j], SetSlant(m["slant"][j] + .1 * dt))
-            out[j] = perturb_image(sheared, SetIntensity(m["intensity"][j]), scale=1)
-    return out
-
-
 @pytest.fixture(scope="module")
 def cf_digits(sample_images):
     return sample_images[::100]   # 50 digits, 5 of each class
@@ -134,7 +122,7 @@ def test_reference_model_is_sound_and_a_leaky_one_is_caught(cf_digits, tmp_path)
     assert (hit["abs_error"] <= hit["tolerance"]).all()
     # a null intervention leaves the reference's images alone, however often composed
     assert (ref.composition["image_distance"] == 0).all()
-    leaky = causal.counterfactual_soundness(leaky_thickness, cf_digits)
+    leaky = causal.counterfactual_soundness(causal.leaky_counterfactual, cf_digits)
     assert not leaky.passed
     assert leaky.by_attribute.at["slant", "passed"] is False or not leaky.by_attribute.at["slant", "passed"]
     slant = leaky.effectiveness[(leaky.effectiveness["attribute"] == "slant")
