@@ -112,7 +112,7 @@ class Counterfactuals(pn.viewable.Viewer):
         n = len(self.state.dataset.images)
         self.digit = pn.widgets.IntInput(name="Digit", start=0, end=max(n - 1, 0), value=min(self.state.current, n - 1),
                                          width=110)
-        self.thickness = pn.widgets.FloatSlider(name="do(thickness) px", start=.5, end=8., step=.1, value=2.5,
+        self.thickness = pn.widgets.FloatSlider(name="do(thickness) px", start=.5, end=8., step=.1, value=2.5, css_classes=["cf-thickness"],
                                                 width=260)
         self.intensity = pn.widgets.FloatSlider(name="do(intensity) grey level", start=64., end=255., step=1.,
                                                 value=255., width=260)
