@@ -48,7 +48,7 @@ PARENTS = ("thickness", "intensity")
 ATTRIBUTES = ("thickness", "intensity", "slant", "width", "height", "area", "length")
 #: Tolerances of the soundness verdict (attribute units: px, grey level, rad, px, px, px^2, px): the mean
 #: absolute error an intervened attribute may keep, the mean absolute drift a preserved one may show.
-DEFAULT_TOLERANCES = {"thickness": .75, "intensity": 4., "slant": .05, "width": 1.5, "height": 1.5,
+DEFAULT_TOLERANCES = {"thickness": 1., "intensity": 4., "slant": .05, "width": 1.5, "height": 1.5,
                       "area": 40., "length": 4.}
 
 # deepscm's constants (create_synth_thickness_intensity_data.py)

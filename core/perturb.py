@@ -666,6 +666,4 @@ class SetIntensity(Perturbation):
         return out
 
 
-PERTURBATIONS["set_intensity"] = (SetIntensity, (ParamSpec("target", 191., 10., 255., 1., "grey level",
-                                                           "median stroke intensity"),))
 __all__ += ["SetIntensity", "stroke_intensity"]
