@@ -615,6 +615,16 @@ def _describe(do: dict) -> str:
     return ", ".join(f"do({k}={np.mean(v):.4g})" if np.ptp(v) == 0 else f"do({k}=…)" for k, v in do.items())
 
 
+def _distances(images, originals, before: pd.DataFrame, mode) -> dict:
+    """Mean absolute pixel distance (in [0, 1]) of `images` from `originals`, and mean absolute drift of each
+    attribute from `before`."""
+    m = measure_attributes(images, mode=mode)
+    out = {"image_distance": float(np.abs(images.astype(float) - originals).mean() / 255.)}
+    for a in ATTRIBUTES:
+        out[a] = float(np.nanmean(np.abs(m[a].to_numpy() - before[a].to_numpy())))
+    return out
+
+
 def counterfactual_soundness(cf, images, parents=None, interventions=None, *, scm: Optional[str] = None,
                              steps: int = 3, tolerances: Optional[dict] = None,
                              preserved: Sequence[str] = ("slant",), name: Optional[str] = None,
@@ -700,22 +710,14 @@ def counterfactual_soundness(cf, images, parents=None, interventions=None, *, sc
         # reversibility: undo with the parents the model was asked to produce
         undo = {k: par[k].to_numpy() for k in do}
         back = _run_cf(fn, after_img, intended, undo, model)
-        back_m = measure_attributes(back, mode=mode)
-        rr = {"intervention": label, "image_distance": float(np.abs(back.astype(float) - imgs).mean() / 255.)}
-        for a in ATTRIBUTES:
-            rr[a] = float(np.nanmean(np.abs(back_m[a].to_numpy() - before[a].to_numpy())))
-        rev_rows.append(rr)
+        rev_rows.append({"intervention": label, **_distances(back, imgs, before, mode)})
 
     comp_rows = []
     x = imgs
     null = {k: par[k].to_numpy() for k in PARENTS}
     for k in range(1, steps + 1):
         x = _run_cf(fn, x, par, null, model)
-        m = measure_attributes(x, mode=mode)
-        cr = {"step": k, "image_distance": float(np.abs(x.astype(float) - imgs).mean() / 255.)}
-        for a in ATTRIBUTES:
-            cr[a] = float(np.nanmean(np.abs(m[a].to_numpy() - before[a].to_numpy())))
-        comp_rows.append(cr)
+        comp_rows.append({"step": k, **_distances(x, imgs, before, mode)})
 
     eff = pd.DataFrame(rows)
     judged = eff[eff["role"] != "reported"]

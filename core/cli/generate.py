@@ -67,15 +67,35 @@ def run(args) -> int:
     from core.datasets import SPLITS, GenerateParams, generate, output_paths
 
     splits = [s.strip() for s in args.splits.split(",") if s.strip()] if args.splits else list(SPLITS)
-    if args.scm is None and args.invert:
+    if args.invert and args.scm != "thickness->intensity":
         raise common.UsageError("--invert goes with --scm thickness->intensity")
     if args.scm is not None:
-        return _run_scm(args, splits)
-    args.scale = GenerateParams().scale if args.scale is None else args.scale
-    params = GenerateParams(threshold=args.threshold, scale=args.scale, thin_amount=args.thin_amount,
-                            thick_amount=args.thick_amount, swel_strength=args.swel_strength,
-                            swel_radius=args.swel_radius, frac_thickness=args.frac_thickness,
-                            frac_prune=args.frac_prune, frac_num=args.frac_num, mode=args.mode)
+        from core.causal import generate_scm
+
+        def work(root):
+            return _generate(args, lambda executor: generate_scm(
+                args.mnist_dir, root, scm=args.scm, seed=args.seed, splits=splits, invert=args.invert,
+                noise_scale=args.intensity_noise, scale=16 if args.scale is None else args.scale, mode=args.mode,
+                executor=executor, chunksize=args.chunksize, force=args.force, progress=common.progress(args),
+                measure=not args.no_measure, limit=args.limit))
+        def targets_of(root):
+            return [root / f"{s}-{k}" for s in splits
+                    for k in ("images-idx3-ubyte.gz", "labels-idx1-ubyte.gz", "scm.csv", "morpho.csv")]
+    else:
+        args.scale = GenerateParams().scale if args.scale is None else args.scale
+        params = GenerateParams(threshold=args.threshold, scale=args.scale, thin_amount=args.thin_amount,
+                                thick_amount=args.thick_amount, swel_strength=args.swel_strength,
+                                swel_radius=args.swel_radius, frac_thickness=args.frac_thickness,
+                                frac_prune=args.frac_prune, frac_num=args.frac_num, mode=args.mode)
+
+        def work(root):
+            return _generate(args, lambda executor: generate(
+                args.mnist_dir, root, seed=args.seed, splits=splits, params=params, executor=executor,
+                chunksize=args.chunksize, force=args.force, progress=common.progress(args),
+                measure=not args.no_measure, limit=args.limit))
+
+        def targets_of(root):
+            return output_paths(root, splits)
     common.check_input(args.mnist_dir, "MNIST folder")
     root = Path(args.output)
     created = not root.exists()
@@ -83,9 +103,8 @@ def run(args) -> int:
     try:
         # one run per output root at a time (released by the kernel if this process is killed)
         with common.output_lock(root, lock_path=root / ".morpho.lock"):
-            common.report_removed(args, [p for t in output_paths(root, splits)
-                                         for p in common.remove_stale_parts(t)])
-            written = _generate(args, root, splits, params, generate)
+            common.report_removed(args, [p for t in targets_of(root) for p in common.remove_stale_parts(t)])
+            written = work(root)
     except BaseException:
         if created:  # leave no empty folder behind a run that stopped before writing
             with contextlib.suppress(OSError):
@@ -98,47 +117,12 @@ def run(args) -> int:
     return 0
 
 
-def _generate(args, root: Path, splits, params, generate):
+def _generate(args, call):
+    """``call(executor)`` on the executor of --workers / --scheduler; None when interrupted."""
     with common.executor(args) as (executor, _workers):
         try:
-            return generate(args.mnist_dir, root, seed=args.seed, splits=splits, params=params, executor=executor,
-                            chunksize=args.chunksize, force=args.force, progress=common.progress(args),
-                            measure=not args.no_measure, limit=args.limit)
+            return call(executor)
         except KeyboardInterrupt:
             print("morpho generate: interrupted; the files of unfinished splits were not written (run the same "
                   "command with --force to start over)", file=sys.stderr)
             return None
-
-
-
-def _run_scm(args, splits) -> int:
-    from core.causal import generate_scm
-
-    if args.invert and args.scm != "thickness->intensity":
-        raise common.UsageError("--invert goes with --scm thickness->intensity")
-    common.check_input(args.mnist_dir, "MNIST folder")
-    root = Path(args.output)
-    created = not root.exists()
-    common.prepare_outdir(root)
-    try:
-        with common.output_lock(root, lock_path=root / ".morpho.lock"):
-            with common.executor(args) as (executor, _workers):
-                try:
-                    written = generate_scm(args.mnist_dir, root, scm=args.scm, seed=args.seed, splits=splits,
-                                           invert=args.invert, noise_scale=args.intensity_noise,
-                                           scale=16 if args.scale is None else args.scale, mode=args.mode,
-                                           executor=executor, chunksize=args.chunksize, force=args.force,
-                                           progress=common.progress(args), measure=not args.no_measure,
-                                           limit=args.limit)
-                except KeyboardInterrupt:
-                    print("morpho generate: interrupted; the files of unfinished splits were not written",
-                          file=sys.stderr)
-                    return 130
-    except BaseException:
-        if created:
-            with contextlib.suppress(OSError):
-                root.rmdir()
-        raise
-    if common.progress(args):
-        print(f"wrote {len(written)} files into {args.output}", file=sys.stderr)
-    return 0
