@@ -7,8 +7,7 @@ from io import BytesIO
 import numpy as np
 import pytest
 
-from test_explorer_browser import (app, app_url, open_tab, server_log, server_problems,  # noqa: F401
-                                   text_of, wait_text, watch_console)
+from test_explorer_browser import app, app_url, open_tab, server_log, text_of, wait_text  # noqa: F401
 
 pytestmark = pytest.mark.browser
 

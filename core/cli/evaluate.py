@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 from core.cli import common
 from core.cli.common import CLIError, UsageError
