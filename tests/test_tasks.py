@@ -26,6 +26,7 @@ def morpho(sample_images, sample_labels, tmp_path_factory):
     def nearest_class_mean(images):
         flat = images.reshape(len(images), -1)
         return -((flat[:, None, :] - means[None]) ** 2).sum(-1)
+    nearest_class_mean.means = means
     return root / "mm", nearest_class_mean
 
 
@@ -127,3 +128,41 @@ def test_morpho_evaluate_writes_html_and_json(morpho, tmp_path, monkeypatch, cap
     assert main(["evaluate", str(folder), "--classifier", "h21_test_classifier:ncm", "-o", str(html_out),
                  "-q"]) == 1   # exists: refused without --force
     assert main(["evaluate", str(folder), "--classifier", "no_such_module_h21:f", "-q"]) == 1
+
+
+def test_the_same_classifier_as_onnx_file_and_torch_module_scores_alike(morpho, tmp_path):
+    """The decoders' adapters, generalised: nearest class mean as a linear layer, argmax of 2 m.x - |m|^2."""
+    onnx = pytest.importorskip("onnx", reason="optional: pip install .[onnx] onnx")
+    pytest.importorskip("onnxruntime", reason="optional: pip install .[onnx]")
+    torch = pytest.importorskip("torch", reason="optional: torch")
+    from onnx import TensorProto, helper, numpy_helper
+
+    folder, clf = morpho
+    means = clf.means.astype(np.float32)
+    w, b = (2 * means).T.copy(), -(means ** 2).sum(1)
+    graph = helper.make_graph(
+        [helper.make_node("Reshape", ["x", "shape"], ["flat"]), helper.make_node("MatMul", ["flat", "W"], ["xw"]),
+         helper.make_node("Add", ["xw", "b"], ["scores"])], "ncm",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 1, 28, 28])],
+        [helper.make_tensor_value_info("scores", TensorProto.FLOAT, ["N", 10])],
+        initializer=[numpy_helper.from_array(w, "W"), numpy_helper.from_array(b, "b"),
+                     numpy_helper.from_array(np.array([-1, 784], np.int64), "shape")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    onnx.save(model, str(tmp_path / "ncm.onnx"))
+    linear = torch.nn.Linear(784, 10)
+    with torch.no_grad():
+        linear.weight.copy_(torch.from_numpy(w.T.copy()))
+        linear.bias.copy_(torch.from_numpy(b))
+    module = torch.nn.Sequential(torch.nn.Flatten(), linear)
+    want = tasks.evaluate_classifier(clf, folder, limit=300)
+    for model_in, kind, layout in ((tmp_path / "ncm.onnx", "onnx", "N,1,28,28"), (module, "torch", "N,1,28,28")):
+        got = tasks.evaluate_classifier(model_in, folder, limit=300)
+        assert got.settings["adapter"] == kind and got.settings["layout"] == layout
+        # float32 against float64 distances: at most a digit or two flips between near-equal classes
+        diff = np.abs(got.accuracy["accuracy"] - want.accuracy["accuracy"]).max()
+        assert diff <= 2 / 300, (kind, diff)
+    with pytest.raises(Exception, match="pickle"):
+        (tmp_path / "m.pt").write_bytes(b"\x80\x02junk")
+        tasks.evaluate_classifier(tmp_path / "m.pt", folder)
