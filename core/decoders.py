@@ -31,7 +31,7 @@ from typing import Callable, Optional, Sequence
 
 import numpy as np
 
-__all__ = ["Decoder", "DecoderError", "as_decoder", "sample", "traverse", "traversal_values"]
+__all__ = ["Decoder", "DecoderError", "as_decoder", "as_array_function", "sample", "traverse", "traversal_values"]
 
 _SIDE = 28
 
@@ -319,6 +319,24 @@ def _resolve(spec: str):
     return obj
 
 
+def _model_file(text: str, what: str) -> Path:
+    """The ONNX file named by `text`, after the checks every model file gets (exists, not a folder, never a
+    pickle)."""
+    path = Path(text)
+    if not path.exists():
+        raise FileNotFoundError(f"{text}: {what} file not found (expected an .onnx file or "
+                                "'package.module:function')")
+    if path.is_dir():
+        raise DecoderError(f"{text}: is a folder; expected an .onnx file")
+    with open(path, "rb") as f:
+        head = f.read(8)
+    if head.startswith(b"PK\x03\x04") or head[:2] == b"\x80\x02" or path.suffix.lower() in (".pt", ".pth", ".ckpt", ".pkl"):
+        raise DecoderError(f"{text}: looks like a PyTorch checkpoint or pickle, which is never unpickled "
+                           "here; load your model in Python and pass the torch.nn.Module "
+                           f"(Explorer({what}=model)), or export it with torch.onnx.export and pass the .onnx file")
+    return path
+
+
 def as_decoder(obj, latent_dim: Optional[int] = None, *, name: Optional[str] = None,
                value_range: Optional[str] = None) -> Decoder:
     """Adapt a decoder (numpy callable, torch module, ONNX file or ``"package.module:function"``).
@@ -359,18 +377,7 @@ def as_decoder(obj, latent_dim: Optional[int] = None, *, name: Optional[str] = N
                 and re.fullmatch(r"[A-Za-z_][\w.]*", tail_part)):
             target = _resolve(text)
             return as_decoder(target, latent_dim, name=name or text, value_range=value_range)
-        if not path.exists():
-            raise FileNotFoundError(f"{text}: decoder file not found (expected an .onnx file or "
-                                    "'package.module:function')")
-        if path.is_dir():
-            raise DecoderError(f"{text}: is a folder; expected an .onnx file")
-        with open(path, "rb") as f:
-            head = f.read(8)
-        if head.startswith(b"PK\x03\x04") or head[:2] == b"\x80\x02" or path.suffix.lower() in (".pt", ".pth", ".ckpt", ".pkl"):
-            raise DecoderError(f"{text}: looks like a PyTorch checkpoint or pickle, which is never unpickled "
-                               "here; load your model in Python and pass the torch.nn.Module "
-                               "(Explorer(decoder=model)), or export it with torch.onnx.export and pass the .onnx file")
-        return _from_onnx(path, latent_dim, value_range)
+        return _from_onnx(_model_file(text, "decoder"), latent_dim, value_range)
     if _is_torch_module(obj):
         return _from_torch(obj, latent_dim, name or type(obj).__name__, value_range)
     if isinstance(obj, type):
@@ -471,3 +478,75 @@ def traverse(decoder, base_codes, *, latents: Optional[Sequence[int]] = None, sp
     codes[:, li, :, lat] = base[:, lat].T[:, :, None] + vals[None, None, :]
     images = dec.decode(codes.reshape(-1, dec.latent_dim), batch_size=batch_size, progress=progress)
     return images.reshape(B, L, S, _SIDE, _SIDE)
+
+
+# --------------------------------------------------------------------------------------------------
+# the same adapters for models that take images (classifiers, attribute predictors)
+# --------------------------------------------------------------------------------------------------
+
+def as_array_function(obj, *, name: Optional[str] = None) -> tuple[Callable, str, str, Optional[list]]:
+    """Adapt a model taking arrays (e.g. a classifier of images) through the decoders' adapters.
+
+    Parameters
+    ----------
+    obj : callable, torch.nn.Module, str or os.PathLike
+        A numpy callable, a torch module (run on CPU under ``no_grad``, in eval mode), the path of an ONNX
+        file, or ``"package.module:function"`` naming one of these.
+    name : str, optional
+
+    Returns
+    -------
+    fn : callable
+        ``fn(x float32 array) -> numpy array`` (a tuple/list output gives its first element).
+    kind : {'numpy', 'torch', 'onnx'}
+    name : str
+    input_shape : list or None
+        The ONNX input's declared shape (ints or names), else None.
+    """
+    if isinstance(obj, (str, os.PathLike)):
+        text = os.fspath(obj)
+        head_part, sep, tail_part = text.partition(":")
+        if (sep and not Path(text).exists() and re.fullmatch(r"[A-Za-z_][\w.]*", head_part)
+                and re.fullmatch(r"[A-Za-z_][\w.]*", tail_part)):
+            return as_array_function(_resolve(text), name=name or text)
+        path = _model_file(text, "model")
+        try:
+            import onnxruntime as ort
+        except ImportError:
+            raise DecoderError(f"{path}: reading ONNX models needs onnxruntime; install the optional extra with "
+                               "`pip install morpho-mnist-explorer[onnx]` (or `pip install onnxruntime`)") from None
+        opts = ort.SessionOptions()
+        opts.log_severity_level = 3
+        try:
+            sess = ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
+        except Exception as e:   # onnxruntime raises its own exception types
+            raise DecoderError(f"{path}: not a readable ONNX model ({type(e).__name__}: {e})") from None
+        inp = sess.get_inputs()[0]
+        dtype = np.float64 if "double" in inp.type else np.float32
+        return (lambda x: sess.run(None, {inp.name: np.asarray(x, dtype)})[0]), "onnx", name or path.name, \
+            list(inp.shape)
+    if _is_torch_module(obj):
+        import torch
+
+        module = obj.to("cpu")
+        module.eval()
+
+        def run(x):
+            with torch.no_grad():
+                y = module(torch.from_numpy(np.ascontiguousarray(x, np.float32)))
+            if isinstance(y, (tuple, list)):
+                y = y[0]
+            return y.detach().to("cpu").float().numpy()
+        return run, "torch", name or type(obj).__name__, None
+    if isinstance(obj, type) or not callable(obj):
+        raise DecoderError(f"cannot use a {type(obj).__name__} as a model; expected a callable, a "
+                           "torch.nn.Module instance, an .onnx path or 'package.module:function'")
+
+    def call(x):
+        y = obj(x)
+        if isinstance(y, (tuple, list)):
+            y = y[0]
+        if hasattr(y, "detach") and hasattr(y, "cpu"):
+            y = y.detach().cpu().numpy()
+        return np.asarray(y)
+    return call, "numpy", name or getattr(obj, "__name__", type(obj).__name__), None

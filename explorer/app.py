@@ -31,6 +31,7 @@ from bokeh.models import CustomJS
 from explorer import jobs
 from explorer.browser import Browser, Filters
 from explorer.compare import CompareView
+from explorer.counterfactuals import Counterfactuals
 from explorer.data import DataError, Dataset, PendingDataset, load, load_sample, read
 from explorer.distributions import Distributions
 from explorer.inspector import Inspector
@@ -64,6 +65,7 @@ TABS = [
     ("Distributions", lambda state: Distributions(state=state)),
     ("Compare samples", lambda state: CompareView(state=state)),
     ("Latent traversals", lambda state: TraversalView(state=state)),
+    ("Counterfactuals", lambda state: Counterfactuals(state=state)),
 ]
 MODEL_TAB = ("Model", _model)
 

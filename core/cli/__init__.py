@@ -23,7 +23,7 @@ from core.cli.common import METRICS_HEADER, CLIError, UsageError
 __all__ = ["main", "build_parser", "CLIError", "UsageError", "METRICS_HEADER", "COMMANDS"]
 
 #: Subcommands in the order ``morpho --help`` lists them; each is the module ``core.cli.NAME``.
-COMMANDS = ("measure", "perturb", "generate", "download", "info", "serve", "compare", "traverse")
+COMMANDS = ("measure", "perturb", "generate", "download", "info", "serve", "compare", "traverse", "evaluate")
 
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
