@@ -54,6 +54,8 @@ def check_options(threshold, scale) -> tuple[float, int]:
 
 def check_image_size(shape: tuple, scale: int = 1) -> None:
     """Refuse an image whose hi-res grid exceeds :data:`MAX_HIRES_PIXELS` (from its shape: before any work)."""
+    if len(shape) < 2:
+        return  # not an image: as_digit says so
     rows, cols = shape[-2:]
     if rows * cols * scale ** 2 > MAX_HIRES_PIXELS:
         raise ValueError(f"image of shape {tuple(shape)} at scale {scale} has {rows * cols * scale ** 2:,} hi-res "
