@@ -183,20 +183,14 @@ def _measure_chunk(images: np.ndarray, start: int, options: dict) -> tuple[int, 
     images = np.asarray(images)
     values = np.full((len(images), len(METRICS)), np.nan)
     bad = []
-    if options.get("engine", "fast") == "fast":
+    # upstream float digits are measured one by one on their float hi-res image (see _keeps_float)
+    if options.get("engine", "fast") == "fast" and not _keeps_float(images, options["mode"]):
         args = _kernel_options(options["mode"], options["threshold"], options["scale"], options["bound_frac"])
         if images.dtype == np.uint8 and images.ndim == 3 and images.shape[1] >= 2 and images.shape[2] >= 2:
             status = np.zeros(len(images), np.uint8)
             _kernels.measure_uint8_stack(np.ascontiguousarray(images), *args, values, status)
             _slant_from_shear(values)
             bad = [(start + k, _blank_reason(images[k].flat[0])) for k in np.flatnonzero(status)]
-            return start, values, bad
-        if _keeps_float(images, options["mode"]):
-            for k, image in enumerate(images):
-                try:
-                    values[k] = measure_image(image, **options)
-                except ValueError as e:
-                    bad.append((start + k, str(e)))
             return start, values, bad
         for k, image in enumerate(images):
             try:
