@@ -129,8 +129,9 @@ def measure_image(image, threshold: float = .5, scale: int = 4, bound_frac: floa
     Parameters
     ----------
     image : numpy.ndarray
-        (28, 28) digit: uint8 in [0, 255] or float in [0, 1]; a float digit equal to a uint8 digit / 255 is
-        measured exactly like it.
+        (28, 28) digit: uint8 in [0, 255] or float in [0, 1]. Released mode measures a float digit equal to a
+        uint8 digit / 255 exactly like it (the hi-res image is quantised to uint8); upstream mode measures
+        floats (also in [0, 255]) as the original code does, on their float hi-res image.
     threshold : float
         Binarisation level relative to the hi-res image's range.
     scale : int

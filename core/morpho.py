@@ -142,7 +142,8 @@ class ImageMorphology:
     Parameters
     ----------
     image : numpy.ndarray
-        (28, 28) digit, uint8 in [0, 255] or float in [0, 1] (see :func:`as_digit`).
+        (28, 28) digit, uint8 in [0, 255] or float in [0, 1] (see :func:`as_digit`); in upstream mode also
+        float in [0, 255], and a float digit keeps its float hi-res image as in the original.
     threshold : float
         Binarisation level, relative to the hi-res image's range.
     scale : int
