@@ -48,7 +48,7 @@ import pandas as pd
 from core.io import IDXError, ReadLimits, UnreadableFileError, as_limits, load_idx, open_regular_file, read_idx_header
 from core.digit_arrays import (_SIDE, RESIZE_METHODS, SampleFormatError, _resize_method, _to_stack,
                                as_digit_images, resize_images)
-from core.reading import check_digit_count, describe_kind, open_arrays, read_image, sniff
+from core.reading import check_digit_count, check_memory, describe_kind, open_arrays, read_image, sniff
 
 __all__ = ["SampleFormatError", "Samples", "Traversal", "load_samples", "load_traversal",
            "load_codes", "normalise_range", "as_digit_images", "resize_images", "SOURCE_RANGES",
@@ -459,8 +459,9 @@ def _read_arrays(path: Path, kind: str, key: Optional[str], prefs, name: str, li
 
 def _read_idx_file(path: Path, name: str, limits: ReadLimits) -> _Raw:
     try:
-        _, shape = read_idx_header(path, display_name=name)
+        dtype, shape = read_idx_header(path, display_name=name)
         check_digit_count(_digit_count(shape), limits, name)
+        check_memory(shape, dtype, limits, name, "the IDX array")
         arr = load_idx(path, max_bytes=limits.max_bytes, display_name=name)
     except IDXError as e:
         raise SampleFormatError(f"found a damaged IDX file: {e}") from None
@@ -511,6 +512,9 @@ def _read_folder(path: Path, name: str, limits: ReadLimits) -> _Raw:
         total += a.nbytes
         if total > limits.max_bytes:
             raise SampleFormatError(f"{name}/: the images take more than the limit of {limits.max_bytes:,} bytes")
+        if 2 * total > limits.max_memory:  # the images and their stacked copy
+            raise SampleFormatError(f"{name}/: reading the images would take more than {limits.max_memory:,} bytes "
+                                    "of memory (ReadLimits.max_memory)")
         imgs.append(a)
     return _Raw(np.stack(imgs), f"folder of {len(files)} images")
 

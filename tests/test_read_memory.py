@@ -82,3 +82,15 @@ def test_reading_does_not_import_samples():
                          env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=300)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "False"
+
+
+def test_idx_files_bounded_by_memory(tmp_path):
+    from core.io import save_idx
+    path = tmp_path / "digits-images-idx3-ubyte"
+    save_idx(np.full((100, 28, 28), 7, np.uint8), path)
+    tight = ReadLimits(max_memory=100 * 784 - 1)
+    with pytest.raises(UnreadableFileError, match="max_memory"):
+        read_dataset(path, limits=tight, display_name="digits.idx")
+    with pytest.raises(SampleFormatError, match="max_memory"):
+        load_samples(path, limits=tight)
+    assert len(read_dataset(path, limits=ReadLimits(max_memory=100 * 784), display_name="digits.idx")) == 100
