@@ -96,28 +96,21 @@ def footprint_erode(binary, half):
 # --------------------------------------------------------------------------------------------------
 @njit(**_OPTS)
 def nearest_warp(img, coords_r, coords_c):
-    """``scipy.ndimage.map_coordinates(img, [coords_r, coords_c], order=0, mode='constant', cval=0)``.
+    """``scipy.ndimage.map_coordinates(img, [coords_r, coords_c], order=0, mode='grid-constant', cval=0)``.
 
-    What ``skimage.transform.warp`` does with a boolean image (order 0 since scikit-image 0.19): a point
-    outside ``[0, rows - 1] x [0, cols - 1]`` is background (NaN too); inside, the pixel
-    ``floor(coord + .5)`` (halves round up).
+    What ``skimage.transform.warp`` does with a boolean image (order 0 since scikit-image 0.19; its mode
+    'constant' is ndimage's 'grid-constant'): the pixel ``floor(coord + .5)`` (halves round up), background
+    where that pixel is outside the image (NaN too). So a source between ``cols - 1`` and ``cols - .5`` samples
+    the last column, one between ``-.5`` and 0 the first.
     """
     rows, cols = img.shape
     out = np.zeros(coords_r.shape, np.bool_)
-    hi_r = rows - 1.0
-    hi_c = cols - 1.0
     for i in range(coords_r.shape[0]):
         for j in range(coords_r.shape[1]):
-            r = coords_r[i, j]
-            c = coords_c[i, j]
-            if r >= 0.0 and r <= hi_r and c >= 0.0 and c <= hi_c:
-                ri = int(np.floor(r + 0.5))
-                ci = int(np.floor(c + 0.5))
-                if ri > rows - 1:
-                    ri = rows - 1
-                if ci > cols - 1:
-                    ci = cols - 1
-                out[i, j] = img[ri, ci]
+            r = np.floor(coords_r[i, j] + 0.5)
+            c = np.floor(coords_c[i, j] + 0.5)
+            if r >= 0.0 and r < rows and c >= 0.0 and c < cols:  # False for NaN
+                out[i, j] = img[int(r), int(c)]
     return out
 
 

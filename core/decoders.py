@@ -31,6 +31,8 @@ from typing import Callable, Optional, Sequence
 
 import numpy as np
 
+from core.io import UnreadableFileError, open_regular_file
+
 __all__ = ["Decoder", "DecoderError", "as_decoder", "as_array_function", "sample", "traverse", "traversal_values"]
 
 _SIDE = 28
@@ -328,8 +330,11 @@ def _model_file(text: str, what: str) -> Path:
                                 "'package.module:function')")
     if path.is_dir():
         raise DecoderError(f"{text}: is a folder; expected an .onnx file")
-    with open(path, "rb") as f:
-        head = f.read(8)
+    try:  # regular files only: a FIFO or device named x.onnx would block the reader forever
+        with open_regular_file(path, f"{what} file (.onnx)", display_name=text) as f:
+            head = f.read(8)
+    except UnreadableFileError as e:
+        raise DecoderError(str(e)) from None
     if head.startswith(b"PK\x03\x04") or head[:2] == b"\x80\x02" or path.suffix.lower() in (".pt", ".pth", ".ckpt", ".pkl"):
         raise DecoderError(f"{text}: looks like a PyTorch checkpoint or pickle, which is never unpickled "
                            "here; load your model in Python and pass the torch.nn.Module "

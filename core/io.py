@@ -62,14 +62,21 @@ class ReadLimits:
     max_image_pixels : int
         Largest PNG/JPEG image, in pixels (width x height), checked from the image header before decoding
         (default 64,000,000: an 8000 x 8000 grid holds 80,000 28x28 digits).
+    max_memory : int
+        Largest peak memory of one array read, in bytes (default 1 GiB), estimated from the declared shape and
+        type before anything is read or materialised: the array as stored plus the working copy that converts
+        it to digits (:func:`core.reading.read_peak_bytes`). It bounds what declared sizes do not: a small
+        file declaring a huge, highly compressible array, or a PyTorch tensor viewing one value through
+        zero strides.
     """
 
     max_bytes: int = 4 * 2 ** 30
     max_digits: int = 10_000_000
     max_image_pixels: int = 64_000_000
+    max_memory: int = 2 ** 30
 
     def __post_init__(self):
-        for name in ("max_bytes", "max_digits", "max_image_pixels"):
+        for name in ("max_bytes", "max_digits", "max_image_pixels", "max_memory"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
                 raise ValueError(f"ReadLimits.{name} must be a positive integer, not {value!r}")

@@ -17,20 +17,26 @@ import numpy as np
 import pandas as pd
 
 from . import _kernels, resample
-from .morpho import (ImageMoments, ImageMorphology, _to_unit, as_digit, bounding_parallelogram,
-                     default_mode, raw_moments_reference)
+from .morpho import (ImageMoments, ImageMorphology, _to_unit, as_digit, bounding_parallelogram, check_image_size,
+                     check_options, default_mode, raw_moments_reference)
 from .resample import check_engine, check_mode
 from .skeleton import CORNERNESS_TABLE, SKELETON_TABLE, TIEBREAK_DATA
+from .validation import check_integer, check_number
 
-__all__ = ["METRICS", "UNITS", "Morphometrics", "MeasurementWarning", "measure_image", "measure_batch",
+__all__ = ["METRICS", "UNITS", "MAX_WORKERS", "Morphometrics", "MeasurementWarning", "measure_image", "measure_batch",
            "MeasurementDetails", "measure_details"]
 
 METRICS = ("area", "length", "thickness", "slant", "width", "height")
 UNITS = {"area": "px²", "length": "px", "thickness": "px", "slant": "rad", "width": "px", "height": "px"}
+#: Most threads measure_batch starts (``workers``).
+MAX_WORKERS = 256
 
 
 class Morphometrics(NamedTuple):
-    """The six Morpho-MNIST morphometrics of a digit (lengths in pixels of the 28x28 image, slant in radians)."""
+    """The six Morpho-MNIST morphometrics of a digit (lengths in pixels of the 28x28 image, slant in radians).
+
+    Each value is a ``numpy.float64``, as in the original (a float subclass: NaN where a moment is undefined).
+    """
     area: float
     length: float
     thickness: float
@@ -54,6 +60,7 @@ class MeasurementDetails(NamedTuple):
 def measure_details(image, *, mode: str | None = None, threshold: float = .5, scale: int = 4,
                     bound_frac: float = .02, engine: str = "fast") -> MeasurementDetails:
     """Measure a digit and keep its morphology, moments and bounding parallelogram (see measure_image)."""
+    threshold, scale, bound_frac = _check_measure_options(threshold, scale, bound_frac)
     morph = ImageMorphology(image, threshold, scale, mode or default_mode(), engine=engine)
     if check_engine(engine) == "reference":
         moments = ImageMoments.from_raw(*raw_moments_reference(morph.hires_image))
@@ -61,26 +68,32 @@ def measure_details(image, *, mode: str | None = None, threshold: float = .5, sc
         moments = ImageMoments(morph.hires_image)
     corners = bounding_parallelogram(morph.hires_image, bound_frac, moments, engine=engine)
     metrics = Morphometrics(
-        area=float(morph.area),
-        length=float(morph.stroke_length),
-        thickness=float(morph.mean_thickness),
-        slant=float(np.arctan(-moments.horizontal_shear)),
-        width=float((corners[1][0] - corners[0][0]) / morph.scale),
-        height=float((corners[-1][1] - corners[0][1]) / morph.scale),
+        area=np.float64(morph.area),
+        length=np.float64(morph.stroke_length),
+        thickness=np.float64(morph.mean_thickness),
+        slant=np.float64(np.arctan(-moments.horizontal_shear)),
+        width=np.float64((corners[1][0] - corners[0][0]) / morph.scale),
+        height=np.float64((corners[-1][1] - corners[0][1]) / morph.scale),
     )
     return MeasurementDetails(metrics, morph, moments, corners)
 
 
+def _check_measure_options(threshold, scale, bound_frac) -> tuple[float, int, float]:
+    threshold, scale = check_options(threshold, scale)
+    return threshold, scale, check_number("bound_frac", bound_frac, 0., 1., high_open=True)
+
+
 def _kernel_options(mode: str, threshold: float, scale: int, bound_frac: float) -> tuple:
     # the arguments after the image of _kernels.measure_digit / measure_uint8_stack, typed once
-    scale = int(scale)
-    if scale < 1:
-        raise ValueError(f"scale must be a positive integer, not {scale!r}")
-    threshold = float(threshold)
-    if not math.isfinite(threshold):
-        raise ValueError(f"threshold must be a finite number, not {threshold!r}")
-    return (mode == "upstream", threshold, scale, float(bound_frac), resample.gaussian_weights(2 * scale / 6.0),
+    threshold, scale, bound_frac = _check_measure_options(threshold, scale, bound_frac)
+    return (mode == "upstream", threshold, scale, bound_frac, resample.gaussian_weights(2 * scale / 6.0),
             TIEBREAK_DATA, SKELETON_TABLE, CORNERNESS_TABLE)
+
+
+def _keeps_float(image, mode: str) -> bool:
+    # upstream mode measures a float digit's float hi-res image (core.resample.upscale_float), which the
+    # compiled single-pass kernels (uint8 hi-res) do not: measure_details does
+    return mode == "upstream" and np.asarray(image).dtype.kind == "f"
 
 
 def _measure_fast(image, mode, threshold, scale, bound_frac) -> Morphometrics:
@@ -89,7 +102,7 @@ def _measure_fast(image, mode, threshold, scale, bound_frac) -> Morphometrics:
     out = np.empty(len(METRICS))
     _kernels.measure_digit(unit, *_kernel_options(mode, threshold, scale, bound_frac), out)
     _slant_from_shear(out[None])
-    return Morphometrics(*out.tolist())
+    return Morphometrics(*(np.float64(v) for v in out))
 
 
 def _slant_from_shear(values: np.ndarray) -> None:
@@ -116,8 +129,9 @@ def measure_image(image, threshold: float = .5, scale: int = 4, bound_frac: floa
     Parameters
     ----------
     image : numpy.ndarray
-        (28, 28) digit: uint8 in [0, 255] or float in [0, 1]; a float digit equal to a uint8 digit / 255 is
-        measured exactly like it.
+        (28, 28) digit: uint8 in [0, 255] or float in [0, 1]. Released mode measures a float digit equal to a
+        uint8 digit / 255 exactly like it (the hi-res image is quantised to uint8); upstream mode measures
+        floats (also in [0, 255]) as the original code does, on their float hi-res image.
     threshold : float
         Binarisation level relative to the hi-res image's range.
     scale : int
@@ -145,7 +159,9 @@ def measure_image(image, threshold: float = .5, scale: int = 4, bound_frac: floa
         Blank or constant image, NaN/inf pixels, out-of-range values, or not 2-D (the message says which).
     """
     mode = check_mode(mode or default_mode())
-    if check_engine(engine) == "fast":
+    threshold, scale, bound_frac = _check_measure_options(threshold, scale, bound_frac)
+    check_image_size(np.shape(image), scale)
+    if check_engine(engine) == "fast" and not _keeps_float(image, mode):
         metrics = _measure_fast(image, mode, threshold, scale, bound_frac)
     else:
         metrics = measure_details(image, mode=mode, threshold=threshold, scale=scale, bound_frac=bound_frac,
@@ -168,7 +184,8 @@ def _measure_chunk(images: np.ndarray, start: int, options: dict) -> tuple[int, 
     images = np.asarray(images)
     values = np.full((len(images), len(METRICS)), np.nan)
     bad = []
-    if options.get("engine", "fast") == "fast":
+    # upstream float digits are measured one by one on their float hi-res image (see _keeps_float)
+    if options.get("engine", "fast") == "fast" and not _keeps_float(images, options["mode"]):
         args = _kernel_options(options["mode"], options["threshold"], options["scale"], options["bound_frac"])
         if images.dtype == np.uint8 and images.ndim == 3 and images.shape[1] >= 2 and images.shape[2] >= 2:
             status = np.zeros(len(images), np.uint8)
@@ -266,8 +283,8 @@ def measure_batch(images, threshold: float = .5, scale: int = 4, bound_frac: flo
         Digits per task (default 100, as the original; None: about 8 tasks per worker, at most 2,000).
     workers : int, optional
         Threads measuring in parallel (the compiled kernels release the GIL, so threads scale like
-        processes without pickling, start methods or orphaned workers); None or 1 measures in the
-        calling thread, -1 uses every core.
+        processes without pickling, start methods or orphaned workers), 1 to :data:`MAX_WORKERS`; None or
+        1 measures in the calling thread (``os.cpu_count()`` uses every core).
     executor : concurrent.futures.Executor or dask.distributed.Client, optional
         Runs the chunks instead (e.g. a process pool or a cluster). Results are identical to a local run.
     progress : bool or callable
@@ -282,20 +299,21 @@ def measure_batch(images, threshold: float = .5, scale: int = 4, bound_frac: flo
     """
     mode = check_mode(mode or default_mode())
     check_engine(engine)
+    # bad options fail here, before any work, not in every chunk
+    threshold, scale, bound_frac = _check_measure_options(threshold, scale, bound_frac)
+    if workers is not None:
+        workers = check_integer("workers", workers, 1, MAX_WORKERS)
+    if chunksize is not None:
+        chunksize = check_integer("chunksize", chunksize, 1, 2 ** 31)
     images = _as_image_stack(images)
+    check_image_size(images.shape, scale)
     n = len(images)
-    options = dict(mode=mode, threshold=threshold, scale=int(scale), bound_frac=bound_frac, engine=engine)
-    _kernel_options(mode, threshold, scale, bound_frac)  # bad options fail here, not in every chunk
-    if workers is not None and workers < 0:
-        workers = os.cpu_count() or 1
+    options = dict(mode=mode, threshold=threshold, scale=scale, bound_frac=bound_frac, engine=engine)
     parallelism = workers or 1
     if executor is not None:
         parallelism = max(parallelism, 4)
     if chunksize is None:
         chunksize = max(1, min(2000, math.ceil(n / (8 * parallelism)))) if n else 1
-    chunksize = int(chunksize)
-    if chunksize < 1:
-        raise ValueError(f"chunksize must be a positive integer, not {chunksize!r}")
     starts = list(range(0, n, chunksize))
     values = np.full((n, len(METRICS)), np.nan)
     bad: list = []

@@ -15,9 +15,10 @@ from scipy import ndimage as ndi
 from . import _kernels, resample
 from .resample import check_engine, check_mode
 from .skeleton import CORNERNESS_TABLE, SKELETON_TABLE, TIEBREAK_DATA, medial_axis
+from .validation import check_integer, check_number
 
 __all__ = ["ImageMorphology", "ImageMoments", "bounding_parallelogram", "as_digit", "binarise", "default_mode",
-           "MODE_ENV"]
+           "MODE_ENV", "MAX_HIRES_PIXELS", "MAX_SCALE", "check_options"]
 
 #: Environment variable that sets the default mode of ImageMorphology (and so of every perturbation)
 MODE_ENV = "MORPHO_MNIST_MODE"
@@ -38,12 +39,39 @@ def default_mode() -> str:
 _SKEL_LEN_MASK = np.array([[0., 0., 0.], [0., 0., 1.], [np.sqrt(2.), 1., np.sqrt(2.)]])
 _GRID_TOL = 1e-6  # a float pixel this close to k/255 is that uint8 value
 
+#: Largest image measured or perturbed, in hi-res pixels (rows x cols x scale²): 2**22, e.g. a 512x512 image at
+#: scale 4 or 2048x2048 at scale 1 (a 28x28 digit at scale 4 is 12,544). Larger images are refused at once:
+#: the hi-res arrays and the medial axis would take seconds to minutes and gigabytes.
+MAX_HIRES_PIXELS = 1 << 22
+#: Largest upsampling factor.
+MAX_SCALE = 16
 
-def as_digit(image) -> np.ndarray:
+
+def check_options(threshold, scale) -> tuple[float, int]:
+    """Validated (threshold, scale): a finite relative threshold in [0, 1], an integer scale in [1, MAX_SCALE]."""
+    return (check_number("threshold", threshold, 0., 1.), check_integer("scale", scale, 1, MAX_SCALE))
+
+
+def check_image_size(shape: tuple, scale: int = 1) -> None:
+    """Refuse an image whose hi-res grid exceeds :data:`MAX_HIRES_PIXELS` (from its shape: before any work)."""
+    if len(shape) < 2:
+        return  # not an image: as_digit says so
+    rows, cols = shape[-2:]
+    if rows * cols * scale ** 2 > MAX_HIRES_PIXELS:
+        raise ValueError(f"image of shape {tuple(shape)} at scale {scale} has {rows * cols * scale ** 2:,} hi-res "
+                         f"pixels, over the limit of {MAX_HIRES_PIXELS:,} (core.morpho.MAX_HIRES_PIXELS); "
+                         "Morpho-MNIST digits are 28x28")
+
+
+def as_digit(image, *, keep_float: bool = False) -> np.ndarray:
     """Validate a digit and return it as uint8 (if it is on the 1/255 grid) or float64 in [0, 1].
 
     Accepts uint8 (or any integer type) in [0, 255], bool, and float in [0, 1] (as a model's samples usually
     are). A float digit equal to a uint8 digit / 255 comes back as that uint8 digit, so both are measured alike.
+
+    With ``keep_float=True`` (upstream mode) a float digit is returned unchanged, in its own dtype, and may
+    range over [0, 255] as well as [0, 1]: the original code measures floats as they are (see
+    :func:`core.resample.upscale_float`).
 
     Raises
     ------
@@ -55,6 +83,7 @@ def as_digit(image) -> np.ndarray:
         raise ValueError(f"expected a 2-D image (rows, cols), got an array of shape {img.shape}")
     if img.shape[0] < 2 or img.shape[1] < 2:
         raise ValueError(f"image of shape {img.shape} is too small (at least 2x2)")
+    check_image_size(img.shape)
     if img.dtype == np.bool_:
         img = img.astype(np.uint8) * 255
     elif np.issubdtype(img.dtype, np.integer):
@@ -69,8 +98,17 @@ def as_digit(image) -> np.ndarray:
             bad = np.argwhere(~finite)
             raise ValueError(f"image has {len(bad)} NaN/inf pixel(s), first at (row, col) = ({bad[0][0]}, {bad[0][1]})")
         lo, hi = float(img.min()), float(img.max())
+        if keep_float:
+            if lo < 0 or hi > 255:
+                raise ValueError(f"float pixels must be in [0, 1] or [0, 255], found values in [{lo:.6g}, {hi:.6g}]")
+            if lo == hi:
+                raise ValueError(f"image is blank (constant, every pixel = {lo:g}): there is no digit to measure")
+            return np.asarray(image)
         if lo < -_GRID_TOL or hi > 1 + _GRID_TOL:
             hint = " (values in [-1, 1]? rescale with (x + 1) / 2)" if lo >= -1 - _GRID_TOL else ""
+            if lo >= 0 and hi <= 255:
+                hint = (" (values in [0, 255]? divide by 255, or use mode='upstream', which measures floats as "
+                        "the original code does)")
             raise ValueError(f"float pixels must be in [0, 1], found values in [{lo:.6g}, {hi:.6g}]{hint}")
         scaled = img * 255.0
         rounded = np.rint(scaled)
@@ -104,7 +142,8 @@ class ImageMorphology:
     Parameters
     ----------
     image : numpy.ndarray
-        (28, 28) digit, uint8 in [0, 255] or float in [0, 1] (see :func:`as_digit`).
+        (28, 28) digit, uint8 in [0, 255] or float in [0, 1] (see :func:`as_digit`); in upstream mode also
+        float in [0, 255], and a float digit keeps its float hi-res image as in the original.
     threshold : float
         Binarisation level, relative to the hi-res image's range.
     scale : int
@@ -123,7 +162,8 @@ class ImageMorphology:
     image : numpy.ndarray
         The validated input digit.
     hires_image : numpy.ndarray
-        uint8 (H * scale, W * scale).
+        (H * scale, W * scale): uint8; in upstream mode, a float digit's hi-res image keeps the digit's float
+        dtype and values (the original's ``(255. * up_img).astype(img.dtype)``), as the original thresholds it.
     binary_image, skeleton : numpy.ndarray
         bool, hi-res.
     distance_map : numpy.ndarray
@@ -134,11 +174,16 @@ class ImageMorphology:
                  engine: str = "fast"):
         self.mode = mode = check_mode(default_mode() if mode is None else mode)
         self.engine = check_engine(engine)
-        self.threshold = float(threshold)
-        self.scale = int(scale)
-        if self.scale < 1:
-            raise ValueError(f"scale must be a positive integer, not {scale!r}")
-        self.image = as_digit(image)
+        self.threshold, self.scale = check_options(threshold, scale)
+        check_image_size(np.shape(image), self.scale)
+        self.image = as_digit(image, keep_float=mode == "upstream")
+        if self.image.dtype.kind == "f" and mode == "upstream":
+            # the original keeps a float digit's hi-res image in float (no quantisation) and thresholds it
+            self.hires_image = (resample.upscale_float(self.image, self.scale) if self.scale > 1
+                                else self.image)
+            self.binary_image = binarise(self.hires_image, self.threshold)
+            self.skeleton, self.distance_map = medial_axis(self.binary_image, mode, engine)
+            return
         unit = _to_unit(self.image)
         if engine == "fast":
             # upsampling, binarisation and medial axis in one compiled call, on the ink's box
@@ -222,6 +267,9 @@ class ImageMoments:
         return self
 
     def _set(self, m00, mx, my, mxx, mxy, myy):
+        # numpy scalars, as the original's sums are: a zero mass or variance gives nan/inf (with numpy's
+        # RuntimeWarning), not ZeroDivisionError
+        m00, mx, my, mxx, mxy, myy = (np.float64(v) for v in (m00, mx, my, mxx, mxy, myy))
         m10, m01 = mx / m00, my / m00
         m20, m11, m02 = mxx / m00, mxy / m00, myy / m00
         self.m00 = m00
@@ -300,12 +348,16 @@ def bounding_parallelogram(img: np.ndarray, frac: float, moments: ImageMoments |
     top_left, top_right, bottom_right, bottom_left : numpy.ndarray
         Corners as ``np.array([x, y])`` in pixels of `img`.
     """
+    frac = check_number("frac", frac, 0., 1.)
+    img = np.asarray(img)
     height, width = img.shape
     if moments is None:
         moments = ImageMoments(img)
     middle = moments.centroid[1]
     shear = moments.horizontal_shear
-    if check_engine(engine) == "fast":
+    # the compiled counts for the hi-res images core makes (uint8, bool, float64); other dtypes (an upstream
+    # float32 hi-res image) take the original's expressions
+    if check_engine(engine) == "fast" and img.dtype in (np.uint8, np.bool_, np.float64):
         hcount, vcount = _kernels.parallelogram_cdfs(np.ascontiguousarray(img), shear, middle)
         total = float(np.asarray(img, dtype=float).sum())
         hloc, hcdf, vcdf = np.arange(width), hcount / total, vcount / total

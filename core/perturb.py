@@ -40,6 +40,7 @@ from . import _perturb_kernels as _pk
 from .morpho import ImageMoments, ImageMorphology, bounding_parallelogram
 from .skeleton import (LocationSampler, antialiased_disk_support, dilate_disk, dilate_footprint, disk,
                        erode_disk, erode_footprint, get_angle)
+from .validation import check_integer, check_number
 
 __all__ = ["NoEffectWarning", "Perturbation", "Thinning", "Thickening", "Deformation", "Swelling", "Fracture", "SetThickness",
            "LinearDeformation", "SetSlant", "SetWidth", "perturb_image", "PERTURBATIONS", "ParamSpec",
@@ -79,7 +80,17 @@ def _one_of(name: str, value, alias_name: str, alias):
         raise TypeError(f"missing required argument {name!r}")
     if value is not None and alias is not None:
         raise TypeError(f"give {name!r} or its alias {alias_name!r}, not both")
-    return float(value if value is not None else alias)
+    return value if value is not None else alias
+
+
+# Valid ranges of the parameters (docs/upstream.md, "Parameters the library refuses"): finite, positive where a
+# size, and capped where more would only take longer (a 28x28 digit is at most 28 pixels across).
+MAX_AMOUNT = 10.          # Thinning / Thickening: multiples of the mean thickness
+MAX_LENGTH = 28.          # sizes in pixels of the 28x28 digit (Fracture thickness and prune, SetThickness target)
+MAX_STRENGTH = 20.        # Swelling exponent
+MAX_SWELL_RADIUS = 100.   # Swelling radius, in sqrt(thickness) / 2 pixels
+MAX_FRACTURES = 1000      # Fracture num_frac
+MAX_WIDTH = 100.          # SetWidth target, pixels
 
 
 class Perturbation:
@@ -115,7 +126,7 @@ class Thinning(Perturbation):
     """
 
     def __init__(self, amount: float = .7):
-        self.amount = float(amount)
+        self.amount = check_number("Thinning(amount)", amount, 0., MAX_AMOUNT)
 
     def __call__(self, morph: ImageMorphology) -> np.ndarray:
         radius = int(self.amount * morph.scale * morph.mean_thickness / 2.)
@@ -134,7 +145,7 @@ class Thickening(Perturbation):
     """
 
     def __init__(self, amount: float = 1.):
-        self.amount = float(amount)
+        self.amount = check_number("Thickening(amount)", amount, 0., MAX_AMOUNT)
 
     def __call__(self, morph: ImageMorphology) -> np.ndarray:
         radius = int(self.amount * morph.scale * morph.mean_thickness / 2.)
@@ -202,8 +213,8 @@ class Swelling(Deformation):
     """
 
     def __init__(self, strength: float = 3, radius: float = 7, rng=None):
-        self.strength = float(strength)
-        self.radius = float(radius)
+        self.strength = check_number("Swelling(strength)", strength, 0., MAX_STRENGTH, low_open=True)
+        self.radius = check_number("Swelling(radius)", radius, 0., MAX_SWELL_RADIUS, low_open=True)
         self.rng = rng
         self._rng = _generator(rng)
         self.loc_sampler = LocationSampler()
@@ -270,9 +281,9 @@ class Fracture(Perturbation):
     _FRAC_EXTENSION = .5
 
     def __init__(self, thickness: float = 1.5, prune: float = 2, num_frac: int = 3, rng=None):
-        self.thickness = float(thickness)
-        self.prune = float(prune)
-        self.num_frac = int(num_frac)
+        self.thickness = check_number("Fracture(thickness)", thickness, 0., MAX_LENGTH, low_open=True)
+        self.prune = check_number("Fracture(prune)", prune, 0., MAX_LENGTH)
+        self.num_frac = check_integer("Fracture(num_frac)", num_frac, 1, MAX_FRACTURES)
         self.rng = rng
         self._rng = _generator(rng)
         self.loc_sampler = LocationSampler(prune, prune)
@@ -339,7 +350,9 @@ class SetThickness(Perturbation):
     _disk_cache: dict[int, np.ndarray] = {}
 
     def __init__(self, target_thickness: float | None = None, *, target: float | None = None):
-        self.target_thickness = _one_of("target_thickness", target_thickness, "target", target)
+        self.target_thickness = check_number(
+            "SetThickness(target_thickness)", _one_of("target_thickness", target_thickness, "target", target), 0.,
+            MAX_LENGTH, low_open=True)
 
     @property
     def target(self) -> float:
@@ -453,7 +466,9 @@ class SetSlant(LinearDeformation):
     """
 
     def __init__(self, target_slant_rad: float | None = None, *, target_rad: float | None = None):
-        self.target_slant_rad = _one_of("target_slant_rad", target_slant_rad, "target_rad", target_rad)
+        self.target_slant_rad = check_number(
+            "SetSlant(target_slant_rad)", _one_of("target_slant_rad", target_slant_rad, "target_rad", target_rad),
+            -np.pi / 2, np.pi / 2, low_open=True, high_open=True)
         self.target_shear = -np.tan(self.target_slant_rad)
 
     @property
@@ -505,7 +520,8 @@ class SetWidth(LinearDeformation):
     _max_rounds = 20
 
     def __init__(self, target_width: float | None = None, validate: bool = False, *, target: float | None = None):
-        self.target_width = _one_of("target_width", target_width, "target", target)
+        self.target_width = check_number("SetWidth(target_width)", _one_of("target_width", target_width, "target",
+                                                                             target), 0., MAX_WIDTH, low_open=True)
         self._validate = bool(validate)
 
     @property

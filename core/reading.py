@@ -34,13 +34,14 @@ from typing import BinaryIO, Callable, Optional
 import numpy as np
 import pandas as pd
 
+from core.digit_arrays import SampleFormatError, as_digit_images
 from core.io import (DEFAULT_LIMITS, ReadLimits, UnreadableFileError, as_limits, check_regular_file,
                      check_size, load_idx, open_regular_file, read_idx_header)
 
 __all__ = [
     "ReadLimits", "DEFAULT_LIMITS", "UnreadableFileError", "check_regular_file", "open_regular_file",
     "DigitData", "read_dataset", "read_metrics_table", "METRICS", "sniff", "ArrayFile", "open_arrays",
-    "read_image", "check_digit_count", "is_image_file",
+    "read_image", "check_digit_count", "is_image_file", "read_peak_bytes", "check_memory",
 ]
 
 #: The six released morphometrics (area in px², length/thickness/width/height in px, slant in radians).
@@ -152,6 +153,26 @@ class ArrayHeader:
         return math.prod(self.shape) * self.dtype.itemsize
 
 
+def read_peak_bytes(shape: tuple, dtype) -> int:
+    """Peak memory of reading an array of `shape` and `dtype` and converting it to digits, in bytes.
+
+    The array itself, plus (unless it is uint8 already) one float64 working copy and the uint8 result, which
+    is what :func:`_to_uint8_digits` allocates at most (its arithmetic runs in place).
+    """
+    count = math.prod(shape)
+    dtype = np.dtype(dtype)
+    return count * dtype.itemsize + (0 if dtype == np.uint8 else 9 * count)
+
+
+def check_memory(shape: tuple, dtype, limits: ReadLimits, name: str, what: str) -> None:
+    """Refuse, before anything is read, an array whose read would peak above ``limits.max_memory``."""
+    peak = read_peak_bytes(shape, dtype)
+    if peak > limits.max_memory:
+        raise UnreadableFileError(f"{name}: {what} of shape {tuple(shape)} ({np.dtype(dtype)}) would take "
+                                  f"{peak:,} bytes of memory to read, over the limit of {limits.max_memory:,} "
+                                  "(ReadLimits.max_memory); not read")
+
+
 def _check_dtype(dtype: np.dtype, name: str) -> None:
     if dtype.hasobject:
         raise UnreadableFileError(f"{name}: holds a NumPy array of Python objects, which needs unpickling and "
@@ -237,6 +258,8 @@ class ArrayFile:
         check_size(self._read_bytes + header.nbytes, self._limits.max_bytes, self.name,
                    f"array {key!r} of shape {header.shape} ({header.dtype})" if self.kind != "npy"
                    else f"the array of shape {header.shape} ({header.dtype})")
+        check_memory(header.shape, header.dtype, self._limits, self.name,
+                     f"array {key!r}" if self.kind != "npy" else "the array")
         self._read_bytes += header.nbytes
         return self._reader(key)
 
@@ -359,13 +382,20 @@ def _open_npz(path: Path, name: str, limits: ReadLimits, display_name) -> ArrayF
     return ArrayFile("npz", name, headers, reader, limits, closer)
 
 
-def _torch_arrays(obj, name: str) -> dict:
+def _torch_arrays(obj, name: str, limits: ReadLimits) -> dict:
     import torch
 
     def to_numpy(t, what):
         if t.is_sparse or t.is_quantized or t.is_complex():
             raise UnreadableFileError(f"{what}: a {t.dtype} {'sparse ' if t.is_sparse else ''}tensor; expected a "
                                       "dense real tensor")
+        # The tensor's logical size, not its storage: a stride-0 view of one value may declare any shape.
+        # Checked before any conversion materialises it.
+        itemsize = max(t.element_size(), 4) if t.dtype in (torch.bfloat16, torch.float16) else t.element_size()
+        check_size(t.numel() * itemsize, limits.max_bytes, name, f"tensor of shape {tuple(t.shape)}")
+        as_numpy = (np.uint8 if t.dtype == torch.uint8 else np.bool_ if t.dtype == torch.bool
+                    else f"{'f' if t.is_floating_point() else 'i'}{itemsize}")
+        check_memory(tuple(t.shape), as_numpy, limits, name, "a tensor")
         t = t.detach().cpu()
         if t.dtype in (torch.bfloat16, torch.float16):
             t = t.float()
@@ -416,7 +446,7 @@ def _open_torch(path: Path, name: str, limits: ReadLimits, display_name) -> Arra
             raise UnreadableFileError(f"{name}: a PyTorch file that holds objects other than tensors{what}, which are "
                                       f"never unpickled{damaged}; save plain tensors (torch.save(tensor, path)) "
                                       "or a NumPy array") from None
-    arrays = _torch_arrays(obj, name)
+    arrays = _torch_arrays(obj, name, limits)
     headers = {}
     for k, a in arrays.items():
         _check_dtype(a.dtype, f"{name} [{k}]")
@@ -642,8 +672,6 @@ def _as_labels(array: np.ndarray, n: int, name: str) -> np.ndarray:
 def _to_uint8_digits(array: np.ndarray, name: str, notes: list) -> np.ndarray:
     """uint8 (N, 28, 28) from a numeric image array: uint8 as is; float in [0, 1] (or [-1, 1]) scaled;
     whole numbers in [0, 255] kept; 32x32 digits with a blank 2-pixel border cropped (see core.samples)."""
-    from core.samples import SampleFormatError, as_digit_images
-
     DatasetError = _dataset_error()
     try:
         images, note = as_digit_images(array, name)
@@ -655,19 +683,23 @@ def _to_uint8_digits(array: np.ndarray, name: str, notes: list) -> np.ndarray:
         raise DatasetError(f"{name}: holds no digits (shape {array.shape})")
     if images.dtype == np.uint8:
         return np.ascontiguousarray(images)
+    # one float64 working copy, modified in place (ReadLimits.max_memory counts on it: read_peak_bytes)
     values = images.astype(np.float64)
     if not np.isfinite(values).all():
         raise DatasetError(f"{name}: images hold NaN or infinite values")
     lo, hi = float(values.min()), float(values.max())
     if lo >= -1 - 1e-3 and lo < -1e-3 and hi <= 1 + 1e-3:
         notes.append(f"{name}: values in [{lo:.3g}, {hi:.3g}] read as the range [-1, 1], mapped to [0, 255]")
-        values = (values + 1) * 127.5
+        values += 1
+        values *= 127.5
     elif hi <= 1 + 1e-3 and lo >= -1e-3:
-        values = values * 255.0
+        values *= 255.0
     elif lo < 0 or hi > 255:
         raise DatasetError(f"{name}: pixel values range over [{lo:g}, {hi:g}]; expected [0, 1], [-1, 1] or "
                            "[0, 255]")
-    return np.clip(np.rint(values), 0, 255).astype(np.uint8)
+    np.rint(values, out=values)
+    np.clip(values, 0, 255, out=values)
+    return values.astype(np.uint8)
 
 
 def _split_files(folder: Path) -> dict:
@@ -703,6 +735,7 @@ def _read_idx_digits(path: Path, limits: ReadLimits, notes: list, name: Optional
     check_digit_count(shape[0], limits, name)
     if shape[1:] not in ((28, 28), (32, 32)):
         raise DatasetError(f"{name}: expected 28x28 digits, found {shape[1]}x{shape[2]} images")
+    check_memory(shape, dtype, limits, name, "the images")
     data = load_idx(path, max_bytes=limits.max_bytes, display_name=name)
     if data.dtype != np.uint8 or data.shape[1:] != (28, 28):
         return _to_uint8_digits(data, name, notes)

@@ -26,7 +26,7 @@ from scipy import ndimage as ndi
 
 from . import _kernels
 
-__all__ = ["MODES", "ENGINES", "gaussian_weights", "upscale", "downscale", "to_uint8",
+__all__ = ["MODES", "ENGINES", "gaussian_weights", "upscale", "upscale_float", "downscale", "to_uint8",
            "legacy_bicubic_resize_reference", "bilinear_warp"]
 
 MODES = ("released", "upstream")
@@ -157,6 +157,37 @@ def upscale(image: np.ndarray, scale: int, mode: str = "released", engine: str =
     """
     out_shape = (math.ceil(scale * image.shape[0]), math.ceil(scale * image.shape[1]))
     return _gaussian(_resize(image, out_shape, mode, engine), 2 * scale / 6.0, engine)
+
+
+def upscale_float(image: np.ndarray, scale: int) -> np.ndarray:
+    """The original's hi-res image of a float digit with today's scikit-image, in the digit's own precision.
+
+    ``(255. * pyramid_expand(image, upscale=scale, order=3)).astype(image.dtype)``: scikit-image >= 0.19
+    keeps float32 (and float64) through ``resize`` (``ndimage.zoom``, cubic spline, mode 'mirror',
+    ``grid_mode=True``, clipped to the input's range) and ``gaussian`` (``ndimage.gaussian_filter``, mode
+    'reflect', sigma ``2 * scale / 6``), so every step rounds where the original's rounds (float16 is
+    computed in float32). The values are kept, not quantised: the original thresholds this float image.
+
+    Parameters
+    ----------
+    image : numpy.ndarray
+        (rows, cols) float16/32/64, any non-negative range (e.g. [0, 1] or [0, 255]).
+    scale : int
+        Upsampling factor, > 1.
+
+    Returns
+    -------
+    numpy.ndarray
+        (ceil(rows * scale), ceil(cols * scale)), dtype of `image`.
+    """
+    img = image.astype(np.float32) if image.dtype == np.float16 else image
+    out_shape = (math.ceil(scale * img.shape[0]), math.ceil(scale * img.shape[1]))
+    zoom = [1 / f for f in np.divide(img.shape, out_shape)]  # as resize computes its zoom factors
+    resized = ndi.zoom(img, zoom, order=3, mode="mirror", cval=0.0, grid_mode=True)
+    np.clip(resized, np.asarray(img.min()), np.asarray(img.max()), out=resized)
+    smoothed = np.empty_like(resized)
+    ndi.gaussian_filter(resized, 2 * scale / 6.0, output=smoothed, mode="reflect", cval=0.0, truncate=4.0)
+    return (255. * smoothed).astype(image.dtype)
 
 
 def downscale(image: np.ndarray, scale: int, mode: str = "released", engine: str = "fast") -> np.ndarray:

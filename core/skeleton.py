@@ -16,6 +16,7 @@ from scipy import ndimage as ndi
 from . import _kernels
 from . import _perturb_kernels as _pk
 from .resample import check_engine, check_mode
+from .validation import check_integer, check_number
 
 __all__ = ["medial_axis", "medial_axis_reference", "tiebreaker", "SKELETON_TABLE", "CORNERNESS_TABLE",
            "num_neighbours", "erase", "get_angle", "LocationSampler", "dilate_disk", "erode_disk",
@@ -426,8 +427,11 @@ class LocationSampler:
     """
 
     def __init__(self, prune_tips: float | None = None, prune_forks: float | None = None):
-        self.prune_tips = prune_tips
-        self.prune_forks = prune_forks
+        # pixels of the 28x28 digit: finite, non-negative, at most the digit's size
+        self.prune_tips = None if prune_tips is None else check_number("LocationSampler(prune_tips)", prune_tips,
+                                                                       0., 28.)
+        self.prune_forks = None if prune_forks is None else check_number("LocationSampler(prune_forks)",
+                                                                         prune_forks, 0., 28.)
 
     def _pruned(self, morph) -> np.ndarray:
         """(row, col) of the skeleton pixels that may be sampled, in raster order. int64 (n, 2)."""
@@ -460,6 +464,8 @@ class LocationSampler:
         ValueError
             If pruning leaves no skeleton pixel ("Overpruned skeleton").
         """
+        if num is not None:
+            num = check_integer("LocationSampler.sample(num)", num, 0, 1_000_000)
         coords = self._pruned(morph)
         if coords.shape[0] == 0:
             raise ValueError("Overpruned skeleton")

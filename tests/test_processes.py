@@ -144,7 +144,7 @@ def test_kill_9_of_the_parent_leaves_no_worker(tmp_path):
 
 def test_threads_and_executors_equal_serial(digits, serial):
     pd.testing.assert_frame_equal(measure_batch(digits, workers=2, progress=False, chunksize=7), serial)
-    pd.testing.assert_frame_equal(measure_batch(digits, workers=-1, progress=False), serial)
+    pd.testing.assert_frame_equal(measure_batch(digits, workers=os.cpu_count(), progress=False), serial)
     with cf.ThreadPoolExecutor(3) as executor:
         pd.testing.assert_frame_equal(measure_batch(digits, executor=executor, progress=False), serial)
     # measure_batch called from several threads at once (e.g. a server's sessions)

@@ -430,14 +430,16 @@ def test_draw_line_is_skimage_line():
 
 
 def test_nearest_warp_is_map_coordinates_order_0():
+    # skimage.transform.warp's mode 'constant' is ndimage's 'grid-constant': a source in [-.5, n - .5) samples
     rng = np.random.default_rng(2)
     img = rng.random((9, 13)) < .5
     # halves, exact borders, just outside, far outside, NaN
-    vals = np.concatenate([np.arange(-2, 15, .5), [-1e-12, 8 + 1e-12, 12 + 1e-12, 4.499999999999999, np.nan],
+    vals = np.concatenate([np.arange(-2, 15, .5), [-1e-12, 8 + 1e-12, 12 + 1e-12, 4.499999999999999, np.nan,
+                                                   -.5, -.5 - 1e-12, 8.4, 8.5 - 1e-12, 12.4999999, 12.5],
                            rng.uniform(-3, 16, 500)])
     r = rng.choice(vals, size=(40, 50))
     c = rng.choice(vals, size=(40, 50))
-    expected = ndi.map_coordinates(img, [r, c], order=0, mode="constant", cval=0)
+    expected = ndi.map_coordinates(img, [r, c], order=0, mode="grid-constant", cval=0)
     np.testing.assert_array_equal(pk.nearest_warp(img, r, c), expected)
 
 
