@@ -54,6 +54,27 @@ def sample_images():
     return load_idx(SAMPLE / "train-images-idx3-ubyte.gz")
 
 
+PUBLISHED = ROOT / "tests" / "data"
+
+
+@pytest.fixture(scope="session")
+def published_digits():
+    """MNIST test digits 0..999 (uint8 (1000, 28, 28)) and their labels, from tests/data/."""
+    from core.io import load_idx
+
+    return (load_idx(PUBLISHED / "t10k-1000-images-idx3-ubyte.gz"),
+            load_idx(PUBLISHED / "t10k-1000-labels-idx1-ubyte.gz"))
+
+
+@pytest.fixture(scope="session")
+def published_metrics():
+    """The authors' released t10k-morpho.csv rows of MNIST test digits 0..999 (tests/data/README.md): an
+    independent reference, never a table this project computed."""
+    import pandas as pd
+
+    return pd.read_csv(PUBLISHED / "t10k-1000-morpho.csv", index_col="index")
+
+
 @pytest.fixture(scope="session")
 def sample_labels():
     from core.io import load_idx
