@@ -128,3 +128,31 @@ def fresh_document(request):
 
     with patch_curdoc(Document()):
         yield
+
+
+#: Name prefixes of the threads the project starts (explorer.jobs' pool, measure_batch's and the CLI's pools).
+PROJECT_THREADS = ("explorer-job", "measure_batch", "morpho")
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """End of the run: stop the explorer's job pool, then fail the run if a thread the project started is
+    still alive. A thread left inside a compiled kernel when the interpreter finalizes can abort the
+    process (exit 134 after every test passed)."""
+    import sys
+    import threading
+    import time
+
+    jobs = sys.modules.get("explorer.jobs")
+    if jobs is not None:
+        jobs.shutdown(timeout=60)
+    deadline = time.monotonic() + 30  # a pool shutting down may need a moment; a guard, not a speed limit
+    while True:
+        left = [t for t in threading.enumerate()
+                if t is not threading.main_thread() and t.is_alive() and t.name.startswith(PROJECT_THREADS)]
+        if not left or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    if left:
+        print(f"\nthreads the project started are still running at the end of the run: "
+              f"{', '.join(f'{t.name} (daemon={t.daemon})' for t in left)}", file=sys.stderr)
+        session.exitstatus = 1
