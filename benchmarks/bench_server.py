@@ -1,6 +1,6 @@
 """Served explorer under load: fairness of the worker pool and the cost of a new session, side by side.
 
-    PYTHONPATH=. python benchmarks/bench_server.py [--big 500000] [--no-browser]
+    PYTHONPATH=. python benchmarks/bench_server.py [--big 100000] [--no-browser] [--browser-only]
 
 Prints
 - through the server, in real Chromium (``panel serve explorer/main.py``, Debian's chromium): the time a second
@@ -66,7 +66,12 @@ def browser_fairness(big_n: int) -> None:
                 a = new_session(browser, server.url)
                 open_data(a, root / "big.npy")
                 pattern = re.compile(r"Measuring ([\d,]+) digits.*\((\d+)%\)")
+                deadline = time.perf_counter() + 300
                 while not pattern.search(text_of(a, ".explorer-status")):
+                    if time.perf_counter() > deadline:
+                        raise RuntimeError(f"session A is not measuring: {text_of(a, '.explorer-message')[:300]!r} "
+                                           f"{text_of(a, '.explorer-status')[:200]!r} (the app opens at most "
+                                           f"MORPHO_MAX_UPLOAD_DIGITS digits: choose --big below it)")
                     a.wait_for_timeout(200)
                 shared = [compare(new_session(browser, server.url)) for _ in range(3)]
                 status = text_of(a, ".explorer-status")
@@ -91,7 +96,9 @@ def timed(fn) -> float:
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--big", type=int, default=500_000, help="digits the other owner measures")
+    parser.add_argument("--big", type=int, default=100_000,
+                        help="digits the other session measures (at most the app's MORPHO_MAX_UPLOAD_DIGITS, "
+                             "100,000 by default)")
     parser.add_argument("--no-browser", action="store_true", help="skip the Chromium part")
     parser.add_argument("--browser-only", action="store_true", help="only the Chromium part")
     args = parser.parse_args(argv)

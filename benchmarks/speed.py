@@ -189,14 +189,21 @@ def main(argv=None) -> int:
         measure_image(sub[0], mode=mode, engine="reference")
         measure_batch(sub[:2], mode=mode, workers=1, progress=False)
 
-    print(f"Per digit, one core, {len(sub)} digits (every path: one warm-up call, then best of 3):")
-    r_orig, v_orig = rate(original_measure_image, sub, repeats=3)
-    print(f"  {'original-style (upstream, skimage calls)':<46} {1e3 / r_orig:7.3f} ms/digit")
-    results = {}
+    print(f"Per digit, one core, {len(sub)} digits (every path: one warm-up call, then best of 3 rounds; the "
+          f"paths take turns in each round, so a busy moment of a shared machine hits all of them):")
+    paths = {("original", "style"): lambda: rate(original_measure_image, sub)}
     for mode in ("released", "upstream"):
-        results[mode, "reference"] = rate(lambda im: measure_image(im, mode=mode, engine="reference"), sub, repeats=3)
-        results[mode, "fast"] = rate(lambda im: measure_image(im, mode=mode), sub, repeats=3)
-        results[mode, "batch"] = batch_rate(sub, repeats=3, mode=mode, workers=1)
+        paths[mode, "reference"] = lambda mode=mode: rate(lambda im: measure_image(im, mode=mode, engine="reference"), sub)
+        paths[mode, "fast"] = lambda mode=mode: rate(lambda im: measure_image(im, mode=mode), sub)
+        paths[mode, "batch"] = lambda mode=mode: batch_rate(sub, repeats=1, mode=mode, workers=1)
+    results = {}
+    for _ in range(3):
+        for key, run in paths.items():
+            r, values = run()
+            if key not in results or r > results[key][0]:
+                results[key] = (r, values)
+    r_orig, v_orig = results.pop(("original", "style"))
+    print(f"  {'original-style (upstream, skimage calls)':<46} {1e3 / r_orig:7.3f} ms/digit")
     labels = {"reference": "reference path", "fast": "fast path, measure_image",
               "batch": "fast path, measure_batch (1 core)"}
     for (mode, engine), (r, _) in results.items():
