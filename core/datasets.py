@@ -31,7 +31,7 @@ from core.io import (IDXError, UnreadableFileError, atomic_write, atomic_write_c
                      open_regular_file, read_idx_header, save_idx)
 
 __all__ = [
-    "SPLITS", "SPLIT_IDS", "DATASETS", "INTERLEAVED", "PERT_CODES", "PERT_NAMES", "METRIC_COLUMNS",
+    "SPLITS", "SPLIT_IDS", "DATASETS", "INTERLEAVED", "PERT_CODES", "METRIC_COLUMNS",
     "DatasetError", "SplitFiles", "GenerateParams", "find_split", "find_splits", "resolve_images",
     "check_split", "load_split", "iter_idx_chunks", "IdxWriter", "map_ordered", "digit_rng",
     "perturb_chunk", "generate_chunk", "generate", "output_paths", "interleave_choices",
@@ -45,9 +45,9 @@ OTHER_SPLIT_ID = 2
 DATASETS = ("plain", "thin", "thic", "swel", "frac")
 #: Interleaved datasets and their sources (a uniformly random choice per digit).
 INTERLEAVED = {"global": ("plain", "thin", "thic"), "local": ("plain", "swel", "frac")}
-#: Perturbation codes stored in ``-pert-idx1-ubyte.gz``.
-PERT_CODES = {"plain": 0, "thin": 1, "thic": 2, "swel": 3, "frac": 4}
-PERT_NAMES = {0: "plain", 1: "thinned", 2: "thickened", 3: "swollen", 4: "fractured"}
+#: Perturbation codes stored in ``-pert-idx1-ubyte.gz``: DATASETS is in the order of
+#: ``core.perturb.PERTURBATION_CODES`` (labels: ``core.perturb.PERTURBATION_LABELS``).
+PERT_CODES = {name: code for code, name in enumerate(DATASETS)}
 METRIC_COLUMNS = ("area", "length", "thickness", "slant", "width", "height")
 #: Extra key mixed into a digit's random key, one per use of randomness (see :func:`digit_rng`).
 _RNG_KEYS = {"swel": 3, "frac": 4, "global": 101, "local": 102}
@@ -822,12 +822,14 @@ _DESCRIPTIONS = {
 def _readme(name: str, folder: Path, splits: list[tuple[str, int]], seed: int, params: GenerateParams,
             input_sums: dict[str, str], measured: bool, limit: int | None) -> str:
     from core import __version__
+    from core.perturb import PERTURBATION_LABELS
+
     desc = params.describe()
     lines = [f"# Morpho-MNIST: {name}", "", _DESCRIPTIONS[name], ""]
     if name in INTERLEAVED:
         lines += ["Sources: " + ", ".join(f"{s} ({desc[s]})" for s in INTERLEAVED[name]) + ".", "",
                   "`{split}-pert-idx1-ubyte.gz` records each digit's source: "
-                  + ", ".join(f"{c} {n}" for c, n in PERT_NAMES.items()) + ".", ""]
+                  + ", ".join(f"{c} {n}" for c, n in PERTURBATION_LABELS.items()) + ".", ""]
     else:
         lines += [f"Perturbation: {desc[name]}.", ""]
     lines += ["## Files", "", "| file | digits | sha256 |", "| --- | --- | --- |"]

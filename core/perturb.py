@@ -44,10 +44,14 @@ from .validation import check_integer, check_number
 
 __all__ = ["NoEffectWarning", "Perturbation", "Thinning", "Thickening", "Deformation", "Swelling", "Fracture", "SetThickness",
            "LinearDeformation", "SetSlant", "SetWidth", "perturb_image", "PERTURBATIONS", "ParamSpec",
-           "PERTURBATION_LABELS", "warm_up"]
+           "PERTURBATION_LABELS", "PERTURBATION_CODES", "warm_up"]
 
 # Labels of the released -pert files (global and local datasets)
 PERTURBATION_LABELS = {0: "plain", 1: "thinned", 2: "thickened", 3: "swollen", 4: "fractured"}
+#: The one table of perturbation codes (``-pert`` IDX files): :data:`PERTURBATIONS` key -> code; 0-4 as the
+#: released datasets, 5-7 the interventions, so that exported datasets stay self-describing.
+PERTURBATION_CODES = {"plain": 0, "thinning": 1, "thickening": 2, "swelling": 3, "fracture": 4,
+                      "set_thickness": 5, "set_slant": 6, "set_width": 7}
 
 
 class NoEffectWarning(UserWarning):
@@ -450,9 +454,6 @@ class LinearDeformation(Deformation):
         ys = slice(int(min(max(y_lo, 0), rows)), int(min(max(y_hi, 0), rows)))
         xs = slice(int(min(max(x_lo, 0), cols)), int(min(max(x_hi, 0), cols)))
         return ys, xs
-
-
-_LinearDeformation = LinearDeformation  # the project's former private name
 
 
 class SetSlant(LinearDeformation):

@@ -28,6 +28,8 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
+from core.perturb import PERTURBATION_CODES
+
 __all__ = [
     "DataError", "Dataset", "METRICS", "PERTURBATION_NAMES", "SAMPLE_PATH", "load", "load_sample",
     "load_folder", "load_array", "measure_metrics", "export_dataset", "cache_dir", "read", "PendingDataset",
@@ -38,10 +40,7 @@ METRICS = ("area", "length", "thickness", "slant", "width", "height")
 
 #: Morpho-MNIST's perturbation labels (the ``-pert`` IDX files of the released datasets), extended with the
 #: explorer's "set" perturbations so that exported datasets stay self-describing.
-PERTURBATION_NAMES = {
-    0: "plain", 1: "thinning", 2: "thickening", 3: "swelling", 4: "fracture",
-    5: "set thickness", 6: "set slant", 7: "set width",
-}
+PERTURBATION_NAMES = {code: key.replace("_", " ") for key, code in PERTURBATION_CODES.items()}
 
 SAMPLE_PATH = Path(__file__).resolve().parent.parent / "assets" / "mnist-5k"
 

@@ -26,6 +26,7 @@ In a Panel coroutine callback, ``await job`` waits without blocking the event lo
 from __future__ import annotations
 
 import asyncio
+import atexit
 import concurrent.futures as cf
 import os
 import threading
@@ -260,6 +261,7 @@ class _Scheduler:
         self._jobs: dict[str, set] = {}  # owner -> every unfinished job (queued or running)
         self._whole_running: dict[str, int] = {}  # owner -> running unsplittable tasks
         self._threads: list[threading.Thread] = []
+        self._stopping = False
 
     def add(self, job: Job) -> Job:
         with self._cv:
@@ -329,6 +331,8 @@ class _Scheduler:
         while True:
             with self._cv:
                 while (picked := self._next()) is None:
+                    if self._stopping:
+                        return
                     self._cv.wait()
             job, (index, fn) = picked
             try:
@@ -349,12 +353,30 @@ _SCHEDULER: _Scheduler | None = None
 _SCHEDULER_LOCK = threading.Lock()
 
 
+def shutdown(timeout: float = 30.0) -> None:
+    """Cancel every job and join the pool's threads (at interpreter exit: a daemon thread still inside a
+    compiled kernel when the interpreter finalizes is killed by pthread_exit, which can abort the process)."""
+    sched = _SCHEDULER
+    if sched is None:
+        return
+    with sched._cv:
+        sched._stopping = True
+        jobs = [job for owned in sched._jobs.values() for job in owned]
+    for job in jobs:
+        job.cancel()
+    with sched._cv:
+        sched._cv.notify_all()
+    for t in list(sched._threads):
+        t.join(timeout)
+
+
 def _scheduler() -> _Scheduler:
     global _SCHEDULER
     if _SCHEDULER is None:
         with _SCHEDULER_LOCK:
             if _SCHEDULER is None:
                 _SCHEDULER = _Scheduler(pool_size())
+                atexit.register(shutdown)
     return _SCHEDULER
 
 

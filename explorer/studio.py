@@ -20,10 +20,6 @@ from explorer.studio_export import dataset_zip, metrics_csv
 __all__ = ["Studio", "perturbation_specs", "make_perturbation", "perturb_digit", "perturb_digits", "perturb_batch",
            "PARAM_LABELS", "reach_warning"]
 
-# Morpho-MNIST perturbation label of each class (see explorer.data.PERTURBATION_NAMES).
-_CODES = {"Thinning": 1, "Thickening": 2, "Swelling": 3, "Fracture": 4, "SetThickness": 5, "SetSlant": 6,
-          "SetWidth": 7}
-
 #: (perturbation, parameter) -> slider label, in words a newcomer reads without the paper at hand.
 #: core.perturb.ParamSpec has names, units and a short doc but no display label; these are the studio's.
 PARAM_LABELS = {
@@ -67,12 +63,12 @@ def perturbation_specs() -> dict:
     dict
         key -> :class:`PerturbationSpec`.
     """
-    from core.perturb import PERTURBATIONS
+    from core.perturb import PERTURBATION_CODES, PERTURBATIONS
 
     specs = {}
     for key, (cls, params) in PERTURBATIONS.items():
         sig = inspect.signature(cls)
-        code = _CODES.get(cls.__name__, 8)
+        code = PERTURBATION_CODES.get(key, 8)
         label = PERTURBATION_NAMES.get(code, key.replace("_", " "))
         specs[key] = PerturbationSpec(key, label.capitalize(), cls, list(params), "rng" in sig.parameters, code)
     return specs

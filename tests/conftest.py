@@ -54,6 +54,27 @@ def sample_images():
     return load_idx(SAMPLE / "train-images-idx3-ubyte.gz")
 
 
+PUBLISHED = ROOT / "tests" / "data"
+
+
+@pytest.fixture(scope="session")
+def published_digits():
+    """MNIST test digits 0..999 (uint8 (1000, 28, 28)) and their labels, from tests/data/."""
+    from core.io import load_idx
+
+    return (load_idx(PUBLISHED / "t10k-1000-images-idx3-ubyte.gz"),
+            load_idx(PUBLISHED / "t10k-1000-labels-idx1-ubyte.gz"))
+
+
+@pytest.fixture(scope="session")
+def published_metrics():
+    """The authors' released t10k-morpho.csv rows of MNIST test digits 0..999 (tests/data/README.md): an
+    independent reference, never a table this project computed."""
+    import pandas as pd
+
+    return pd.read_csv(PUBLISHED / "t10k-1000-morpho.csv", index_col="index")
+
+
 @pytest.fixture(scope="session")
 def sample_labels():
     from core.io import load_idx
@@ -107,3 +128,31 @@ def fresh_document(request):
 
     with patch_curdoc(Document()):
         yield
+
+
+#: Name prefixes of the threads the project starts (explorer.jobs' pool, measure_batch's and the CLI's pools).
+PROJECT_THREADS = ("explorer-job", "measure_batch", "morpho")
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """End of the run: stop the explorer's job pool, then fail the run if a thread the project started is
+    still alive. A thread left inside a compiled kernel when the interpreter finalizes can abort the
+    process (exit 134 after every test passed)."""
+    import sys
+    import threading
+    import time
+
+    jobs = sys.modules.get("explorer.jobs")
+    if jobs is not None:
+        jobs.shutdown(timeout=60)
+    deadline = time.monotonic() + 30  # a pool shutting down may need a moment; a guard, not a speed limit
+    while True:
+        left = [t for t in threading.enumerate()
+                if t is not threading.main_thread() and t.is_alive() and t.name.startswith(PROJECT_THREADS)]
+        if not left or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    if left:
+        print(f"\nthreads the project started are still running at the end of the run: "
+              f"{', '.join(f'{t.name} (daemon={t.daemon})' for t in left)}", file=sys.stderr)
+        session.exitstatus = 1

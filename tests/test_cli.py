@@ -33,11 +33,6 @@ def mnist():
     return load_idx(ASSETS / "train-images-idx3-ubyte.gz"), load_idx(ASSETS / "train-labels-idx1-ubyte.gz")
 
 
-@pytest.fixture(scope="module")
-def reference():
-    return pd.read_csv(ASSETS / "train-morpho.csv", index_col="index")
-
-
 @pytest.fixture
 def digits(tmp_path, mnist):
     """150 real digits (every 33rd of the sample: all classes) with labels, in a t10k-named folder."""
@@ -91,8 +86,12 @@ def test_usage_errors(capsys):
 
 # ---- measure --------------------------------------------------------------------------------------------
 
-def test_measure_reproduces_the_reference_table(digits, reference, tmp_path, capsys):
-    folder, pick = digits
+def test_measure_reproduces_the_published_table(published_digits, published_metrics, tmp_path, capsys):
+    """`morpho measure` gives the authors' released rows (tests/data/) of 150 MNIST test digits."""
+    pick = np.arange(0, 1000, 5)[:150]
+    folder = tmp_path / "data"
+    folder.mkdir()
+    save_idx(published_digits[0][pick], folder / "t10k-images-idx3-ubyte.gz")
     out = tmp_path / "m.csv"
     assert main(["measure", str(folder / "t10k-images-idx3-ubyte.gz"), "-o", str(out), "--workers", "1",
                  "--chunksize", "40", "-q"]) == 0
@@ -100,7 +99,7 @@ def test_measure_reproduces_the_reference_table(digits, reference, tmp_path, cap
     assert text.splitlines()[0] == HEADER
     table = pd.read_csv(out, index_col="index")
     assert table.index.tolist() == list(range(150))
-    np.testing.assert_array_equal(table.to_numpy(), reference.to_numpy()[pick])
+    np.testing.assert_allclose(table.to_numpy(), published_metrics.to_numpy()[pick], rtol=0, atol=1e-9)
     # standard output gives the same bytes; a folder with one image file is accepted
     assert main(["measure", str(folder), "--workers", "1", "-q"]) == 0
     assert capsys.readouterr().out == text
@@ -154,9 +153,10 @@ def test_measure_resumes_after_interrupt(digits, tmp_path, monkeypatch, capsys):
     assert not partial.exists() and not (tmp_path / "out.csv.partial.json").exists()
 
 
-def test_measure_resumes_after_the_process_is_killed(tmp_path, mnist, reference):
-    """A real `morpho measure` process is killed (SIGKILL) part-way; running it again completes the table."""
-    images = mnist[0][:1500]
+def test_measure_resumes_after_the_process_is_killed(tmp_path, published_digits, published_metrics):
+    """A real `morpho measure` process is killed (SIGKILL) part-way; running it again completes the table,
+    which is the authors' released one (MNIST test digits 0..999, three times over)."""
+    images = np.tile(published_digits[0], (3, 1, 1))
     src = tmp_path / "train-images-idx3-ubyte.gz"
     save_idx(images, src)
     out = tmp_path / "out.csv"
@@ -182,8 +182,8 @@ def test_measure_resumes_after_the_process_is_killed(tmp_path, mnist, reference)
     assert result.returncode == 0, result.stderr
     assert "resuming" in result.stderr
     table = pd.read_csv(out, index_col="index")
-    assert table.index.tolist() == list(range(1500))
-    np.testing.assert_array_equal(table.to_numpy(), reference.to_numpy()[:1500])
+    assert table.index.tolist() == list(range(3000))
+    np.testing.assert_allclose(table.to_numpy(), np.tile(published_metrics.to_numpy(), (3, 1)), rtol=0, atol=1e-9)
 
 
 def test_measure_refuses_partial_of_other_images(digits, tmp_path, mnist, capsys):

@@ -16,6 +16,7 @@ import subprocess
 import sys
 import textwrap
 import time
+import tracemalloc
 import zipfile
 import zlib
 from pathlib import Path
@@ -224,20 +225,17 @@ def test_gzip_bomb_is_never_inflated_past_its_header(tmp_path):
     (tmp_path / "bomb-images-idx3-ubyte.gz").write_bytes(gzip_bomb(_idx_prefix(1), 400 << 20))
     assert (tmp_path / "bomb-images-idx3-ubyte.gz").stat().st_size < 1_000_000
     out = run_child('''
-        import time
         from core.io import load_idx
         from core.datasets import iter_idx_chunks
         from core.samples import load_samples
-        t = time.perf_counter()
         r = {"load_idx": attempt(lambda: load_idx("bomb-images-idx3-ubyte.gz")),
              "iter_idx_chunks": attempt(lambda: list(iter_idx_chunks("bomb-images-idx3-ubyte.gz", 1000))),
              "load_samples": attempt(lambda: load_samples("bomb-images-idx3-ubyte.gz"))}
-        done(results=r, seconds=time.perf_counter() - t)
+        done(results=r)
     ''', tmp_path)
     for call, r in out["results"].items():
         assert "ValueError" in r["mro"] and "trailing bytes" in r["message"], (call, r)
     assert out["peak_mb"] < 150, out  # the issue's limit is 300 MB; inflating the bomb would take 400+
-    assert out["seconds"] < 20
 
 
 def test_gzip_header_over_the_limit_or_impossible_for_the_file_is_refused_at_once(tmp_path):
@@ -245,10 +243,14 @@ def test_gzip_header_over_the_limit_or_impossible_for_the_file_is_refused_at_onc
     n = 10_000_000
     (tmp_path / "huge.gz").write_bytes(gzip_bomb(bytes([0, 0, 8, 3]) + struct.pack(">3I", n, 28, 28), n * 784,
                                                  crc=False))
-    t = time.perf_counter()
-    with pytest.raises(IDXError, match=r"7.3 GiB \(7,840,000,000 bytes\), over the limit of 4.0 GiB"):
-        load_idx(tmp_path / "huge.gz")
-    assert time.perf_counter() - t < 1
+    tracemalloc.start()
+    try:
+        with pytest.raises(IDXError, match=r"7.3 GiB \(7,840,000,000 bytes\), over the limit of 4.0 GiB"):
+            load_idx(tmp_path / "huge.gz")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 4_000_000, peak  # refused from the header: no array allocated, nothing inflated
     # 100,000 digits (78 MB) in a 1 kB file: deflate cannot expand 1032:1 that far -- truncated, not inflated.
     (tmp_path / "small.gz").write_bytes(gzip.compress(bytes([0, 0, 8, 3]) + struct.pack(">3I", 100_000, 28, 28)
                                                       + bytes(100_000)))

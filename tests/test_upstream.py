@@ -289,14 +289,6 @@ PROPERTIES = {
                "ImageMoments": ["centroid", "covariance", "axis_lengths", "angle", "horizontal_shear",
                                 "vertical_shear"]},
 }
-# io and measure belong to the reading and speed branches (issue 9 item 1 there); until they are merged
-# into this branch their rows cannot pass here. The condition is the feature those branches add.
-_PENDING = {
-    "measure": "pool" not in inspect.signature(__import__("core.measure", fromlist=["x"]).measure_batch).parameters,
-    "io": "data" not in inspect.signature(__import__("core.io", fromlist=["x"]).save_idx).parameters,
-}
-
-
 def _resolve(module, qualname):
     obj = module
     for part in qualname.split("."):
@@ -323,8 +315,6 @@ _ROWS = [(m, q) for m, table in ORIGINAL.items() for q in table]
 
 @pytest.mark.parametrize("module,qualname", _ROWS, ids=[f"{m}.{q}" for m, q in _ROWS])
 def test_original_signatures(module, qualname):
-    if _PENDING.get(module):
-        pytest.skip(f"core.{module} parity is delivered by another branch (not merged here yet)")
     mod = __import__(f"core.{module}", fromlist=["x"])
     _check(_resolve(mod, qualname), ORIGINAL[module][qualname])
 

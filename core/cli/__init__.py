@@ -74,18 +74,9 @@ def main(argv: list[str] | None = None) -> int:
     args.argv = argv  # as typed, for reports' provenance
     from core.datasets import DatasetError
     from core.download import DownloadError
-    from core.io import IDXError
-    errors: tuple = (CLIError, DatasetError, IDXError, DownloadError)
-    try:
-        from core.io import UnreadableFileError
-        errors += (UnreadableFileError,)
-    except ImportError:
-        pass
-    try:
-        from core.samples import SampleFormatError
-        errors += (SampleFormatError,)
-    except ImportError:
-        pass
+    from core.io import IDXError, UnreadableFileError
+    from core.samples import SampleFormatError
+    errors: tuple = (CLIError, DatasetError, IDXError, DownloadError, UnreadableFileError, SampleFormatError)
 
     try:
         return args.func(args)

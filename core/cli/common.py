@@ -6,7 +6,6 @@ import argparse
 import contextlib
 import math
 import os
-import re
 import sys
 from pathlib import Path
 
@@ -277,81 +276,19 @@ def fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-# the middle of ``.<name>.<middle>.part``: core.io's ``<pid>-<host>.<random>`` (this version), or mkstemp's 8
-# characters of [a-z0-9_] (earlier versions)
-_PART_PID = re.compile(r"(?P<pid>\d+)-(?P<host>[0-9a-f]{8})\.[A-Za-z0-9_]{6,}")
-_PART_OLD = re.compile(r"[a-z0-9_]{8}")
-
-
-def _host_tag() -> str:
-    """The writer-host tag of core.io's part names (crc32 of the host name)."""
-    import socket
-    import zlib
-    return zlib.crc32(socket.gethostname().encode()).to_bytes(4, "big").hex()
-
-
-def _pid_alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:
-        return True  # exists (another user's) or cannot tell: keep its file
-    return True
-
-
 def remove_stale_parts(path: Path) -> list[Path]:
-    """Remove the temporary files that killed atomic writes of `path` left beside it.
-
-    ``core.io.atomic_write`` writes ``.NAME.<pid>-<host>.<random>.part`` (earlier versions
-    ``.NAME.<random>.part``) and renames it when complete; a writer killed with SIGKILL leaves it. Call this
-    only while holding :func:`output_lock` of `path`. ``core.io.remove_stale_parts`` does the work when
-    present: a part is removed when its writer, on this host, is gone (an old-style part, with no writer
-    recorded, once it is an hour old). Without it (older core.io): the same, except that an old-style part is
-    removed at once, since under the lock no morpho run can be writing it. Only regular files whose name is exactly ``.NAME.`` + one of those patterns + ``.part`` are touched
-    (download's resumable ``.NAME.part`` has no middle part and is kept).
+    """Remove the temporary files that killed atomic writes of `path` left beside it (call only while holding
+    :func:`output_lock` of `path`): :func:`core.io.remove_stale_parts`, one rule for the library, the app and
+    the CLI.
 
     Returns
     -------
     list of pathlib.Path
         The files removed.
     """
-    path = Path(path)
-    try:  # the reading layer's, when it has it: one rule for the library, the app and the CLI
-        from core.io import remove_stale_parts as shared
-    except ImportError:
-        shared = None
-    if shared is not None:
-        return [Path(p) for p in shared(path)]
-    folder = path.parent if str(path.parent) else Path(".")
-    prefix, suffix = f".{path.name}.", ".part"
-    host = _host_tag()
-    removed = []
-    try:
-        entries = list(os.scandir(folder))
-    except OSError:
-        return removed
-    for entry in entries:
-        name = entry.name
-        if not (name.startswith(prefix) and name.endswith(suffix)) or len(name) <= len(prefix) + len(suffix):
-            continue
-        middle = name[len(prefix):-len(suffix)]
-        m = _PART_PID.fullmatch(middle)
-        if m is not None:
-            if m.group("host") != host or _pid_alive(int(m.group("pid"))):
-                continue  # a live writer's, or another machine's (its pid means nothing here)
-        elif not _PART_OLD.fullmatch(middle):
-            continue
-        try:
-            if not entry.is_file(follow_symlinks=False):
-                continue
-            os.unlink(entry.path)
-        except OSError:
-            continue
-        removed.append(Path(entry.path))
-    return removed
+    from core.io import remove_stale_parts as remove
+
+    return [Path(p) for p in remove(Path(path))]
 
 
 def report_removed(args, removed: list[Path]) -> None:
@@ -422,7 +359,7 @@ def check_input(path_text: str | os.PathLike, what: str = "file", *, folder_ok: 
     """Refuse what morpho must not open, BEFORE opening it: a missing path, and anything but a regular file
     (or a folder where `folder_ok`) -- a FIFO would block forever, /dev/zero or /dev/urandom never end.
 
-    Uses ``core.reading.check_regular_file`` (the one reading layer) when present.
+    Uses ``core.io.check_regular_file`` (the one reading layer).
 
     Raises
     ------
@@ -442,24 +379,28 @@ def check_input(path_text: str | os.PathLike, what: str = "file", *, folder_ok: 
         if folder_ok:
             return path
         raise CLIError(f"{path}: is a folder; a {what} is needed here")
+    from core.io import UnreadableFileError, check_regular_file
+
     try:
-        from core.reading import UnreadableFileError, check_regular_file
-    except ImportError:
-        check_regular_file = None
-    if check_regular_file is not None:
-        try:
-            return Path(check_regular_file(path, what))
-        except FileNotFoundError:
-            raise CLIError(f"{path}: no such file or folder") from None
-        except UnreadableFileError as e:
-            raise CLIError(str(e)) from e
-    if not stat.S_ISREG(st.st_mode):
-        kind = ("a FIFO (named pipe)" if stat.S_ISFIFO(st.st_mode) else
-                "a character device" if stat.S_ISCHR(st.st_mode) else
-                "a block device" if stat.S_ISBLK(st.st_mode) else
-                "a socket" if stat.S_ISSOCK(st.st_mode) else "not a regular file")
-        raise CLIError(f"{path}: is {kind}, not a regular file; morpho reads only regular files")
-    return path
+        return Path(check_regular_file(path, what))
+    except FileNotFoundError:
+        raise CLIError(f"{path}: no such file or folder") from None
+    except UnreadableFileError as e:
+        raise CLIError(str(e)) from e
+
+
+def load_decoder(args):
+    """``--decoder`` (with ``--latent-dim``) as a ``core.decoders.Decoder``, or a one-line error (used by
+    ``morpho compare`` and ``morpho traverse``)."""
+    from core.decoders import DecoderError, as_decoder
+    if ":" not in args.decoder or Path(args.decoder).exists():  # a model file: refuse FIFOs and devices
+        check_input(args.decoder, "model file", folder_ok=False)
+    try:
+        return as_decoder(args.decoder, args.latent_dim)
+    except DecoderError as e:
+        raise CLIError(str(e)) from e
+    except FileNotFoundError as e:
+        raise CLIError(str(e)) from None
 
 
 def check_idx_stream(path: Path) -> None:
@@ -500,10 +441,8 @@ def image_source(path_text: str):
 
 def load_other_images(path: Path, idx_error: Exception) -> np.ndarray:
     """Images from a model's output file (core.samples formats), or a clear error."""
-    try:
-        from core.samples import load_samples
-    except ImportError:
-        raise idx_error from None
+    from core.samples import load_samples
+
     try:
         samples = load_samples(path)
     except Exception as e:  # the message of either reader helps

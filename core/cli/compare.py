@@ -134,8 +134,7 @@ def run(args) -> int:
     out, kind = report_output(args)
     decoder = None
     if args.decoder is not None:
-        from core.cli.traverse import load_decoder
-        decoder = load_decoder(args)
+        decoder = common.load_decoder(args)
     else:
         samples = load_source(args.samples, "samples")
     ref_path = Path(args.reference) if args.reference else repo_root() / DEFAULT_REFERENCE

@@ -38,8 +38,8 @@ def _describe_idx(path: Path, lines: list[str], indent: str = "") -> tuple[int, 
         uniq, counts = np.unique(values, return_counts=True)
         kind = "perturbations" if "-pert-" in path.name else "values"
         if "-pert-" in path.name:
-            from core.datasets import PERT_NAMES
-            desc = ", ".join(f"{PERT_NAMES.get(int(u), u)} ({u}): {c}" for u, c in zip(uniq, counts))
+            from core.perturb import PERTURBATION_LABELS
+            desc = ", ".join(f"{PERTURBATION_LABELS.get(int(u), u)} ({u}): {c}" for u, c in zip(uniq, counts))
         elif len(uniq) <= 20:
             desc = ", ".join(f"{u}: {c}" for u, c in zip(uniq, counts))
         else:

@@ -97,13 +97,9 @@ def read_table(path: Path) -> tuple[pd.DataFrame, list[str]]:
     """A metrics CSV through the reading layer (size and row limits, numeric columns), and notes.
 
     Returns the table with every column of the file (``index``, ``label``, ...) and rows 0..N-1."""
-    try:
-        from core.reading import read_metrics_table
-    except ImportError:
-        read_metrics_table = None
     from core.datasets import DatasetError, read_metrics
-    if read_metrics_table is None:
-        return read_metrics(path).reset_index(), []
+    from core.reading import DEFAULT_LIMITS, read_metrics_table
+
     try:
         return read_metrics_table(path), []
     except DatasetError as e:
@@ -111,7 +107,6 @@ def read_table(path: Path) -> tuple[pd.DataFrame, list[str]]:
         # one, say) need not, and a comparison does not depend on row identity: read it as it is
         if "index column is not a permutation" not in str(e):
             raise
-        from core.reading import DEFAULT_LIMITS
         if path.stat().st_size > DEFAULT_LIMITS.max_bytes:
             raise
         df = read_metrics(path).reset_index()
@@ -137,62 +132,23 @@ def read_metrics_csv(path: Path) -> Source:
 
 
 def _from_dataset(path: Path, split: str | None) -> Source:
-    """An MNIST / Morpho-MNIST folder or IDX images file, through the one reading layer when present."""
-    try:
-        from core.reading import read_dataset
-    except ImportError:
-        read_dataset = None
+    """An MNIST / Morpho-MNIST folder or IDX images file, through the one reading layer (core.reading)."""
+    from core.reading import read_dataset
+
     if path.is_dir() and split is None:
         from core.datasets import find_splits
         names = [f.split for f in find_splits(path)]
-        if len(names) > 1:  # as before the reading layer: the test split unless told otherwise
+        if len(names) > 1:  # the test split unless told otherwise
             split = "t10k" if "t10k" in names else names[0]
-    if read_dataset is not None:
-        data = read_dataset(path, split=split)
-        src = Source(path, images=None if data.metrics is not None else data.images,
-                     metrics=None if data.metrics is None else data.metrics[_metric_columns()].reset_index(drop=True),
-                     labels=None if data.labels is None else np.asarray(data.labels, dtype=np.int64),
-                     metrics_source=data.metrics_source, notes=list(getattr(data, "notes", []) or []))
-        what = f"{data.name}" + (f" {data.split}" if getattr(data, "split", None) else "")
-        n = len(data.images)
-        src.description = (f"{what}: {n} digits" + (", with labels" if data.labels is not None else "")
-                           + (f", metrics: {data.metrics_source}" if data.metrics is not None else ""))
-        return src
-    # without the reading layer: the datasets helpers
-    from core.datasets import find_splits, read_metrics, split_of
-    from core.io import load_idx
-    if path.is_dir():
-        files = find_splits(path)
-        chosen = [f for f in files if f.split == split] if split else files[:1]
-        if not chosen:
-            raise CLIError(f"{path}: no {split} split (found {', '.join(f.split for f in files)})")
-        files = chosen[0]
-        images_path, prefix = files.images, files.split
-        metrics_path = files.metrics
-    else:
-        images_path, prefix = path, split_of(path)
-        metrics_path = None
-        if prefix:
-            cand = path.parent / f"{prefix}-morpho.csv"
-            metrics_path = cand if cand.is_file() else None
-    common.check_input(images_path, "image file", folder_ok=False)
-    common.check_idx_stream(images_path)
-    images = load_idx(images_path)
-    if images.ndim != 3 or images.dtype != np.uint8:
-        raise CLIError(f"{images_path}: expected uint8 images of shape (N, H, W), found {images.dtype} "
-                       f"{images.shape}")
-    labels = _sibling_labels(images_path, prefix, len(images))
-    src = Source(path, images=images, labels=labels)
-    if metrics_path is not None:
-        metrics = read_metrics(metrics_path)
-        if len(metrics) == len(images):
-            src.metrics = metrics[_metric_columns()].reset_index(drop=True)
-            src.images = None
-            src.metrics_source = f"released CSV {metrics_path.name}"
-        else:
-            src.notes.append(f"{metrics_path.name} has {len(metrics)} rows for {len(images)} digits; measured instead")
-    src.description = (f"{images_path.name}: {len(images)} digits" + (", with labels" if labels is not None else "")
-                       + (f", metrics: {src.metrics_source}" if src.metrics_source else ""))
+    data = read_dataset(path, split=split)
+    src = Source(path, images=None if data.metrics is not None else data.images,
+                 metrics=None if data.metrics is None else data.metrics[_metric_columns()].reset_index(drop=True),
+                 labels=None if data.labels is None else np.asarray(data.labels, dtype=np.int64),
+                 metrics_source=data.metrics_source, notes=list(data.notes))
+    what = f"{data.name}" + (f" {data.split}" if data.split else "")
+    n = len(data.images)
+    src.description = (f"{what}: {n} digits" + (", with labels" if data.labels is not None else "")
+                       + (f", metrics: {data.metrics_source}" if data.metrics is not None else ""))
     return src
 
 

@@ -149,22 +149,9 @@ def _grid_from_file(args):
     return trav.images, values, None, desc
 
 
-def load_decoder(args):
-    """``--decoder`` (with ``--latent-dim``) as a ``core.decoders.Decoder``, or a one-line error."""
-    from core.decoders import DecoderError, as_decoder
-    if ":" not in args.decoder or Path(args.decoder).exists():  # a model file: refuse FIFOs and devices
-        common.check_input(args.decoder, "model file", folder_ok=False)
-    try:
-        return as_decoder(args.decoder, args.latent_dim)
-    except DecoderError as e:
-        raise CLIError(str(e)) from e
-    except FileNotFoundError as e:
-        raise CLIError(str(e)) from None
-
-
 def _decoder_and_codes(args):
     """The decoder and base codes (B, D), checked before any decoding or measuring."""
-    dec = load_decoder(args)
+    dec = common.load_decoder(args)
     if args.codes is not None:
         from core.samples import load_codes
         codes = load_codes(common.check_input(args.codes, "codes file", folder_ok=False)).to_numpy(np.float32)
