@@ -21,7 +21,7 @@ import sys
 
 import panel as pn
 
-from explorer import Explorer
+from explorer import Explorer, warmup
 
 
 def _positive_int(text: str) -> int:
@@ -47,6 +47,7 @@ def parse_args(argv):
 
 
 pn.extension(notifications=False)
+warmup.start()  # once per server process: kernels compile in a child while the first page is served
 _args = parse_args(sys.argv[1:])
 Explorer(data=_args.data, decoder=_args.decoder, latent_dim=_args.latent_dim,
          data_roots=_args.data_root).servable()

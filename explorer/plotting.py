@@ -13,6 +13,8 @@ from bokeh.models import ColorBar, ColumnDataSource, LinearColorMapper, Range1d
 from bokeh.palettes import Greys256, Viridis256
 from bokeh.plotting import figure
 
+from explorer import warmup
+
 __all__ = ["DigitPlot", "OVERLAYS", "digit_geometry", "digit_figure", "TOOLS", "wrap_row"]
 
 #: Tools of every plot: pan and zoom, reset, and save as PNG.
@@ -54,7 +56,8 @@ def digit_geometry(image: np.ndarray, *, max_circles: int = 36) -> dict:
     """
     from core.measure import measure_details
 
-    details = measure_details(image, mode="released")
+    # while the kernels compile in the background (first start), the reference path: same numbers, no wait
+    details = measure_details(image, mode="released", engine=warmup.engine())
     morph, moments, corners = details.morph, details.moments, details.corners
     hires = np.asarray(morph.hires_image)
     size = hires.shape[0]
