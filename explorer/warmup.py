@@ -23,7 +23,7 @@ import time
 
 import panel as pn
 
-__all__ = ["start", "ready", "engine", "status", "WarmupNote"]
+__all__ = ["start", "go", "ready", "engine", "status", "WarmupNote"]
 
 #: The child's program: every kernel the explorer uses, in both modes, into numba's on-disk cache.
 _CHILD = "from core import measure, perturb; measure.warm_up(); perturb.warm_up()"
@@ -31,10 +31,12 @@ _CHILD = "from core import measure, perturb; measure.warm_up(); perturb.warm_up(
 _lock = threading.Lock()
 _thread: threading.Thread | None = None
 _ready = threading.Event()
+_go = threading.Event()
 _state = {"status": "not started", "seconds": None, "error": None}
 
 
-def _run() -> None:
+def _run(wait: float) -> None:
+    _go.wait(wait)  # the first page is served before the compiler takes a core
     t0 = time.perf_counter()
     try:
         _state["status"] = "compiling"
@@ -58,8 +60,12 @@ def _run() -> None:
         _ready.set()
 
 
-def start() -> None:
-    """Start the background warm-up once per process (later calls do nothing)."""
+def start(wait: float = 0.0) -> None:
+    """Start the background warm-up once per process (later calls do nothing).
+
+    The compiler starts after ``wait`` seconds, or at once when :func:`go` is called (e.g. when the first
+    page is on screen); until the kernels are ready, :func:`engine` is ``"reference"``.
+    """
     global _thread
     with _lock:
         if _thread is not None:
@@ -69,8 +75,14 @@ def start() -> None:
             _ready.set()
             _thread = threading.current_thread()
             return
-        _thread = threading.Thread(target=_run, name="morpho-warmup", daemon=True)
+        _state["status"] = "waiting"
+        _thread = threading.Thread(target=_run, args=(wait,), name="morpho-warmup", daemon=True)
         _thread.start()
+
+
+def go() -> None:
+    """Start compiling now (a warm-up started with a ``wait`` stops waiting)."""
+    _go.set()
 
 
 def ready() -> bool:
@@ -79,7 +91,7 @@ def ready() -> bool:
 
 
 def status() -> dict:
-    """``{"status": "not started" | "compiling" | "loading" | "ready" | "failed", "seconds", "error"}``."""
+    """``{"status": "not started" | "waiting" | "compiling" | "loading" | "ready" | "failed", "seconds", "error"}``."""
     return dict(_state)
 
 
@@ -101,18 +113,18 @@ class WarmupNote(pn.viewable.Viewer):
                                    sizing_mode="stretch_width", margin=(0, 10))
         self._poll = None
         self._update()
-        if not ready() and pn.state.curdoc is not None and pn.state.curdoc.session_context is not None:
+        if not ready() and _state["status"] != "not started" and pn.state.curdoc is not None \
+                and pn.state.curdoc.session_context is not None:
             self._poll = pn.state.add_periodic_callback(self._update, period=1000)
 
     def _update(self) -> None:
-        s = _state["status"]
-        if ready() or s == "not started":
+        if ready() or _state["status"] == "not started":  # no warm-up in this process (script, notebook)
             self._pane.visible = False
-            if self._poll is not None:
+            if ready() and self._poll is not None:
                 self._poll.stop()
                 self._poll = None
             return
-        self._pane.object = ("**Preparing the measuring kernels** (first start of this installation: about a "
+        self._pane.object = ("**Preparing the measuring kernels** (a few seconds; on the first start of an installation about a "
                              "minute). Browsing works now; measuring, perturbing and comparing start when "
                              "they are ready.")
         self._pane.visible = True
