@@ -23,7 +23,7 @@ pytestmark = pytest.mark.browser
 D = 8  # latents of the PCA decoder below
 
 # Bokeh figure names -> kind of drawing
-DIGITS, CHART = "digits", "chart"
+DIGITS, CHART, GREY = "digits", "chart", "grey"  # GREY: a chart drawn in grey (unlabelled violins)
 
 
 @pytest.fixture(scope="module")
@@ -97,6 +97,9 @@ def drawing(rgb: np.ndarray, frame: dict, kind: str) -> dict:
            "colour": int((sat > 60).sum()), "colours": len(np.unique(area.reshape(-1, 3), axis=0))}
     if kind == DIGITS:
         out["ok"] = out["ink"] >= 150 and out["black"] > 0.2
+    elif kind == GREY:  # grid lines are lighter than 200
+        out["dark"] = int((grey < 200).sum())
+        out["ok"] = out["dark"] >= 500
     else:
         out["ok"] = out["colour"] >= 300 and out["colours"] >= 8
     return out
@@ -240,3 +243,71 @@ def test_model_digit_and_a_traversal_from_the_model_tab_draw(page, served):
     tab(page, "Latent traversals")
     wait_text(page, ".traversal-effect-note", "Strongest latent", timeout=180)
     _traversal_drawn(page)
+
+
+def _legend_swatch(rgb, frame, colour):
+    """Centre (x, y) of the legend swatch of ``colour``, right of the scatter's frame, or None."""
+    right = int(frame["x"] + frame["width"]) + 2
+    mask = _colour_mask(rgb[:, right:], colour, tol=30)
+    if mask.sum() < 20:
+        return None
+    ys, xs = np.nonzero(mask)
+    return right + xs.mean(), ys.mean()
+
+
+def test_distributions_legend_click_hides_and_shows_a_label(page, served):
+    tab(page, "Distributions")
+    wait_drawn(page, "scatter", CHART)
+    red = (214, 39, 40)  # label 3 (Category10)
+    rgb, frame = figure_pixels(page, "scatter")
+    x, y, w, h = (int(round(frame[k])) for k in ("x", "y", "width", "height"))
+
+    def label_3_points():
+        rgb, _ = figure_pixels(page, "scatter")
+        return int(_colour_mask(rgb[y:y + h, x:x + w], red, tol=30).sum())
+
+    before = label_3_points()
+    assert before > 200
+    sx, sy = _legend_swatch(rgb, frame, red)
+    rect = page.evaluate(_RECT, "scatter")
+    page.mouse.click(rect["x"] + sx, rect["y"] + sy)
+    deadline = time.time() + 20
+    while label_3_points() > 0.02 * before:
+        assert time.time() < deadline, "clicking label 3 in the legend did not hide its points"
+        page.wait_for_timeout(200)
+    assert figure_pixels(page, "scatter") is not None and drawing(*figure_pixels(page, "scatter"), CHART)["ok"]
+    rect = page.evaluate(_RECT, "scatter")
+    page.mouse.click(rect["x"] + sx, rect["y"] + sy)
+    while label_3_points() < 0.9 * before:
+        assert time.time() < deadline + 20, "clicking label 3 again did not show its points"
+        page.wait_for_timeout(200)
+
+
+def test_unlabelled_data_has_no_label_legend_and_no_minus_one(page, tmp_path, sample_images):
+    from panel.tests.util import serve_component
+
+    from explorer.app import Explorer
+    from explorer.data import load
+    from explorer.state import ExplorerState
+
+    np.save(tmp_path / "unlabelled.npy", sample_images[:600])
+    dataset = load(tmp_path / "unlabelled.npy")  # measured here: an array file has no labels
+    assert dataset.labels is None
+    page.set_viewport_size({"width": 1600, "height": 1000})
+    serve_component(page, lambda: Explorer(state=ExplorerState(dataset)), address="127.0.0.1")
+    page.locator(".explorer-browser .bk-Canvas").first.wait_for(timeout=120000)
+    tab(page, "Distributions")
+    wait_drawn(page, "violins-x", GREY)
+    wait_drawn(page, "scatter", GREY)
+    rgb, frame = figure_pixels(page, "scatter")
+    from explorer.distributions.raster import PALETTE_RGB
+
+    for code in (0, 1, 2, 3, 4, 5, 6, 8, 9):  # no swatch of a label colour beside the plot (7 is text grey)
+        assert _legend_swatch(rgb, frame, tuple(int(c) for c in PALETTE_RGB[code])) is None, code
+    shown = page.evaluate("""() => { for (const d of Bokeh.documents) { const m = d.get_model_by_name('scatter');
+        if (m) return m.right.find(x => x.items !== undefined).items.filter(i => i.visible).map(i => i.label.value); }
+        return null; }""")
+    assert shown == ["no label", "filtered"]
+    factors = page.evaluate("""() => { for (const d of Bokeh.documents) { const m = d.get_model_by_name('violins-x');
+        if (m) return m.x_range.factors; } return null; }""")
+    assert factors == ["all"]
