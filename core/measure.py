@@ -232,21 +232,12 @@ def _warm_up() -> None:
     _WARM = True
 
 
-def _cache_is_cold() -> bool:
-    # numba keeps an index per compiled function; an empty or stale one means nothing usable is cached
-    try:
-        return not _kernels.measure_digit._cache._cache_file._load_index()
-    except Exception:  # a numba without this (private) layout: compile lazily at first use instead
-        return False
+def warm_up() -> None:
+    """Compile (or load from numba's on-disk cache) every measurement kernel, in both modes; once.
 
-
-def _build_cache_at_first_import() -> None:
-    """Compile the kernels into numba's on-disk cache when it is empty, so that no later call waits."""
-    if os.environ.get("NUMBA_DISABLE_JIT") == "1" or not _cache_is_cold():
-        return
-    import sys
-    print("core.measure: compiling the measurement kernels once (about a minute); later runs load them "
-          "from numba's cache", file=sys.stderr, flush=True)
+    Nothing compiles at import: the first measurement compiles what it needs (tens of seconds on an empty
+    cache). Call this ahead of time -- e.g. from a background thread of a server -- so that no user waits.
+    """
     _warm_up()
 
 
@@ -375,5 +366,3 @@ def measure_batch(images, threshold: float = .5, scale: int = 4, bound_frac: flo
                       f"{shown}{more}. Indices: {[i for i, _ in bad]}", MeasurementWarning, stacklevel=2)
     return pd.DataFrame(values, columns=list(METRICS))
 
-
-_build_cache_at_first_import()

@@ -618,30 +618,6 @@ def warm_up() -> None:
             morph.downscale(pert(morph))
 
 
-def _kernel_cache_is_cold() -> bool:
-    # numba keeps an index per compiled function; an empty one means nothing usable is cached yet
-    try:
-        return not _pk.pruned_coords._cache._cache_file._load_index()
-    except Exception:  # a numba without this (private) layout: compile lazily at first use instead
-        return False
-
-
-def _build_cache_at_first_import() -> None:
-    """Compile the perturbation kernels into numba's on-disk cache when it is empty (once per installation),
-    so that no later first call waits for the compiler."""
-    import os
-    import sys
-
-    if os.environ.get("NUMBA_DISABLE_JIT") == "1" or not _kernel_cache_is_cold():
-        return
-    print("core.perturb: compiling the perturbation kernels once; later runs load them from numba's cache",
-          file=sys.stderr, flush=True)
-    warm_up()
-
-
-_build_cache_at_first_import()
-
-
 # --------------------------------------------------------------------------------------------------
 # Intensity (deepscm's causal Morpho-MNIST: Pawlowski, Castro & Glocker, NeurIPS 2020)
 # --------------------------------------------------------------------------------------------------

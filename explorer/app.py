@@ -40,6 +40,7 @@ from explorer.limits import (DEFAULT_WEBSOCKET_MAX_MESSAGE_SIZE, effective_uploa
 from explorer.state import URL_PARAMETERS, ExplorerState
 from explorer.studio import Studio
 from explorer.traversals import TraversalView
+from explorer.warmup import WarmupNote
 
 __all__ = ["Explorer", "TABS", "URL_PARAMETERS"]
 
@@ -101,6 +102,10 @@ def server_info() -> dict:
                 for obj in gc.get_objects():
                     if isinstance(obj, BokehTornado):
                         ws = obj.settings.get("websocket_max_message_size", ws)
+                        if ws in (None, DEFAULT_WEBSOCKET_MAX_MESSAGE_SIZE):
+                            # left at the default: raise it to what the upload cap needs (read per
+                            # connection, so every session's websocket gets it); an explicit value stays
+                            ws = obj.settings["websocket_max_message_size"] = websocket_max_message_size()
                     elif isinstance(obj, HTTPServer):
                         for sock in getattr(obj, "_sockets", {}).values():
                             try:
@@ -539,7 +544,7 @@ class Explorer(pn.viewable.Viewer):
             pn.pane.Markdown(f"…or upload digits (.npy, .npz or an IDX file, up to {format_bytes(limit)}):",
                              margin=(0, 10), css_classes=["explorer-upload-label"]),
             self._upload, self._refused,
-            self._progress, pn.Row(self._status, self._cancel), self._alert,
+            self._progress, pn.Row(self._status, self._cancel), self._alert, WarmupNote(),
             pn.layout.Divider(),
             pn.pane.Markdown("#### Filters", margin=(0, 10)),
             self.filters,

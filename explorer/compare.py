@@ -42,6 +42,7 @@ from bokeh.plotting import figure
 from core.analysis import METRICS, ComparisonReport, compare_report, distance_to_data, format_p
 from core.samples import SampleFormatError, Samples, load_samples
 from explorer.browser import CELL, METRIC_LABELS, thumbnail_page
+from explorer.plotting import wrap_row
 from explorer.state import ExplorerState
 
 __all__ = ["CompareView", "MeasureCancelled", "BackgroundMeasure", "as_uint8", "heading", "VIEW_CSS"]
@@ -713,8 +714,7 @@ class CompareView(pn.viewable.Viewer):
     # layout
 
     def _build_results(self):
-        hists = pn.FlexBox(*[pn.pane.Bokeh(self._hists[m][0]) for m in METRICS], gap="4px",
-                           sizing_mode="stretch_width")
+        hists = wrap_row(*[pn.pane.Bokeh(self._hists[m][0]) for m in METRICS])
         self._results[:] = [
             self._verdict,
             self._quality,

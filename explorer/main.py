@@ -21,7 +21,7 @@ import sys
 
 import panel as pn
 
-from explorer import Explorer
+from explorer import Explorer, warmup
 
 
 def _positive_int(text: str) -> int:
@@ -47,6 +47,9 @@ def parse_args(argv):
 
 
 pn.extension(notifications=False)
+# once per server process: the kernels compile in a child process once the first page is on screen
+warmup.start(wait=10.0)
+pn.state.onload(warmup.go)
 _args = parse_args(sys.argv[1:])
 Explorer(data=_args.data, decoder=_args.decoder, latent_dim=_args.latent_dim,
          data_roots=_args.data_root).servable()

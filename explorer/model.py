@@ -28,6 +28,7 @@ import param
 
 from core.samples import Samples, Traversal
 from explorer.compare import as_uint8, heading, on_document, run_in_pool
+from explorer.plotting import wrap_row
 from explorer.state import ExplorerState
 from explorer.traversals.digit import OverlayDigit
 
@@ -253,6 +254,6 @@ class ModelView(pn.viewable.Viewer):
             heading(f"## Live model: {self.decoder.name}\nMove a latent (each from −{SLIDER_BOUND:g} to "
                     f"+{SLIDER_BOUND:g}, the prior's ±3 sd) and watch the decoded digit and its "
                     f"morphometrics.{more}"),
-            pn.FlexBox(pn.Column(pn.Row(self._zero, self._random), sliders), self.digit.panel(), actions,
-                       gap="12px", sizing_mode="stretch_width"),
+            wrap_row(pn.Column(pn.Row(self._zero, self._random), sliders), self.digit.panel(), actions,
+                     gap="12px"),
             css_classes=["explorer-model"], sizing_mode="stretch_width")

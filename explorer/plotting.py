@@ -8,11 +8,14 @@ and after the perturbation with the same overlays.
 from __future__ import annotations
 
 import numpy as np
+import panel as pn
 from bokeh.models import ColorBar, ColumnDataSource, LinearColorMapper, Range1d
 from bokeh.palettes import Greys256, Viridis256
 from bokeh.plotting import figure
 
-__all__ = ["DigitPlot", "OVERLAYS", "digit_geometry", "digit_figure", "TOOLS"]
+from explorer import warmup
+
+__all__ = ["DigitPlot", "OVERLAYS", "digit_geometry", "digit_figure", "TOOLS", "wrap_row"]
 
 #: Tools of every plot: pan and zoom, reset, and save as PNG.
 TOOLS = "pan,wheel_zoom,reset,save"
@@ -53,7 +56,8 @@ def digit_geometry(image: np.ndarray, *, max_circles: int = 36) -> dict:
     """
     from core.measure import measure_details
 
-    details = measure_details(image, mode="released")
+    # while the kernels compile in the background (first start), the reference path: same numbers, no wait
+    details = measure_details(image, mode="released", engine=warmup.engine())
     morph, moments, corners = details.morph, details.moments, details.corners
     hires = np.asarray(morph.hires_image)
     size = hires.shape[0]
@@ -103,6 +107,19 @@ def digit_geometry(image: np.ndarray, *, max_circles: int = 36) -> dict:
             "angle": -float(np.arctan2(major[1], major[0])),  # y flips between image and plot
         }
     return geo
+
+
+def wrap_row(*objects, gap: str = "4px", **params):
+    """A row of ``objects`` that wraps onto more lines when the window is narrow.
+
+    Use it (not ``pn.FlexBox``) for anything holding a Bokeh plot: a plot inside a FlexBox (a
+    ReactiveHTML layout) that reaches the page after the first render -- a tab built when first shown, a
+    result section filled later -- is laid out with a 0x0 frame and never draws (Panel 1.9, Bokeh 3.9).
+    A Bokeh row with CSS ``flex-wrap`` lays its children out like a FlexBox and draws them.
+    """
+    styles = {"flex-wrap": "wrap", "gap": gap, **params.pop("styles", {})}
+    params.setdefault("sizing_mode", "stretch_width")
+    return pn.Row(*objects, styles=styles, **params)
 
 
 def digit_figure(size: int, px: int, name: str, *, tools: str = TOOLS, toolbar: str | None = "below"):

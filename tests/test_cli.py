@@ -401,50 +401,72 @@ def _free_port() -> int:
 
 
 @pytest.mark.slow
-def test_serve_starts_the_explorer(tmp_path):
+def test_serve_answers_where_the_readme_says_and_stops_on_sigterm(tmp_path):
+    """``morpho serve`` answers at /explorer (README); SIGTERM to it alone stops the server and every process
+    it started (forked server processes, the kernel compiler) and frees the port."""
     port = _free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "core.cli", "serve", str(ASSETS), "--port", str(port)],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    proc = subprocess.Popen([sys.executable, "-m", "core.cli", "serve", str(ASSETS), "--port", str(port),
+                             "--processes", "2"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    group = None
     try:
         deadline = time.monotonic() + 180
         page = None
         while time.monotonic() < deadline and proc.poll() is None:
             try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/main", timeout=30) as r:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/explorer", timeout=30) as r:
                     page = r.read().decode()
                     break
             except OSError:
                 time.sleep(0.5)
         assert page is not None, proc.stdout.read().decode() if proc.poll() is not None else "no answer"
         assert "<html" in page.lower() and "bokeh" in page.lower()
+        server = [int(p) for p in subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True,
+                                                 text=True).stdout.split()]
+        assert len(server) == 1
+        group = os.getpgid(server[0])
+        assert group != os.getpgid(proc.pid)  # its own group, which SIGTERM must empty
+        members = subprocess.run(["pgrep", "-g", str(group)], capture_output=True, text=True).stdout.split()
+        assert len(members) >= 3  # the server and its two forked processes (and perhaps the compiler)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+        gone = time.monotonic() + 10
+        while subprocess.run(["pgrep", "-g", str(group)], capture_output=True).returncode == 0:
+            assert time.monotonic() < gone, "processes of the server survived SIGTERM"
+            time.sleep(0.1)
+        with socket.socket() as s:  # nothing listens on the port any more (as a new server would bind it)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind(("127.0.0.1", port))
+            s.listen()
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
+        if proc.poll() is None:
+            proc.kill()
             proc.wait()
+        if group is not None:
+            try:
+                os.killpg(group, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
 
 
-def test_serve_command_line(tmp_path, monkeypatch):
-    """The panel serve command: websocket messages big enough for the app's upload cap (base64 + 1 MB),
-    app options passed after --args, paths resolved."""
+def test_serve_command_line(tmp_path):
+    """The panel serve command: the explorer's folder (answering at /explorer), app options passed after
+    --args with paths resolved, --processes as Bokeh's --num-procs; no limits of the app's (it derives them)."""
     from core.cli import build_parser
     from core.cli.serve import serve_command
 
     def command(*argv):
         return serve_command(build_parser("serve").parse_args(["serve", *argv]))
 
-    monkeypatch.setenv("MORPHO_MAX_UPLOAD_MB", "90")
     cmd = command(str(ASSETS), "--data-root", str(tmp_path), "--port", "5123")
-    size = int(cmd[cmd.index("--websocket-max-message-size") + 1])
-    assert size >= 90_000_000 * 4 / 3 and size <= 90_000_000 * 4 / 3 + 2_000_000
+    assert Path(cmd[cmd.index("serve") + 1]).name == "explorer"
     assert cmd[cmd.index("--args"):] == ["--args", "--data", str(ASSETS.resolve()), "--data-root",
                                          str(tmp_path.resolve())]
-    monkeypatch.setenv("MORPHO_MAX_UPLOAD_MB", "5")
-    cmd = command()
-    assert int(cmd[cmd.index("--websocket-max-message-size") + 1]) >= 20 * 1024 * 1024  # never below Tornado's
+    assert "--websocket-max-message-size" not in cmd and "--num-procs" not in cmd
+    cmd = command("--processes", "3")
+    assert cmd[cmd.index("--num-procs") + 1] == "3"
     assert "--args" not in cmd
+    with pytest.raises(SystemExit):
+        command("--processes", "0")
 
 
 def test_serve_missing_data(tmp_path, capsys):

@@ -1,6 +1,15 @@
-"""``morpho serve``: start the explorer app."""
+"""``morpho serve``: start the explorer app (``panel serve explorer``) and stop it cleanly.
+
+A thin launcher: it checks the paths it is given, passes them to the app after ``--args`` and runs
+``panel serve`` on the explorer's folder, so the app answers at ``/explorer`` as with ``panel serve
+explorer``. The app derives its own limits (upload cap, path policy). ``--processes N`` runs N server
+processes on the port (Bokeh's ``--num-procs``): each browser session lives in one of them, so a class
+spreads over the cores. SIGTERM or Ctrl-C stops the server and every process it started.
+"""
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -12,13 +21,21 @@ from core.cli.common import CLIError
 #: One line for ``morpho --help``.
 HELP = "start the explorer"
 
+#: The path the app answers at (the explorer folder's name, as with ``panel serve explorer``).
+APP_PATH = "/explorer"
+
 
 def add_parser(sub, fmt) -> None:
     p = sub.add_parser("serve", help=HELP, formatter_class=fmt,
-                       description="Start the Panel explorer app on DATA (a dataset folder or file).")
+                       description=f"Start the Panel explorer app on DATA (a dataset folder or file); it answers "
+                                   f"at http://ADDRESS:PORT{APP_PATH}.")
     p.add_argument("data", metavar="DATA", nargs="?", help="dataset to open (default: the bundled sample)")
     p.add_argument("--address", default="127.0.0.1", help="address to listen on")
     p.add_argument("--port", type=common.port, default=5006, help="port")
+    p.add_argument("--processes", type=common.bounded(1, 64, integer=True, what="a number of processes in 1..64"),
+                   default=1, metavar="N",
+                   help="server processes sharing the port (each session lives in one); about one per core "
+                        "for a class")
     p.add_argument("--show", action="store_true", help="open a browser")
     p.add_argument("--data-root", action="append", metavar="DIR",
                    help="confine the app's path boxes to this folder (repeatable); without one, a server listening "
@@ -30,73 +47,25 @@ def add_parser(sub, fmt) -> None:
     p.set_defaults(func=run)
 
 
-def explorer_main() -> Path:
-    """Path of ``explorer/main.py`` (the Panel app) without importing the explorer."""
+def explorer_folder() -> Path:
+    """The ``explorer`` package folder (the Panel app; ``main.py`` inside) without importing it."""
     import importlib.util
     spec = importlib.util.find_spec("explorer")
     if spec is None or not spec.submodule_search_locations:
         raise CLIError("the explorer package is not installed")
-    main_py = Path(list(spec.submodule_search_locations)[0]) / "main.py"
-    if not main_py.is_file():
-        raise CLIError(f"{main_py}: the explorer app is missing")
-    return main_py
-
-
-#: Upload cap used when explorer.limits is not importable (its documented default, 50 MB).
-_FALLBACK_UPLOAD_BYTES = 50 * 1000 * 1000
-
-
-def max_upload_bytes() -> int:
-    """The app's upload cap, ``explorer.limits.MAX_UPLOAD_BYTES`` (env MORPHO_MAX_UPLOAD_MB)."""
-    limits = _app_limits()
-    if limits is not None and hasattr(limits, "MAX_UPLOAD_BYTES"):
-        return int(limits.MAX_UPLOAD_BYTES)
-    import os
-    try:
-        return int(float(os.environ["MORPHO_MAX_UPLOAD_MB"]) * 1000 * 1000)
-    except (KeyError, ValueError):
-        return _FALLBACK_UPLOAD_BYTES
-
-
-def websocket_max_message_size() -> int:
-    """Bytes of the largest websocket message the server accepts: ``explorer.limits.websocket_max_message_size()``
-    -- one upload of the cap, base64-encoded (4 bytes per 3) inside a JSON patch, plus 1 MB, never below
-    Tornado's default 20 MiB. A larger message closes the session with no word to the user; with this
-    limit every allowed upload arrives and the app refuses bigger files with a message."""
-    limits = _app_limits()
-    if limits is not None and hasattr(limits, "websocket_max_message_size"):
-        return int(limits.websocket_max_message_size())
-    return max(20 * 1024 * 1024, -(-max_upload_bytes() * 4 // 3) + 1_000_000)
-
-
-def _app_limits():
-    """``explorer/limits.py`` loaded on its own (importing the ``explorer`` package would load Panel and
-    HoloViews in this process, seconds before the server even starts), or None."""
-    import importlib.util
-    try:
-        spec = importlib.util.find_spec("explorer")
-    except (ImportError, ValueError):
-        return None
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    path = Path(list(spec.submodule_search_locations)[0]) / "limits.py"
-    if not path.is_file():
-        return None
-    mod_spec = importlib.util.spec_from_file_location("_morpho_serve_explorer_limits", path)
-    module = importlib.util.module_from_spec(mod_spec)
-    try:
-        mod_spec.loader.exec_module(module)
-    except Exception as e:  # e.g. a bad MORPHO_MAX_UPLOAD_MB: the app would fail the same way
-        raise CLIError(f"the explorer's limits cannot be read: {e}") from e
-    return module
+    folder = Path(list(spec.submodule_search_locations)[0])
+    if not (folder / "main.py").is_file():
+        raise CLIError(f"{folder / 'main.py'}: the explorer app is missing")
+    return folder
 
 
 def serve_command(args) -> list[str]:
     """The ``panel serve`` command line for ``morpho serve``."""
-    cmd = [sys.executable, "-m", "panel", "serve", str(explorer_main()), "--address", args.address,
+    cmd = [sys.executable, "-m", "panel", "serve", str(explorer_folder()), "--address", args.address,
            "--port", str(args.port), "--allow-websocket-origin", f"{args.address}:{args.port}",
-           "--allow-websocket-origin", f"localhost:{args.port}",
-           "--websocket-max-message-size", str(websocket_max_message_size())]
+           "--allow-websocket-origin", f"localhost:{args.port}"]
+    if args.processes > 1:
+        cmd += ["--num-procs", str(args.processes)]
     if args.show:
         cmd.append("--show")
     app_args = []
@@ -122,9 +91,44 @@ def serve_command(args) -> list[str]:
 
 def run(args) -> int:
     cmd = serve_command(args)
-    print(f"serving the explorer on http://{args.address}:{args.port}/main", file=sys.stderr)
-    try:
-        return subprocess.call(cmd)
-    except KeyboardInterrupt:
-        return 130
+    print(f"serving the explorer on http://{args.address}:{args.port}{APP_PATH}", file=sys.stderr)
+    # The server gets a process group of its own: with --num-procs it forks, and the app starts a kernel
+    # compiler; a signal to this process stops the whole group, so nothing keeps the port.
+    proc = subprocess.Popen(cmd, start_new_session=True)
 
+    def stop(signum, frame):
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+
+    previous = {s: signal.signal(s, stop) for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
+    try:
+        code = proc.wait()
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+        _reap_group(proc.pid)
+    return 130 if code == -signal.SIGINT else (0 if code == -signal.SIGTERM else code)
+
+
+def _reap_group(pgid: int, grace: float = 5.0) -> None:
+    """Stop what the server left in its process group (forked workers, the kernel compiler): SIGTERM, then
+    SIGKILL after ``grace`` seconds."""
+    import time
+
+    try:
+        os.killpg(pgid, signal.SIGTERM)
+    except (ProcessLookupError, PermissionError):
+        return  # the group is empty
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(pgid, 0)
+        except (ProcessLookupError, PermissionError):
+            return
+        time.sleep(0.1)
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass

@@ -118,15 +118,19 @@ class Distributions(pn.viewable.Viewer):
                            border_line_color="#888", padding=4)
         fig.add_layout(self._card)
         # A legend of the label colours (renderers without data draw only the legend's swatches).
+        # Clicking an entry hides its points: the browser toggles the swatch renderer's `visible`, which
+        # comes back here and redraws the points without that colour code.
         items = []
+        self._hidden: set = set()
         for k, (name, colour) in enumerate([(str(i), PALETTE_HEX[i]) for i in range(10)]
                                            + [("no label", PALETTE_HEX[10]), ("filtered", PALETTE_HEX[FILTERED])]):
             r = fig.scatter(x=[np.nan], y=[np.nan], color=colour, size=8, marker="square")
+            r.on_change("visible", lambda attr, old, new, code=k: self._on_legend(code, new))
             items.append(LegendItem(label=name, renderers=[r]))
         self._legend_items = items
         legend = Legend(items=items, title="label", glyph_width=12, glyph_height=12, label_height=12,
                         spacing=1, padding=4, margin=4, label_text_font_size="11px",
-                        title_text_font_size="11px", border_line_color=None)
+                        title_text_font_size="11px", border_line_color=None, click_policy="hide")
         fig.add_layout(legend, "right")
         fig.on_event(RangesUpdate, self._on_ranges)
         fig.on_event(SelectionGeometry, self._on_geometry)
@@ -174,6 +178,9 @@ class Distributions(pn.viewable.Viewer):
         self._ys = np.ascontiguousarray(ds.metrics[s.scatter_y].to_numpy(), dtype=float)
         labels = ds.labels if ds.labels is not None else np.full(len(ds), -1)
         self._label_codes = np.where(labels >= 0, labels % 10, 10).astype(np.int8)
+        present = set(np.unique(self._label_codes).tolist())
+        for code, item in enumerate(self._legend_items[:11]):  # only the labels this data has
+            item.visible = code in present
         self._fig.xaxis.axis_label = METRIC_LABELS[s.scatter_x]
         self._fig.yaxis.axis_label = METRIC_LABELS[s.scatter_y]
         x0, x1 = _padded(self._xs)
@@ -228,10 +235,20 @@ class Distributions(pn.viewable.Viewer):
         self._info.object = (f"{n_pass:,} of {len(ds):,} digits pass the filters (coloured; the rest grey) "
                              f"· {picked} · hover a point to see the digit, click to inspect it")
 
+    def _on_legend(self, code: int, visible: bool):
+        if visible:
+            self._hidden.discard(code)
+        else:
+            self._hidden.add(code)
+        self._draw_points()
+
     def _draw_points(self):
         x0, x1, y0, y1 = self._view
         w, h = self._frame_px()
-        img = rasterize(self._xs, self._ys, self._codes, (x0, x1), (y0, y1), w, h, selected=self._selected)
+        xs = self._xs
+        if self._hidden:  # labels switched off in the legend: not drawn (NaN is skipped)
+            xs = np.where(np.isin(self._codes, list(self._hidden)), np.nan, xs)
+        img = rasterize(xs, self._ys, self._codes, (x0, x1), (y0, y1), w, h, selected=self._selected)
         self._image.data = {"image": [img], "x": [x0], "y": [y0], "dw": [x1 - x0], "dh": [y1 - y0]}
 
     def _draw_current(self, *_):
@@ -247,11 +264,16 @@ class Distributions(pn.viewable.Viewer):
         sel = s.selection
         groups = ds.labels[sel] if ds.labels is not None else np.full(len(sel), -1)
         keys = list(range(10)) if ds.labels is not None else [-1]
+        factors = [str(k) for k in keys] if ds.labels is not None else ["all"]  # unlabelled: one violin
         for axis, metric in (("x", s.scatter_x), ("y", s.scatter_y)):
-            self._violins[axis].data = violin_patches(ds.metrics[metric].to_numpy()[sel], groups, keys)
-            factors = [str(k) for k in keys]
-            if list(self._violin_figs[axis].x_range.factors) != factors:
-                self._violin_figs[axis].x_range.factors = factors
+            data = violin_patches(ds.metrics[metric].to_numpy()[sel], groups, keys)
+            if ds.labels is None:
+                data["key"] = ["all"] * len(data["key"])
+            self._violins[axis].data = data
+            vf = self._violin_figs[axis]
+            if list(vf.x_range.factors) != factors:
+                vf.x_range.factors = factors
+                vf.xaxis.axis_label = "digit label" if ds.labels is not None else "all digits (no labels)"
 
     # ---------------------------------------------------------------------------------------------------
     # browser events

@@ -30,6 +30,7 @@ from bokeh.plotting import figure
 from core.analysis import DIAGNOSTIC_METRICS, traversal_effects
 from explorer.browser import METRIC_LABELS
 from explorer.compare import heading, on_document
+from explorer.plotting import wrap_row
 
 __all__ = ["EffectsPanel", "METHODS", "UNITS", "heatmap_figure"]
 
@@ -374,8 +375,7 @@ class EffectsPanel(param.Parameterized):
         return io.StringIO(self.effects.to_json() if self.effects is not None else "")
 
     def panel(self) -> pn.Column:
-        lines = pn.FlexBox(*[pn.pane.Bokeh(self._lines[m]) for m in self.metrics], gap="4px",
-                           sizing_mode="stretch_width")
+        lines = wrap_row(*[pn.pane.Bokeh(self._lines[m]) for m in self.metrics])
         return pn.Column(
             heading("### Metrics along each latent's traversal\nMean over the base codes; click a legend "
                     "entry to hide a latent."),
@@ -383,8 +383,7 @@ class EffectsPanel(param.Parameterized):
             heading("### Effect of each latent"),
             pn.Row(self._method, self._units, self._busy),
             self.note,
-            pn.FlexBox(pn.pane.Bokeh(self.heatmap), self.table, gap="12px",
-                       sizing_mode="stretch_width"),
+            wrap_row(pn.pane.Bokeh(self.heatmap), self.table, gap="12px"),
             self.both_sides,
             pn.Row(self.download_html, self.download_json),
             sizing_mode="stretch_width")

@@ -16,6 +16,7 @@ from bokeh.plotting import figure
 
 from explorer.browser import CELL, thumbnail_page
 from explorer.compare import as_uint8, heading, on_document
+from explorer.plotting import wrap_row
 from explorer.traversals.digit import OverlayDigit
 
 __all__ = ["TraversalGrid", "TOOLBAR"]
@@ -121,10 +122,10 @@ class TraversalGrid(param.Parameterized):
 
     # ---------------------------------------------------------------------------------------------
     def panel(self) -> pn.Row:
-        return pn.FlexBox(
+        return wrap_row(
             pn.Column(heading("### Traversal grid\nRows: latents, columns: steps; click an image."),
                       self._base_slider, pn.pane.Bokeh(self.figure)),
-            self.digit.panel(), gap="12px", sizing_mode="stretch_width")
+            self.digit.panel(), gap="12px")
 
 
 def per_step_index(B: int, L: int, S: int) -> pd.MultiIndex:

@@ -1,0 +1,141 @@
+"""First page on a fresh install: ``panel serve explorer`` with an EMPTY numba cache -> interactive in Chromium.
+
+Prints, for an empty numba cache (a new ``NUMBA_CACHE_DIR``) and then the same cache warm:
+
+- ``listening``: seconds from starting the server until its port accepts connections;
+- ``page``: ... until the page's HTML has loaded in Chromium (opened as soon as the port listens);
+- ``grid drawn``: ... until the browse grid holds a drawing;
+- ``interactive``: seconds from starting the server until the browse grid holds a drawing and a
+  PageDown redraws it (a round trip through the server), in a page opened as soon as the server answers;
+- ``overlays``: ... until the inspector's digit holds its overlays (the skeleton's red pixels);
+- ``kernels``: ... until the "Preparing the measuring kernels" note is gone (compiled in the background).
+
+The goal (issue 17): interactive within 5 s of starting the server, whatever the cache.
+
+    python benchmarks/cold_start.py [--runs 1]
+
+Loopback only; Chromium is Debian's (/usr/bin/chromium), started before the clock.
+"""
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = "/usr/bin/chromium"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def pixels(png: bytes) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(png)).convert("RGB")).astype(int)
+
+
+def drawn(png: bytes) -> bool:
+    """A canvas with more than a few hundred pixels off its most common colour holds a drawing."""
+    a = pixels(png).reshape(-1, 3)
+    colours, counts = np.unique(a, axis=0, return_counts=True)
+    return len(a) - counts.max() > 300
+
+
+def red_pixels(png: bytes) -> int:
+    a = pixels(png)
+    return int(((a[..., 0] > 150) & (a[..., 1] < 90) & (a[..., 2] < 110)).sum())
+
+
+def one_run(browser, cache_dir: str, log_path: Path) -> dict:
+    port = free_port()
+    env = dict(os.environ, NUMBA_CACHE_DIR=cache_dir, PYTHONPATH=str(ROOT))
+    url = f"http://127.0.0.1:{port}/explorer"
+    figures = {}
+    with open(log_path, "w") as log:
+        t0 = time.perf_counter()
+        proc = subprocess.Popen([sys.executable, "-m", "panel", "serve", "explorer", "--port", str(port),
+                                 "--address", "127.0.0.1", "--allow-websocket-origin", f"127.0.0.1:{port}"],
+                                cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            deadline = t0 + 300
+            while True:  # listening (no HTTP request here: each would build a session of the app)
+                try:
+                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                    break
+                except OSError:
+                    if proc.poll() is not None or time.perf_counter() > deadline:
+                        raise RuntimeError(f"the server did not start:\n{log_path.read_text()[-3000:]}")
+                    time.sleep(0.05)
+            figures["listening"] = time.perf_counter() - t0
+            page = browser.new_page(viewport={"width": 1600, "height": 1000})
+            page.goto(url)
+            figures["http"] = time.perf_counter() - t0
+            grid = page.locator(".explorer-browser .bk-Canvas").first
+            grid.wait_for(timeout=300_000)
+            while not drawn(before := grid.screenshot()):
+                page.wait_for_timeout(50)
+            figures["drawn"] = time.perf_counter() - t0
+            page.keyboard.press("PageDown")
+            while grid.screenshot() == before:
+                if time.perf_counter() > deadline:
+                    raise RuntimeError("PageDown never redrew the grid")
+                page.wait_for_timeout(50)
+            figures["interactive"] = time.perf_counter() - t0
+            digit = page.locator(".explorer-inspector .bk-Canvas").first
+            while red_pixels(digit.screenshot()) < 20:
+                if time.perf_counter() > deadline:
+                    raise RuntimeError("the inspector never drew its skeleton")
+                page.wait_for_timeout(100)
+            figures["overlays"] = time.perf_counter() - t0
+            note = page.locator(".explorer-warmup")
+            while note.count() and note.first.is_visible():
+                if time.perf_counter() > deadline:
+                    raise RuntimeError("the kernels never became ready")
+                page.wait_for_timeout(200)
+            figures["kernels"] = time.perf_counter() - t0
+            page.close()
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+    return figures
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--runs", type=int, default=1, help="cold runs (each with a new empty cache)")
+    args = ap.parse_args(argv)
+    from playwright.sync_api import sync_playwright
+
+    load = os.getloadavg()
+    print(f"cold start of `panel serve explorer` ({os.cpu_count()} cores, load average {load[0]:.1f} "
+          f"{load[1]:.1f} {load[2]:.1f})")
+    print(f"{'cache':<6} {'listening':>10} {'page':>7} {'grid drawn':>11} {'interactive':>12} {'overlays':>9} {'kernels':>8}")
+    with sync_playwright() as p, tempfile.TemporaryDirectory(prefix="morpho-cold-") as tmp:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+        for run in range(args.runs):
+            cache = str(Path(tmp) / f"numba-cache-{run}")
+            for label in ("empty", "warm"):
+                f = one_run(browser, cache, Path(tmp) / f"serve-{run}-{label}.log")
+                print(f"{label:<6} {f['listening']:9.2f}s {f['http']:6.2f}s {f['drawn']:10.2f}s {f['interactive']:11.2f}s {f['overlays']:8.2f}s "
+                      f"{f['kernels']:7.2f}s", flush=True)
+        browser.close()
+    print("goal: interactive <= 5 s from the start of the server, with an empty cache")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
