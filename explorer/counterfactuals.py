@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import html
 import io
+import warnings
 
 import numpy as np
 import panel as pn
 import param
 
 from core import causal
+from core.perturb import NoEffectWarning
 from explorer.state import ExplorerState
 
 __all__ = ["Counterfactuals", "digit_png", "MODELS"]
@@ -189,13 +191,18 @@ class Counterfactuals(pn.viewable.Viewer):
         else:
             import pandas as pd
             par = pd.DataFrame(parents)
-            ref = causal.reference_counterfactual(img[None], par, do)
-            try:
-                cf = causal._run_cf(self._models[self.choice.value], img[None], par,
-                                    {k: np.array([v]) for k, v in do.items()}, self.choice.value)
-            except Exception as e:   # the user's model failed: say so, keep the reference
-                failed = f"<br><b>the model failed</b>: {html.escape(type(e).__name__)}"
-                cf = None
+            # a requested change too small to move the binary image is said beside the digit, not logged
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always", NoEffectWarning)
+                ref = causal.reference_counterfactual(img[None], par, do)
+                try:
+                    cf = causal._run_cf(self._models[self.choice.value], img[None], par,
+                                        {k: np.array([v]) for k, v in do.items()}, self.choice.value)
+                except Exception as e:   # the user's model failed: say so, keep the reference
+                    failed = f"<br><b>the model failed</b>: {html.escape(type(e).__name__)}"
+                    cf = None
+            if any(issubclass(w.category, NoEffectWarning) for w in caught):
+                failed += "<br>the thickness change rounds to no change of the binary image"
             self.reference.object = digit_png(ref[0])
             rows["reference"] = causal.measure_attributes(ref).iloc[0].to_dict()
             if cf is not None:

@@ -77,8 +77,8 @@ class TraversalGrid(param.Parameterized):
         current = sl * S + ss if sb == b else -1
         page = thumbnail_page(as_uint8(self.images[b].reshape(L * S, 28, 28)), L, S, current_slot=current)
         w, h = S * CELL, L * CELL
-        # as large as fits beside the overlays at 1366 px wide, never smaller than 1:1
-        zoom = max(1.0, min(2.5, 560 / w, 520 / h))
+        # as large as fits beside the overlays at 1366 px wide (a long traversal shrinks rather than scroll the page)
+        zoom = max(0.4, min(2.5, 560 / w, 520 / h))
 
         def commit():
             self.figure.x_range.update(start=0, end=w)
