@@ -117,8 +117,8 @@ def wrap_row(*objects, gap: str = "4px", **params):
     result section filled later -- is laid out with a 0x0 frame and never draws (Panel 1.9, Bokeh 3.9).
     A Bokeh row with CSS ``flex-wrap`` lays its children out like a FlexBox and draws them.
     """
-    # min-width 0: a Bokeh row otherwise keeps the sum of its children's widths as its minimum, which
-    # scrolls the page sideways instead of wrapping
+    # no stretch-width by default: a stretch-width Bokeh row takes the sum of its children's widths as its
+    # own and scrolls the page sideways instead of wrapping (seen at 1026 px)
     styles = {"flex-wrap": "wrap", "gap": gap, "min-width": "0", **params.pop("styles", {})}
     params.setdefault("sizing_mode", None)
     return pn.Row(*objects, styles=styles, **params)
