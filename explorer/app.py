@@ -426,13 +426,8 @@ class Explorer(pn.viewable.Viewer):
 
     def _set_decoder(self, decoder, latent_dim) -> None:
         """``state.decoder`` from what the user gave (see :func:`core.decoders.as_decoder`)."""
-        try:
-            from core.decoders import as_decoder
-        except ImportError:  # a core without decoders: only a ready callable can be used
-            if not callable(decoder):
-                raise
-            self.state.decoder = decoder
-            return
+        from core.decoders import as_decoder
+
         self.state.decoder = as_decoder(decoder, latent_dim=latent_dim)
 
     # ---------------------------------------------------------------------------------------------------

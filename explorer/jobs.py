@@ -47,12 +47,9 @@ Progress = Callable[[int, int], None]
 
 # measure_batch warns about unmeasurable digits per chunk (with chunk-relative indices); the job
 # reports them once instead (Job.notes). The filter only matches warnings attributed to this module.
-try:
-    from core.measure import MeasurementWarning as _MeasurementWarning
+from core.measure import MeasurementWarning as _MeasurementWarning
 
-    warnings.filterwarnings("ignore", category=_MeasurementWarning, module=__name__.replace(".", r"\."))
-except ImportError:  # pragma: no cover
-    pass
+warnings.filterwarnings("ignore", category=_MeasurementWarning, module=__name__.replace(".", r"\."))
 
 
 class Cancelled(cf.CancelledError):
@@ -72,10 +69,8 @@ def pool_size() -> int:
 
 def session_owner() -> str:
     """The id of the current Bokeh server session, or ``"notebook"`` outside a served app."""
-    try:
-        import panel as pn
-    except ImportError:  # pragma: no cover
-        return "notebook"
+    import panel as pn
+
     doc = pn.state.curdoc
     ctx = getattr(doc, "session_context", None) if doc is not None else None
     return str(ctx.id) if ctx is not None else "notebook"

@@ -55,16 +55,8 @@ def _read_limits():
     # PNG grids: 64 px² per digit cell with padding is plenty for MAX_UPLOAD_DIGITS 28x28 cells, capped
     # at the library default.
     max_pixels = int(min(64e6, max(4e6, MAX_UPLOAD_DIGITS * 32 * 32)))
-    try:
-        from core.reading import ReadLimits
-    except ImportError:  # before core.reading exists: a stand-in with the same fields
-        from dataclasses import dataclass
+    from core.reading import ReadLimits
 
-        @dataclass(frozen=True)
-        class ReadLimits:  # noqa: D401 - mirrors core.reading.ReadLimits
-            max_bytes: int = 4 * 2**30
-            max_digits: int = 10_000_000
-            max_image_pixels: int = int(64e6)
     return ReadLimits(max_bytes=max_bytes, max_digits=MAX_UPLOAD_DIGITS, max_image_pixels=max_pixels)
 
 

@@ -42,10 +42,8 @@ MAX_QUERY_VALUE = 20_000
 
 def _session_document():
     """The Bokeh document of the current server session, or None (notebook, script)."""
-    try:
-        import panel as pn
-    except ImportError:
-        return None
+    import panel as pn
+
     doc = pn.state.curdoc
     return doc if doc is not None and doc.session_context is not None else None
 

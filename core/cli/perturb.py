@@ -54,10 +54,7 @@ def _perturbation_params(name: str) -> dict:
 def _all_params() -> dict[str, str]:
     """option dest -> help text, over all registry perturbations (parameter names may be shared)."""
     out: dict[str, list[str]] = {}
-    try:
-        reg = _registry()
-    except ImportError:
-        return {}
+    reg = _registry()
     for name in reg:
         for pname, spec in _perturbation_params(name).items():
             unit = f" {spec.unit}" if spec.unit else ""
