@@ -35,6 +35,8 @@ from collections import OrderedDict, deque
 from typing import Any, Callable, Iterator
 
 import numpy as np
+
+from core.measure import MeasurementWarning as _MeasurementWarning
 import pandas as pd
 
 __all__ = ["Job", "Cancelled", "session_owner", "submit", "measure", "map_chunks", "cancel_owner",
@@ -47,8 +49,6 @@ Progress = Callable[[int, int], None]
 
 # measure_batch warns about unmeasurable digits per chunk (with chunk-relative indices); the job
 # reports them once instead (Job.notes). The filter only matches warnings attributed to this module.
-from core.measure import MeasurementWarning as _MeasurementWarning
-
 warnings.filterwarnings("ignore", category=_MeasurementWarning, module=__name__.replace(".", r"\."))
 
 
