@@ -35,9 +35,9 @@ from collections import OrderedDict, deque
 from typing import Any, Callable, Iterator
 
 import numpy as np
+import pandas as pd
 
 from core.measure import MeasurementWarning as _MeasurementWarning
-import pandas as pd
 
 __all__ = ["Job", "Cancelled", "session_owner", "submit", "measure", "map_chunks", "cancel_owner",
            "checkpoint", "current_job", "pool_size", "owner_jobs", "DEFAULT_CHUNKSIZE"]
