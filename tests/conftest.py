@@ -103,30 +103,49 @@ def sample_dataset():
     return load(SAMPLE)
 
 
-def run_async(coro):
+def run_async(coro, timeout: float = 300.0):
     """Run a coroutine to completion on its own event loop in a fresh thread. Playwright's browser tests keep
     an event loop running in the main thread, where asyncio.run() refuses to start: tests of coroutines must
-    not depend on whether a browser test ran before them."""
+    not depend on whether a browser test ran before them.
+
+    A coroutine still running after ``timeout`` seconds fails the test (its daemon thread is abandoned): a
+    wait that never ends must fail one test, not hang the run until CI's limit."""
     import asyncio
-    import concurrent.futures
+    import threading
 
-    with concurrent.futures.ThreadPoolExecutor(1) as pool:
-        return pool.submit(asyncio.run, coro).result()
+    outcome: dict = {}
+
+    def run():
+        try:
+            outcome["result"] = asyncio.run(coro)
+        except BaseException as e:  # handed to the test
+            outcome["error"] = e
+
+    thread = threading.Thread(target=run, name="test-run-async", daemon=True)
+    thread.start()
+    thread.join(timeout)
+    if thread.is_alive():
+        pytest.fail(f"coroutine {getattr(coro, '__qualname__', coro)} still running after {timeout:g} s")
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["result"]
 
 
-@pytest.fixture
+@pytest.fixture(autouse=True)
 def fresh_document(request):
     """A browser test's server can leave its session's document current in this thread (Bokeh's patched
-    curdoc); views built by a later test would send their updates to that closed session. A fresh document,
-    without a session, is made current for the tests that run no server (modules opt in with
-    ``pytestmark = pytest.mark.usefixtures("fresh_document")``)."""
+    curdoc); state and views built by a later test would send their updates to that session, whose server
+    may be gone, and wait forever. Every test that runs no browser gets a fresh document, without a
+    session, as the current one."""
     if request.node.get_closest_marker("browser"):
         yield
         return
     from bokeh.document import Document
     from bokeh.io.doc import patch_curdoc
+    from panel.io.state import set_curdoc
 
-    with patch_curdoc(Document()):
+    doc = Document()
+    with patch_curdoc(doc), set_curdoc(doc):  # Bokeh's current document and Panel's (which Panel asks first)
         yield
 
 

@@ -22,7 +22,6 @@ from explorer.compare import CompareView, save_upload, user_message
 from explorer.state import ExplorerState
 
 # Views built without a server get a fresh current document (conftest.fresh_document).
-pytestmark = pytest.mark.usefixtures("fresh_document")
 
 
 

@@ -19,7 +19,6 @@ STEPS = 6
 BASES = (2000 + 13, 1003, 3507)  # real digits of three labels
 
 # Views built without a server get a fresh current document (conftest.fresh_document).
-pytestmark = pytest.mark.usefixtures("fresh_document")
 
 
 
