@@ -209,7 +209,7 @@ async def _watchdog(period: float = 1.0) -> None:
                     state._connected = True
                     continue
                 else:
-                    gone = getattr(state, "_connected", False)
+                    gone = state._connected
                 if gone:
                     _LIVE.discard(state)
                     state.close()

@@ -129,6 +129,7 @@ class ExplorerState(param.Parameterized):
         super().__init__(**params)
         self._progress_value = (-1, 0)
         self._closed = False
+        self._connected = False  # set by the app once the browser connected (see ``closed``)
         self._job: jobs.Job | None = None
         self._tmp: tempfile.TemporaryDirectory | None = None
         # Captured now: worker threads and coroutines resumed outside the session have no curdoc.
@@ -228,16 +229,29 @@ class ExplorerState(param.Parameterized):
             return
         if self.closed:
             return
+        def update():
+            if not self.closed:  # the tab may have gone since: Panel would log a failed send
+                fn()
         try:
-            doc.add_next_tick_callback(fn)
+            doc.add_next_tick_callback(update)
         except Exception:  # the session was destroyed meanwhile: nobody to update
             pass
 
     @property
     def closed(self) -> bool:
-        """Whether the session is gone (its tab closed): nothing is shown any more."""
+        """Whether the session is gone: its tab closed (it had a connection and has none now), or Bokeh
+        destroyed it. Nothing is shown any more."""
         doc = self._doc
-        return self._closed or (doc is not None and doc.session_context is None)
+        if self._closed:
+            return True
+        if doc is None:
+            return False
+        ctx = doc.session_context
+        if ctx is None:
+            return True
+        session = getattr(ctx, "session", None)
+        return bool(self._connected and session is not None and
+                    session.connection_count == 0)
 
     async def in_document(self, fn):
         """Run ``fn()`` holding the Bokeh document lock (served apps) and return its result.

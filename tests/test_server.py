@@ -230,17 +230,25 @@ class Server:
                     pytest.fail(f"panel serve did not start:\n{self.log()}")
                 time.sleep(0.3)
         self.mark = 0
+        self.expected = None
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
     def problems_since_mark(self) -> list[str]:
-        """Problem lines logged since :meth:`set_mark`, each with the lines that follow it (tracebacks)."""
+        """Problem lines logged since :meth:`set_mark`, each with the lines that follow it (tracebacks),
+        except the ones the running test said to expect (:meth:`expect`)."""
         lines = self.log()[self.mark:].splitlines()
-        return ["\n".join(lines[i:i + 25]) for i, line in enumerate(lines) if SERVER_PROBLEM.search(line)]
+        return ["\n".join(lines[i:i + 25]) for i, line in enumerate(lines)
+                if SERVER_PROBLEM.search(line) and not (self.expected and self.expected.search(line))]
 
     def set_mark(self):
         self.mark = len(self.log())
+        self.expected = None
+
+    def expect(self, pattern: str):
+        """Until the next :meth:`set_mark`, log lines matching ``pattern`` are not problems."""
+        self.expected = re.compile(pattern)
 
     def rss(self) -> int:
         """Resident memory of the server process, bytes."""
@@ -399,6 +407,8 @@ def test_a_closed_session_stops_its_work(browser, server, data_root):
     time.sleep(2)
     measuring = server.cpu_seconds() - before  # CPU s the measuring took in 2 s (up to 4 on 2 threads)
     assert a.problems == []
+    # Panel notes an update that was already on its way when the tab went: expected here, nowhere else.
+    server.expect(r"WARNING: panel\.io\.document - Failed sending message as connection was closed$")
     a.close()
     time.sleep(3)  # the tab's connection closes; its jobs are cancelled within a second
     windows = []
