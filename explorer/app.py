@@ -199,18 +199,10 @@ async def _watchdog(period: float = 1.0) -> None:
     while _LIVE:
         for state in list(_LIVE):
             try:
-                ctx = getattr(state._doc, "session_context", None)
-                session = getattr(ctx, "session", None) if ctx is not None else None
-                if ctx is None or getattr(session, "destroyed", False):
-                    gone = True
-                elif session is None:
-                    continue
-                elif session.connection_count > 0:
-                    state._connected = True
-                    continue
-                else:
-                    gone = state._connected
-                if gone:
+                session = getattr(getattr(state._doc, "session_context", None), "session", None)
+                if session is not None and session.connection_count > 0:
+                    state._connected = True  # from now on, no connection means the tab closed
+                elif state.closed:
                     _LIVE.discard(state)
                     state.close()
             except Exception:  # one odd session must not stop the watch over the others

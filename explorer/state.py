@@ -239,8 +239,8 @@ class ExplorerState(param.Parameterized):
 
     @property
     def closed(self) -> bool:
-        """Whether the session is gone: its tab closed (it had a connection and has none now), or Bokeh
-        destroyed it. Nothing is shown any more."""
+        """Whether the session is gone: closed here, its tab closed (it had a connection and has none now),
+        or Bokeh destroyed it. Nothing is shown any more."""
         doc = self._doc
         if self._closed:
             return True
@@ -250,8 +250,9 @@ class ExplorerState(param.Parameterized):
         if ctx is None:
             return True
         session = getattr(ctx, "session", None)
-        return bool(self._connected and session is not None and
-                    session.connection_count == 0)
+        if session is None:
+            return False
+        return session.destroyed or (self._connected and session.connection_count == 0)
 
     async def in_document(self, fn):
         """Run ``fn()`` holding the Bokeh document lock (served apps) and return its result.

@@ -21,10 +21,6 @@ from conftest import run_async
 from explorer.compare import CompareView, save_upload, user_message
 from explorer.state import ExplorerState
 
-# Views built without a server get a fresh current document (conftest.fresh_document).
-
-
-
 
 
 def _view(sample_dataset, **kw) -> CompareView:

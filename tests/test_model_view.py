@@ -17,10 +17,6 @@ from explorer.state import ExplorerState
 
 D = 16
 
-# Views built without a server get a fresh current document (conftest.fresh_document).
-
-
-
 
 
 @pytest.fixture(scope="module")

@@ -18,8 +18,6 @@ from explorer.traversals import TraversalView
 STEPS = 6
 BASES = (2000 + 13, 1003, 3507)  # real digits of three labels
 
-# Views built without a server get a fresh current document (conftest.fresh_document).
-
 
 
 def _traversal_of(image):
