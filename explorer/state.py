@@ -12,17 +12,14 @@ import asyncio
 import json
 from concurrent.futures import CancelledError
 import math
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import param
 
 from explorer import jobs
-from explorer.data import METRICS, DataError, Dataset, PendingDataset, load, load_sample, read
-from explorer.limits import APP_READ_LIMITS, check_upload, user_message
+from explorer.data import METRICS, DataError, Dataset, PendingDataset, load, load_sample
+from explorer.gate import Gate, Upload
 
 __all__ = ["ExplorerState", "URL_PARAMETERS"]
 
@@ -131,11 +128,17 @@ class ExplorerState(param.Parameterized):
         self._closed = False
         self._connected = False  # set by the app once the browser connected (see ``closed``)
         self._job: jobs.Job | None = None
-        self._tmp: tempfile.TemporaryDirectory | None = None
+        #: Every file, path and upload of this session enters through here (see :mod:`explorer.gate`).
+        self.gate = Gate(data_roots=self.data_roots, paths_enabled=self.paths_enabled, paths_note=self.paths_note)
         # Captured now: worker threads and coroutines resumed outside the session have no curdoc.
         self._doc = _session_document()
         self.owner = jobs.session_owner()
         self.dataset = dataset if dataset is not None else load_sample()
+
+    @param.depends("data_roots", "paths_enabled", "paths_note", watch=True)
+    def _on_path_policy(self):
+        g = self.gate
+        g.data_roots, g.paths_enabled, g.paths_note = list(self.data_roots), self.paths_enabled, self.paths_note
 
     # ---------------------------------------------------------------------------------------------------
     # filtering
@@ -356,28 +359,19 @@ class ExplorerState(param.Parameterized):
         self._closed = True
         jobs.cancel_owner(self.owner)
         self._job = None
-        if self._tmp is not None:
-            self._tmp.cleanup()
-            self._tmp = None
+        self.gate.close()
 
     # ---------------------------------------------------------------------------------------------------
     # opening data
 
-    async def open(self, path, *, limits=APP_READ_LIMITS, shown_name: str | None = None,
-                   hidden: dict | None = None) -> bool:
-        """Open data at ``path`` off the event loop (fair jobs: read, measure, keep); on failure keep the
-        current dataset and say why.
+    async def open(self, source, *, upload_limit: int | None = None) -> bool:
+        """Open data off the event loop (fair jobs: read, measure, keep) through the session's gate; on
+        failure keep the current dataset and say why.
 
         Parameters
         ----------
-        path : str or pathlib.Path
-            Already checked with :meth:`resolve_user_path` when it comes from a path box.
-        limits : core.reading.ReadLimits, optional
-            Largest file and digit count read (None: the library's defaults).
-        shown_name : str, optional
-            How to name the data in messages (an upload's file name).
-        hidden : dict, optional
-            Server paths -> what messages show instead (see :func:`explorer.limits.user_message`).
+        source : str, pathlib.Path or explorer.gate.Upload
+            A path as typed (checked against the server's path policy) or a stored upload.
 
         Returns
         -------
@@ -388,25 +382,26 @@ class ExplorerState(param.Parameterized):
             await self.in_document(lambda: self.notify(
                 "Still working on the previous job; try again when it finishes.", "warning"))
             return False
-        name = shown_name or str(path)
         kept = self.dataset.name
-        if not hidden:  # a path on the server (not an upload's copy): the server's path policy holds
+        if not isinstance(source, Upload):
             try:
-                path = self.resolve_user_path(str(path), "open")
+                source = self.gate.path(str(source), "open")
             except ValueError as e:
                 text = str(e)
                 await self.in_document(lambda: self.notify(text, "warning"))
                 return False
+        upload = source if isinstance(source, Upload) else None
+        name = upload.name if upload else str(source)
 
         def shown(text: str) -> str:
             # Paths the user typed are theirs to see; an upload's temporary copy never is.
-            return user_message(text, hidden) if hidden else text
+            return self.gate.message(text, source)
         try:
-            got = await self.track(f"Opening {name}", jobs.submit(self.owner, read, path, limits=limits))
+            got = await self.track(f"Opening {name}", jobs.submit(self.owner, self.gate.dataset, source))
             if isinstance(got, PendingDataset):
-                if hidden:  # an upload: never shared, named as the user knows it
+                if upload:  # an upload: never shared, named as the user knows it
                     got.key = None
-                    got.name = shown_name or got.name
+                    got.name = upload.name
                 measured = None
                 if got.missing:
                     images = got.images_to_measure()
@@ -431,6 +426,9 @@ class ExplorerState(param.Parameterized):
             text = shown(f"Could not open {name}: {type(e).__name__}: {e}. Kept {kept}.")
             await self.in_document(lambda: self.notify(text, "danger"))
             return False
+        finally:
+            if upload:
+                upload.discard()  # the dataset is in memory now
         notes = shown("; ".join(dataset.notes))
 
         def apply():
@@ -440,31 +438,20 @@ class ExplorerState(param.Parameterized):
         await self.in_document(apply)
         return True
 
-    async def open_upload(self, filename: str, content: bytes) -> bool:
-        """Open an uploaded file (bytes) as the dataset: size checked first, read with the app's limits,
-        messages naming the file as uploaded (never the server's temporary path)."""
-        shown = Path(str(filename)).name or "upload"
+    async def open_upload(self, filename: str, content: bytes, *, limit: int | None = None) -> bool:
+        """Open an uploaded file (bytes) as the dataset: stored by the gate (size checked first), read
+        with the app's limits, messages naming the file as uploaded (never the server's temporary path)."""
         try:
-            check_upload(shown, len(content))
+            upload = await jobs.submit(self.owner, self.gate.upload, content, filename, limit=limit)
         except ValueError as e:
             text = f"Could not open the upload: {e}"  # bound now: `e` is unbound after the except block
             await self.in_document(lambda: self.notify(text, "danger"))
             return False
-        if self._tmp is None:
-            self._tmp = tempfile.TemporaryDirectory(prefix="morpho-upload-")
-        folder = Path(self._tmp.name) / f"{len(os.listdir(self._tmp.name))}"
-        target = folder / shown
-
-        def save():
-            folder.mkdir(parents=True)
-            target.write_bytes(content)
-            return target
-
-        try:
-            await jobs.submit(self.owner, save)
-            return await self.open(target, shown_name=shown, hidden={str(target): shown, str(folder): "the upload"})
-        finally:
-            shutil.rmtree(folder, ignore_errors=True)  # the dataset is in memory now
+        except OSError as e:
+            text = f"Could not store the upload: {type(e).__name__} (server disk)."
+            await self.in_document(lambda: self.notify(text, "danger"))
+            return False
+        return await self.open(upload)
 
     def open_now(self, path) -> None:
         """Open data synchronously (scripts and notebooks); raises :class:`DataError`."""
@@ -474,44 +461,8 @@ class ExplorerState(param.Parameterized):
     # paths typed by users
 
     def resolve_user_path(self, text: str, purpose: str = "open") -> Path:
-        """The path a user typed in a path box, checked against the server's policy.
-
-        Parameters
-        ----------
-        text : str
-            What the user typed (``~`` expands; relative paths are taken in the first data root).
-        purpose : {"open", "samples", "export", ...}
-            What the path is for, named in messages ("export" may name a folder that does not exist yet).
-
-        Returns
-        -------
-        pathlib.Path
-            The absolute path, symlinks resolved.
-
-        Raises
-        ------
-        ValueError
-            With a message for the user: path boxes are off on this server, or the path leads outside
-            every ``--data-root`` folder (also through a symlink or ``..``).
-        """
-        what = {"open": "data path", "samples": "samples path", "export": "export folder"}.get(purpose, "path")
-        text = (text or "").strip()
-        if not self.paths_enabled:
-            raise ValueError(self.paths_note or "Paths on the server are turned off here; upload files instead.")
-        if not text:
-            raise ValueError(f"Type a {what} first.")
-        if "\x00" in text:
-            raise ValueError(f"{what.capitalize()} {text!r} is not a valid path.")
-        path = Path(os.path.expanduser(text))
-        roots = [Path(os.path.realpath(os.path.expanduser(r))) for r in self.data_roots]
-        if not path.is_absolute():
-            path = (roots[0] if roots else Path.cwd()) / path
-        real = Path(os.path.realpath(path))
-        if roots and not any(real == r or r in real.parents for r in roots):
-            names = ", ".join(str(r) for r in roots)
-            raise ValueError(f"{what.capitalize()} {text} is outside the data folders this server offers "
-                             f"({names}); choose a path inside {'it' if len(roots) == 1 else 'one of them'}.")
-        return real
+        """The path a user typed, checked against the server's policy (:meth:`explorer.gate.Gate.path`)."""
+        return self.gate.path(text, purpose)
 
     # ---------------------------------------------------------------------------------------------------
     # share links
