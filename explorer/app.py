@@ -7,10 +7,14 @@ Served (``panel serve explorer --args ...``), one process serves many sessions:
 - ``--data`` is opened once per process (a progress page shows while it is read and measured the
   first time) and shared by every session;
 - every share-link value is checked against its widget's range before anything uses it;
-- path boxes are confined to the ``--data-root`` folders, and off on a server reachable from other
-  machines that has none (uploads still work);
+- path boxes are served only inside the ``--data-root`` folders: a served app without one has its path
+  boxes off (uploads still work), whatever address it listens on; notebooks keep them on;
 - uploads larger than :data:`explorer.limits.MAX_UPLOAD_BYTES` (or than the server's websocket message
-  limit allows) are refused in the browser, before they are sent, with a message.
+  limit allows) are refused in the browser, before they are sent, with a message: :class:`UploadGuard`
+  sits in the sidebar of every page and watches every file input of it (every tab, built now or later,
+  inside shadow DOMs too);
+- everything a visitor supplied (messages, file names, the dataset's description, the status line) is
+  shown through :func:`explorer.gate.escape_md`; share links are read by :mod:`explorer.url`.
 """
 from __future__ import annotations
 
@@ -22,24 +26,24 @@ import os
 import threading
 import weakref
 from pathlib import Path
-from urllib.parse import urlencode
 
 import panel as pn
 import param
-from bokeh.models import CustomJS
 
-from explorer import jobs
+from explorer import jobs, url
 from explorer.browser import Browser, Filters
 from explorer.compare import CompareView
 from explorer.counterfactuals import Counterfactuals
 from explorer.data import DataError, Dataset, PendingDataset, load, load_sample, read
 from explorer.distributions import Distributions
+from explorer.gate import escape_md, safe_name, shown
 from explorer.inspector import Inspector
 from explorer.limits import (DEFAULT_WEBSOCKET_MAX_MESSAGE_SIZE, effective_upload_bytes, format_bytes,
                              refusal_message, websocket_max_message_size)
-from explorer.state import URL_PARAMETERS, ExplorerState
+from explorer.state import ExplorerState
 from explorer.studio import Studio
 from explorer.traversals import TraversalView
+from explorer.url import URL_PARAMETERS
 from explorer.warmup import WarmupNote
 
 __all__ = ["Explorer", "TABS", "URL_PARAMETERS"]
@@ -74,6 +78,12 @@ _CSS = """
 .explorer-status {font-size: 12px; color: var(--panel-secondary-color, #555);}
 .explorer-dataset {font-size: 13px;}
 """
+
+#: What a served app without ``--data-root`` says about its path boxes (plain text).
+PATHS_OFF_NOTE = ("Paths on the server are off: this server has no data folder. Upload files instead, or "
+                  "restart it with a data folder to let users open and export files inside it: "
+                  "panel serve explorer --args --data-root DIR, or morpho serve --data-root DIR "
+                  "(repeatable).")
 
 ACCEPT = ".npy,.npz,.gz,.idx,.ubyte,.idx3-ubyte"
 
@@ -217,30 +227,70 @@ def _server_data(path: str) -> _ServerData:
     return _SERVER_DATA[key]
 
 
-def _upload_guard(limit: int, refuse_tag: str) -> CustomJS:
-    """Browser-side: refuse files over ``limit`` bytes in any file input of the page before they are
-    sent (a too large websocket message would close the connection with no word), and tell the
-    server through the hidden widget tagged ``refuse_tag``."""
-    return CustomJS(args={"limit": int(limit), "tag": refuse_tag}, code="""
-    if (window.__morphoUploadGuard) { window.__morphoUploadGuard.limit = limit; return; }
-    window.__morphoUploadGuard = {limit: limit};
-    window.addEventListener('input', (e) => {
-      const el = e.composedPath()[0];
-      if (!el || el.tagName !== 'INPUT' || el.type !== 'file' || !el.files) return;
-      let total = 0; const names = [];
-      for (const f of el.files) { total += f.size; names.push(f.name); }
-      if (total <= window.__morphoUploadGuard.limit) return;
-      // Stop the widget's own 'change' handler from reading and sending the file.
-      el.addEventListener('change', (ev) => ev.stopImmediatePropagation(), {capture: true, once: true});
-      el.value = '';
-      const note = JSON.stringify({names: names, bytes: total, at: Date.now()});
-      for (const doc of Bokeh.documents) {
-        for (const m of doc.all_models) {
-          if (m.tags && m.tags.includes(tag)) { m.value = note; }
-        }
+class UploadGuard(pn.custom.JSComponent):
+    """Browser-side: refuse files over ``limit`` bytes in any file input of the page, before they are sent.
+
+    A FileInput sends a file in one websocket message; one larger than the server's
+    ``--websocket-max-message-size`` closes the connection (1006) with no word. This invisible component
+    sits in the sidebar, which every page shows whatever its entry URL (``?tab=3`` included), so its
+    render installs the guard on every page. The guard listens on ``window`` in the capture phase for
+    ``input`` (composed: it leaves shadow roots, so file inputs of tabs built later and inside Panel's
+    shadow DOMs are covered) and puts a capture ``change`` listener on the file input itself, which runs
+    before the widget's own one and stops it from reading the file. A refused file's names and size
+    come back in ``refused`` (JSON) for the app's message.
+    """
+
+    limit = param.Integer(default=0, doc="Largest total size of the files of one input (bytes).")
+    refused = param.String(default="", doc='JSON {"names": [...], "bytes": n, "at": ms} of the last refusal.')
+
+    _esm = """
+    export function render({ model }) {
+      const g = window.__morphoUploadGuard || (window.__morphoUploadGuard = {limit: 0, model: null});
+      g.limit = model.limit;
+      g.model = model;
+      model.on('limit', () => { g.limit = model.limit; });
+      if (!g.installed) {
+        g.installed = true;
+        const watched = new WeakSet();
+        const over = (el) => {
+          if (!el.files || !el.files.length) return null;
+          let total = 0; const names = [];
+          for (const f of el.files) { total += f.size; names.push(f.name); }
+          return total > g.limit ? {names: names, bytes: total} : null;
+        };
+        const refuse = (el, note) => {
+          el.value = '';
+          if (g.model) { g.model.refused = JSON.stringify({...note, at: Date.now()}); }
+        };
+        const guard = (el) => {
+          if (watched.has(el)) return;
+          watched.add(el);
+          // At the input itself, capture listeners run before the widget's own 'change' listener.
+          el.addEventListener('change', (ev) => {
+            const note = over(el);
+            if (note) { ev.stopImmediatePropagation(); refuse(el, note); }
+            else if (!el.files || !el.files.length) { ev.stopImmediatePropagation(); }
+          }, true);
+        };
+        const check = (e) => {
+          const el = e.composedPath()[0];
+          if (!el || el.tagName !== 'INPUT' || el.type !== 'file') return;
+          guard(el);
+          const note = over(el);
+          if (note) { e.stopImmediatePropagation(); refuse(el, note); }
+        };
+        // 'input' comes before 'change' and crosses shadow roots; 'change' reaches window only from
+        // the light DOM, where it is checked too. A click on a file input arms it before any file is
+        // chosen.
+        window.addEventListener('input', check, true);
+        window.addEventListener('change', check, true);
+        window.addEventListener('click', check, true);
       }
-    }, true);
-    """)
+      const el = document.createElement('span');
+      el.style.display = 'none';
+      return el;
+    }
+    """
 
 
 class Explorer(pn.viewable.Viewer):
@@ -310,12 +360,13 @@ class Explorer(pn.viewable.Viewer):
                                             visible=False)
         self._upload = pn.widgets.FileInput(accept=ACCEPT, multiple=False, sizing_mode="stretch_width",
                                             css_classes=["explorer-upload"])
-        self._refused = pn.widgets.TextInput(value="", visible=False, tags=["morpho-upload-refused"])
+        self._guard = UploadGuard(limit=self.upload_limit(), width=0, height=0, margin=0,
+                                  css_classes=["explorer-upload-guard"])
         self._open.on_click(self._on_open)
         self._path.param.watch(self._on_open, "enter_pressed")
         self._sample.on_click(self._on_sample)
         self._upload.param.watch(self._on_upload, "value")
-        self._refused.param.watch(self._on_refused, "value")
+        self._guard.param.watch(self._on_refused, "refused")
         self._progress = pn.indicators.Progress(name="progress", value=-1, active=False, visible=False,
                                                 sizing_mode="stretch_width", bar_color="primary")
         self._status = pn.pane.Markdown("", css_classes=["explorer-status"], margin=(0, 10))
@@ -350,7 +401,7 @@ class Explorer(pn.viewable.Viewer):
         if self._pending is None:
             self._start()
         else:
-            self._dataset_info.object = f"Opening **{Path(str(data)).name or data}**…"
+            self._dataset_info.object = f"Opening **{escape_md(Path(str(data)).name or data)}**…"
             self._open.disabled = self._sample.disabled = True
         if first_error:
             s.notify(first_error, "danger")
@@ -375,7 +426,7 @@ class Explorer(pn.viewable.Viewer):
         text, bar = self._loading_page[0], self._loading_page[1]
         while not loading.task.done():
             done, total = loading.done_items, loading.total_items
-            msg = f"### {loading.status}…\n\n" + (f"{done:,} of {total:,} digits" if total else "")
+            msg = f"### {escape_md(loading.status)}…\n\n" + (f"{done:,} of {total:,} digits" if total else "")
             pct = int(100 * done / total) if total else -1
 
             def show(msg=msg, pct=pct):
@@ -400,6 +451,9 @@ class Explorer(pn.viewable.Viewer):
         await self.state.in_document(ready)
 
     def _configure_paths(self, data_roots) -> None:
+        """Path boxes are served only inside the ``--data-root`` folders: a served app without one has
+        them off, whatever address it listens on (a tunnel or proxy makes a loopback server public);
+        notebooks and scripts (not served) keep them on."""
         s = self.state
         roots = [str(Path(os.path.expanduser(str(r))).resolve()) for r in (data_roots or [])]
         missing = [r for r in roots if not Path(r).is_dir()]
@@ -407,14 +461,8 @@ class Explorer(pn.viewable.Viewer):
             raise ValueError(f"--data-root {missing[0]}: not a folder")
         if roots:
             s.param.update(data_roots=roots, paths_enabled=True, paths_note="")
-            return
-        if self._served:
-            addresses = server_info()["addresses"]
-            if listens_publicly(addresses):
-                s.param.update(paths_enabled=False, paths_note=(
-                    "Paths on the server are off: this server is reachable from other machines and has no "
-                    "data folder. Upload files instead, or restart it with `--args --data-root DIR` "
-                    "(repeatable) to let users open and export files inside DIR."))
+        elif self._served:
+            s.param.update(paths_enabled=False, paths_note=PATHS_OFF_NOTE)
 
     def _set_decoder(self, decoder, latent_dim) -> None:
         """``state.decoder`` from what the user gave (see :func:`core.decoders.as_decoder`)."""
@@ -444,14 +492,14 @@ class Explorer(pn.viewable.Viewer):
         ds = self.state.dataset
         labels = "labelled" if ds.labels is not None else "no labels"
         perts = ", with perturbation labels" if ds.perturbations is not None else ""
-        self._dataset_info.object = f"**{ds.description}** ({labels}{perts})"
+        self._dataset_info.object = f"**{escape_md(ds.description)}** ({labels}{perts})"
 
     def _on_paths(self, *_):
         s = self.state
         off = not s.paths_enabled
         self._path.disabled = self._open.disabled = off
         self._path.visible = self._open.visible = not off
-        self._paths_note.object = s.paths_note
+        self._paths_note.object = escape_md(s.paths_note)
         self._paths_note.visible = off
         if s.data_roots and not off:
             shown = ", ".join(s.data_roots)
@@ -463,7 +511,7 @@ class Explorer(pn.viewable.Viewer):
         self._progress.active = s.busy and s.progress < 0
         self._progress.value = s.progress if s.progress >= 0 else -1
         pct = f" ({s.progress}%)" if s.busy and s.progress >= 0 else ""
-        self._status.object = f"{s.status}{pct}…" if s.busy else ""
+        self._status.object = escape_md(f"{s.status}{pct}…") if s.busy else ""
         self._cancel.visible = s.busy
         self._open.disabled = self._sample.disabled = s.busy or not s.paths_enabled
         self._sample.disabled = s.busy
@@ -474,7 +522,7 @@ class Explorer(pn.viewable.Viewer):
         if not s.message:
             self._alert.visible = False
             return
-        self._alert.param.update(object=s.message, alert_type=s.message_kind, visible=True)
+        self._alert.param.update(object=escape_md(s.message), alert_type=s.message_kind, visible=True)
 
     async def _on_open(self, event=None):
         s = self.state
@@ -501,10 +549,11 @@ class Explorer(pn.viewable.Viewer):
             return
         try:
             note = json.loads(event.new)
-            names = ", ".join(str(n) for n in note.get("names", [])) or "the file"
+            names = [safe_name(n) for n in list(note.get("names", []))[:20]]
             nbytes = int(note.get("bytes", 0))
         except (ValueError, TypeError, AttributeError):
             return
+        names = shown(", ".join(names), 200) if names else "the file"
         self.state.notify(f"Upload refused: {refusal_message(names, nbytes, self.upload_limit())}", "danger")
 
     def _on_sample(self, event=None):
@@ -530,7 +579,7 @@ class Explorer(pn.viewable.Viewer):
             self._paths_note,
             pn.pane.Markdown(f"…or upload digits (.npy, .npz or an IDX file, up to {format_bytes(limit)}):",
                              margin=(0, 10), css_classes=["explorer-upload-label"]),
-            self._upload, self._refused,
+            self._upload, self._guard,
             self._progress, pn.Row(self._status, self._cancel), self._alert, WarmupNote(),
             pn.layout.Divider(),
             pn.pane.Markdown("#### Filters", margin=(0, 10)),
@@ -542,23 +591,17 @@ class Explorer(pn.viewable.Viewer):
     # the URL: read once (checked), then kept up to date
 
     def _apply_url(self) -> None:
+        """Read the share link once (:mod:`explorer.url`): every value checked, one notice at most."""
         self._url_applied = True
         args = pn.state.session_args or {}
-        query = {k: v for k, v in args.items() if k != "theme"}
-        notes = self.state.apply_query(query)
-        if "tab" in query:
-            raw = query["tab"][-1] if isinstance(query["tab"], list) else query["tab"]
-            raw = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
-            try:
-                tab = int(raw)
-                if not 0 <= tab < len(self._makers):
-                    notes.append(f"tab {tab} → {min(max(tab, 0), len(self._makers) - 1)}")
-                    tab = min(max(tab, 0), len(self._makers) - 1)
+        notes = url.apply_query(self.state, args)
+        if "tab" in args:
+            tab, more = url.read_tab(args["tab"], len(self._makers))
+            notes += more
+            if tab is not None:
                 self.tab = tab
-            except ValueError:
-                notes.append(f"tab={raw[:20]} ignored (not a valid value)")
         if notes:
-            self.state.notify(self.state.url_notice(notes), "warning")
+            self.state.notify(url.url_notice(notes), "warning")
 
     def sync_url(self) -> None:
         """Keep the view state in the page URL (served apps), so that a view can be shared."""
@@ -571,14 +614,7 @@ class Explorer(pn.viewable.Viewer):
     def _write_url(self, *_):
         if self._pending is not None or pn.state.location is None:
             return
-        query = self.state.query()
-        if self.tab:
-            query["tab"] = str(self.tab)
-        theme = (pn.state.session_args or {}).get("theme")
-        if theme:
-            raw = theme[-1]
-            query["theme"] = raw.decode() if isinstance(raw, bytes) else str(raw)
-        search = ("?" + urlencode(query)) if query else ""
+        search = url.page_search(self.state, self.tab, theme=(pn.state.session_args or {}).get("theme"))
         if pn.state.location.search != search:
             pn.state.location.search = search
 
@@ -608,8 +644,8 @@ class Explorer(pn.viewable.Viewer):
         """Serve the full-page template (under ``panel serve``), with the URL kept in sync."""
         doc = pn.state.curdoc
         if doc is not None and doc.session_context is not None:  # under panel serve
+            url.install_location(doc)  # before anything reads pn.state.location (see explorer.url)
             self.sync_url()
-            doc.js_on_event("document_ready", _upload_guard(self.upload_limit(), "morpho-upload-refused"))
             if self._pending is not None:
                 pn.state.onload(self._wait_for_data)
             else:
