@@ -51,8 +51,10 @@ MAX_PATH_CHARS = 4_096
 # ------------------------------------------------------------------------------------------------------
 # text
 
-# Characters with a meaning in Markdown (links, images, emphasis, code, headings, tables, HTML).
-_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()<>#+\-.!|~:])")
+# Characters with a meaning in Markdown (links, images, emphasis, code, headings, tables). Not the HTML
+# ones (< > & " '): html.escape turns them into entities, and a backslash before an entity ("\\&lt;")
+# would make Markdown show the entity's text instead of the character.
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|~:])")
 
 
 def escape_md(text) -> str:

@@ -32,13 +32,16 @@ def server_log(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def app_url(server_log):
-    """The full app served on 127.0.0.1, as users start it; its output goes to ``server_log``."""
+def app_url(server_log, tmp_path_factory):
+    """The full app served on 127.0.0.1, as users start it; its output goes to ``server_log``. Its data
+    folder is pytest's base temporary folder, which holds every test's ``tmp_path`` (a served app
+    without ``--data-root`` has its path boxes off)."""
     port = _free_port()
     log = open(server_log, "w")
     proc = subprocess.Popen(
         [sys.executable, "-m", "panel", "serve", str(ROOT / "explorer" / "main.py"), "--port", str(port),
-         "--address", "127.0.0.1", "--allow-websocket-origin", f"127.0.0.1:{port}"],
+         "--address", "127.0.0.1", "--allow-websocket-origin", f"127.0.0.1:{port}",
+         "--args", "--data-root", str(tmp_path_factory.getbasetemp())],
         cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, text=True)
     url = f"http://127.0.0.1:{port}/main"
     deadline = time.time() + 60

@@ -138,8 +138,9 @@ def tab(page, title: str) -> None:
 # ------------------------------------------------------------------------------------------------------
 
 @pytest.fixture
-def served(page, pca_decoder):
-    """The full explorer (bundled sample, the PCA decoder: every tab) served to this page."""
+def served(page, pca_decoder, files):
+    """The full explorer (bundled sample, the PCA decoder: every tab) served to this page, its path boxes
+    confined to the test files' folder (a served app without a data root has them off)."""
     from panel.tests.util import serve_component
 
     from explorer.app import Explorer
@@ -147,7 +148,7 @@ def served(page, pca_decoder):
     holder = {}
 
     def make():
-        holder["app"] = Explorer(decoder=pca_decoder, latent_dim=D)
+        holder["app"] = Explorer(decoder=pca_decoder, latent_dim=D, data_roots=[files])
         return holder["app"]
 
     page.set_viewport_size({"width": 1600, "height": 1000})

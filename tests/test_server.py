@@ -129,23 +129,24 @@ def test_upload_limit_messages_name_no_server_path():
 
 def test_share_link_values_are_clamped_to_the_widgets_ranges(sample_dataset):
     from core.perturb import PERTURBATIONS
+    from explorer import url
     from explorer.state import ExplorerState
 
     state = ExplorerState(sample_dataset)
     spec = {p.name: p for p in PERTURBATIONS["fracture"][1]}["thickness"]
-    notes = state.apply_query({"pert": "fracture", "pert_params": '{"thickness": 2000, "bogus": 1}',
+    notes = url.apply_query(state, {"pert": "fracture", "pert_params": '{"thickness": 2000, "bogus": 1}',
                                "digit": "99999", "labels": "[3, 42]", "seed": "-5", "sort": "nope",
                                "ranges": '{"thickness": [5, 1]}', "sel": "10-20,4990-99999"})
     assert state.perturbation == "fracture" and state.perturbation_params == {"thickness": spec.high}
     assert state.current == len(sample_dataset) - 1 and state.labels == [3] and state.seed == 0
     assert state.sort_by == "index" and state.ranges == {"thickness": [1.0, 5.0]}
     assert state.scatter_selection.tolist() == list(range(10, 21)) + list(range(4990, 5000))
-    text = state.url_notice(notes)
+    text = url.url_notice(notes)
     assert "thickness 2000 → 4" in text and "digit 99999 → 4999" in text and "bogus" in text
-    assert state.apply_query({"digit": "12"}) == [] and state.current == 12
-    assert state.apply_query({"digit": "1e400"})  # not a number a widget could show: ignored, said so
+    assert url.apply_query(state, {"digit": "12"}) == [] and state.current == 12
+    assert url.apply_query(state, {"digit": "1e400"})  # not a number a widget could show: ignored, said so
     assert state.current == 12
-    query = state.query()
+    query = url.query(state)
     assert query["pert_params"] == '{"thickness":4.0}' and query["sel"] == "10-20,4990-4999"
 
 
