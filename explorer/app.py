@@ -309,7 +309,7 @@ class Explorer(pn.viewable.Viewer):
         The decoder's number of latents D, when it cannot tell.
     data_roots : list of str, optional
         Folders the path boxes (open data, samples path, export folder) are confined to. Without them a
-        server listening on a non-loopback address turns the path boxes off.
+        served app has its path boxes off (notebooks keep them on).
     state : ExplorerState, optional
         Share a state with other views.
     """

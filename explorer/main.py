@@ -7,8 +7,8 @@ Options (after ``--args``)::
     --decoder MODEL      a generative model's decoder: an ONNX file or package.module:function (adds the
                          Model tab)
     --latent-dim D       its number of latents, when the decoder cannot tell
-    --data-root DIR      confine every path box to DIR (repeatable); without it a server listening on a
-                         non-loopback address has its path boxes off (uploads still work)
+    --data-root DIR      the folder the path boxes may use (repeatable); without one a served app has its
+                         path boxes off (uploads still work), whatever address it listens on
 
 Server options belong to ``panel serve`` itself, before ``--args``: uploads up to
 ``MORPHO_MAX_UPLOAD_MB`` (default 50) need ``--websocket-max-message-size`` (see

@@ -38,8 +38,8 @@ def add_parser(sub, fmt) -> None:
                         "for a class")
     p.add_argument("--show", action="store_true", help="open a browser")
     p.add_argument("--data-root", action="append", metavar="DIR",
-                   help="confine the app's path boxes to this folder (repeatable); without one, a server listening "
-                        "on a non-loopback address turns the path boxes off")
+                   help="the folder the app's path boxes may use (repeatable); without one the path boxes are off "
+                        "(uploads still work), as with panel serve explorer")
     p.add_argument("--decoder", metavar="MODEL",
                    help="a decoder for the Model tab: an ONNX file or package.module:function")
     p.add_argument("--latent-dim", type=common.positive_int, metavar="D",
