@@ -14,7 +14,7 @@ from urllib.parse import quote, urlencode
 
 import pytest
 
-from test_server import Server, click_digit, finish, new_session, text_of, wait_text
+from test_server import Server, click_digit, finish, text_of, wait_text
 
 pytestmark = pytest.mark.browser
 
