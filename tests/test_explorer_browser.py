@@ -152,7 +152,8 @@ def open_tab(page, title: str):
 
 
 def open_data(page, path) -> None:
-    box = page.locator("input[placeholder^='folder of IDX files']").first
+    # the placeholder names the data folder the server offers (--data-root)
+    box = page.locator("input[placeholder^='folder of IDX files'], input[placeholder^='inside ']").first
     box.fill(str(path))
     page.get_by_role("button", name="Open", exact=True).click()
 
@@ -265,7 +266,9 @@ def test_bad_inputs_give_a_message_and_keep_the_data(app, tmp_path):
     for path, message in cases:
         open_data(app, path)
         text = wait_text(app, ".explorer-message", message, timeout=30)
-        assert str(path) in text and "Kept MNIST sample" in text
+        # The file is named; its folder is not when it lies under /tmp (explorer.limits.user_message hides
+        # temporary paths, the test's included).
+        assert path.name in text and "Kept MNIST sample" in text
         # The app keeps running with what was loaded.
         wait_text(app, ".explorer-filters", "5,000 of 5,000 digits")
     box = app.locator(".explorer-browser .bk-Canvas").first.bounding_box()
