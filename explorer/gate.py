@@ -51,15 +51,17 @@ MAX_PATH_CHARS = 4_096
 # ------------------------------------------------------------------------------------------------------
 # text
 
-# Characters with a meaning in Markdown (links, images, emphasis, code, headings, tables, HTML).
-_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()<>#+\-.!|~:])")
+# Characters with a meaning in Markdown (links, images, emphasis, code, headings, tables). Not ``<`` and
+# ``>``: they become entities (``\\&lt;`` would render as a literal "&lt;", the backslash escaping the "&").
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|~:])")
 
 
 def escape_md(text) -> str:
     """``text`` as literal text inside a Markdown pane (Panel's Markdown and Alert panes).
 
     Markdown syntax is backslash-escaped (no link, image or emphasis can be formed) and HTML is
-    escaped (no element can be injected), in that order so that the entities survive.
+    escaped (no element can be injected), in that order so that the entities survive; the text reads
+    exactly as given once rendered.
     """
     return html.escape(_MD_SPECIAL.sub(r"\\\1", str(text)), quote=True)
 
@@ -384,9 +386,19 @@ class Gate:
 
     def codes(self, source, **kwargs):
         """Latent codes, one row per sample (:func:`core.samples.load_codes`) with the app's limits."""
-        from core.samples import load_codes
+        from core.reading import check_digit_count, open_arrays, sniff
+        from core.samples import SampleFormatError, load_codes
 
         path, name = self._where(source)
+        shown_name = name or path.name
+        # One code row per digit: more rows than the digit cap are refused from the array headers, before
+        # anything is read (the library bounds codes arrays by bytes only). CSV codes are bounded by rows.
+        if path.is_file() and sniff(path, display_name=shown_name) in ("npy", "npz", "torch"):
+            with open_arrays(path, limits=self.limits, display_name=shown_name) as arrays:
+                for header in arrays.headers.values():
+                    shape = tuple(header.shape)
+                    if len(shape) in (1, 2):
+                        check_digit_count(int(shape[0]), self.limits, shown_name, SampleFormatError)
         return load_codes(path, limits=self.limits, display_name=name, **kwargs)
 
     def metrics_table(self, source, n: Optional[int] = None):
