@@ -258,3 +258,24 @@ def test_app_limits_refuse_more_digits_than_the_cap(tmp_path):
     path = _npz_declaring(tmp_path / "cap.npz", (MAX_UPLOAD_DIGITS + 1, 28, 28))
     msg = _refused(lambda: Gate().samples(path))
     assert f"{MAX_UPLOAD_DIGITS:,}" in msg
+
+
+def test_no_view_reads_visitor_files_itself():
+    """Every file route goes through the gate: no view calls the readers or stores uploads itself.
+
+    ``explorer/data.py`` is the gate's data-set route (:meth:`Gate.dataset` calls it with the gate's limits).
+    """
+    import re
+
+    root = Path(__file__).resolve().parents[1] / "explorer"
+    readers = re.compile(r"\b(load_samples|load_traversal|load_codes|read_csv|read_metrics_table|read_dataset|"
+                         r"save_upload)\s*\(")
+    offenders = []
+    for path in sorted(root.rglob("*.py")):
+        if path.name in ("gate.py", "data.py"):
+            continue
+        for n, line in enumerate(path.read_text().splitlines(), 1):
+            code = line.split("#")[0]
+            if readers.search(code) and not code.lstrip().startswith("def "):  # a view's own public method
+                offenders.append(f"{path.relative_to(root.parent)}:{n}: {line.strip()}")
+    assert offenders == []
