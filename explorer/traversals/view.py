@@ -175,7 +175,8 @@ class TraversalView(pn.viewable.Viewer):
                 self._show_error(f"Could not load {source_name(path)}: {type(e).__name__}: "
                                  f"{user_message(e, hidden)}")
                 return False
-        self._show_traversal(traversal)
+        # after the read's await: update the views holding the document lock
+        await self.state.in_document(lambda: self._show_traversal(traversal))
         df = await measure_loaded(self, grid_of(traversal).reshape(-1, 28, 28), traversal.description)
         if df is None:
             return False
