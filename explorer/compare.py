@@ -1,6 +1,7 @@
 """Compare samples: a generative model's samples against the reference data, metric by metric.
 
-Load a model's samples (upload, path, or the live model of the Model tab), measure them in the
+Load a model's samples (upload, path, or the live model of the Model tab; one source at a time: the
+last one used is on show and named in the info line), measure them in the
 server's shared worker pool (:mod:`explorer.jobs`: fair between sessions, with a progress bar and a
 Cancel button) while the app stays responsive, then see:
 
@@ -12,6 +13,9 @@ Cancel button) while the app stays responsive, then see:
 - downloads in the browser: the report (HTML, JSON) and the sample metrics (CSV).
 
 A failed load never disturbs the results on show: they stay those of the last samples measured.
+Every file is read through the session's gate (:class:`explorer.gate.Gate`: the app's read limits,
+uploads stored under a safe name) off the event loop, and everything the visitor supplied (file
+names, descriptions, messages) is escaped where it is shown.
 
 Works in the app (``CompareView(state=...)``) and standalone in a notebook::
 
@@ -40,12 +44,14 @@ from bokeh.models import ColumnDataSource, HoverTool, Legend, LegendItem, Range1
 from bokeh.plotting import figure
 
 from core.analysis import METRICS, ComparisonReport, compare_report, distance_to_data, format_p
-from core.samples import SampleFormatError, Samples, load_samples
+from core.samples import SampleFormatError, Samples
 from explorer.browser import CELL, METRIC_LABELS, thumbnail_page
+from explorer.gate import Upload, escape_md
 from explorer.plotting import wrap_row
 from explorer.state import ExplorerState
 
-__all__ = ["CompareView", "MeasureCancelled", "BackgroundMeasure", "as_uint8", "heading", "VIEW_CSS"]
+__all__ = ["CompareView", "MeasureCancelled", "BackgroundMeasure", "as_uint8", "heading", "VIEW_CSS",
+           "store_upload", "user_message"]
 
 SAMPLE_COLOUR = "#e8590c"
 REFERENCE_COLOUR = "#495057"
@@ -207,53 +213,45 @@ class BackgroundMeasure:
         return pn.Row(self.progress, self.cancel_button, self.label, align="center")
 
 
-def save_upload(values, filenames, folder: Path) -> Path:
-    """Check (:func:`explorer.limits.check_upload`) and write uploaded file(s) into ``folder``.
-
-    Several images become a folder of images.
-
-    Returns
-    -------
-    pathlib.Path
-        The file, or the folder holding several files.
+async def store_upload(state: ExplorerState, widget) -> Upload:
+    """Store what the FileInput ``widget`` received through the session's gate (size checked, safe
+    name, atomic), off the event loop.
 
     Raises
     ------
     ValueError
-        No file, or a file over the app's upload limits (the message names the file, never a path).
+        No file, or over the upload limit (the message names the file, never a server path).
+    OSError
+        The server could not store it.
     """
-    from explorer.limits import check_upload
-
-    if isinstance(values, (bytes, bytearray)):
-        values, filenames = [values], [filenames]
-    values, filenames = list(values or []), list(filenames or [])
-    if not values:
-        raise ValueError("no file was uploaded")
-    for data, name in zip(values, filenames):
-        check_upload(Path(str(name)).name, len(data))
-    folder.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for data, name in zip(values, filenames):
-        safe = Path(str(name)).name or "upload"
-        p = folder / safe
-        p.write_bytes(data)
-        paths.append(p)
-    return paths[0] if len(paths) == 1 else folder
+    return await run_in_pool(state.gate.upload, widget.value, widget.filename)
 
 
-def user_message(error: Exception, hide: Optional[Path] = None) -> str:
-    """An error's text for the user, without the server folder ``hide`` (uploads' temp folder), and
-    with the loader's "pass value_range=..." advice pointing at the view's Value range control."""
-    from explorer.limits import user_message as hide_paths
+def user_message(error, source=None) -> str:
+    """An error's text for the visitor (plain text: escape it where it is shown).
+
+    Server paths are hidden (an :class:`explorer.gate.Upload` shows as the name the visitor gave; a
+    folder ``source`` is cut from the text), and the loader's "pass value_range=..." advice points
+    at the view's Value range control.
+    """
+    from explorer.gate import Gate
 
     text = str(error)
-    if hide is not None:
-        text = text.replace(str(hide) + "/", "").replace(str(hide), "upload")
-    text = hide_paths(text)
+    if isinstance(source, (str, Path)):
+        text = text.replace(str(source) + "/", "").replace(str(source), "upload")
+        source = None
+    text = Gate.message(text, source)
     labels = {v: k for k, v in VALUE_RANGES.items()}
     return re.sub(r"pass value_range='([^']+)'",
                   lambda m: f"choose Value range “{labels.get(m.group(1), m.group(1))}” above and load "
                             "again", text)
+
+
+def source_name(source) -> str:
+    """How a loaded source is named in messages: an upload's name, a typed path's file name."""
+    if isinstance(source, Upload):
+        return source.name
+    return Path(str(source)).name or str(source)
 
 
 def _histogram_figure(metric: str) -> tuple:
@@ -334,16 +332,18 @@ class CompareView(pn.viewable.Viewer):
 
     def __init__(self, state: ExplorerState | None = None, **params):
         super().__init__(state=state or ExplorerState(), **params)
-        self._tmp = tempfile.TemporaryDirectory(prefix="morpho-samples-")
-        self._uploads = 0
         self.job = BackgroundMeasure("compare")
+        self.error_text = ""  # the error on show, plain text (the alert shows it escaped)
+        self.origin = ""  # where the samples on show came from: "upload", "path" or "live model"
         self._upload = pn.widgets.FileInput(accept=ACCEPT, multiple=True, css_classes=["compare-upload"],
                                             width=240)
         self._path = pn.widgets.TextInput(label="…or a path on the server", placeholder="/path/to/samples.npy",
                                           width=260, css_classes=["compare-path"])
         self._range = pn.widgets.Select.from_param(self.param.value_range, label="Value range", width=140,
                                                    css_classes=["compare-range"])
-        self._load_button = pn.widgets.Button(label="Load and measure", color="primary", width=150,
+        # The button loads the path box only; an upload loads when it arrives, the live model's samples
+        # when sent: the last source used is on show, named in the info line.
+        self._load_button = pn.widgets.Button(label="Load path and measure", color="primary", width=170,
                                               css_classes=["compare-load"], align="end")
         self._label_select = pn.widgets.Select.from_param(self.param.label, label="Histograms for label",
                                                           width=150)
@@ -414,19 +414,22 @@ class CompareView(pn.viewable.Viewer):
     # ---------------------------------------------------------------------------------------------
     # loading and measuring
 
-    def _read(self, path, **kwargs) -> Samples:
+    def _read(self, source, **kwargs) -> Samples:
+        """Read samples through the session's gate (the app's read limits), whatever the source."""
         kwargs.setdefault("value_range", VALUE_RANGES[self.value_range])
-        return load_samples(path, **kwargs)
+        return self.state.gate.samples(source, **kwargs)
 
     def load(self, path, **kwargs) -> Samples:
         """Load samples from ``path`` (see :func:`core.samples.load_samples`) without measuring.
 
-        The results on show are cleared: call :meth:`measure` next (scripts and notebooks).
+        The read goes through the state's gate, with the app's read limits. The results on show are
+        cleared: call :meth:`measure` next (scripts and notebooks).
         """
         samples = self._read(path, **kwargs)
         self.param.update(samples=samples, sample_metrics=None, report=None)
-        self._info.object = f"**Loaded** {samples.description}"
-        self._error.visible = False
+        self.origin = "upload" if isinstance(path, Upload) else "path"
+        self._info.object = f"**Loaded** {escape_md(samples.description)}"
+        self._clear_error()
         self._set_downloads(False)
         return samples
 
@@ -440,63 +443,82 @@ class CompareView(pn.viewable.Viewer):
         return df
 
     async def load_and_measure(self, path=None, *, samples: Optional[Samples] = None, hide: Optional[Path] = None,
-                               **kwargs) -> bool:
+                               origin: Optional[str] = None, **kwargs) -> bool:
         """Load ``path`` (or take ``samples``), measure in the background and compare.
 
+        ``path`` is a path (already checked against the server's policy) or an
+        :class:`explorer.gate.Upload`; it is read through the session's gate off the event loop.
         The results on show change only when the new samples were measured: a failed or cancelled
         load leaves them (and their description) as they were, with the reason in the error alert.
+        ``origin`` names the source in the info line ("upload", "path", "live model"); ``hide`` is a
+        server folder cut from messages.
 
         Returns
         -------
         bool
             Whether the samples were loaded, measured and compared.
         """
-        self._error.visible = False
+        self._clear_error()
+        if origin is None:
+            origin = "live model" if samples is not None else "upload" if isinstance(path, Upload) else "path"
+        hidden = hide if hide is not None else path if isinstance(path, Upload) else None
         if samples is None:
-            try:
-                samples = self._read(path, **kwargs)
+            try:  # off the event loop, bounded by the gate's limits
+                samples = await run_in_pool(self._read, path, **kwargs)
             except (SampleFormatError, FileNotFoundError, ValueError) as e:
-                self._show_error(f"Could not load the samples: {user_message(e, hide)}")
+                self._show_error(f"Could not load the samples: {user_message(e, hidden)}")
+                return False
+            except MemoryError:
+                self._show_error(f"Could not load {source_name(path)}: not enough memory on the server.")
                 return False
             except Exception as e:  # user data must never take the app down
-                self._show_error(f"Could not load {Path(str(path)).name}: {type(e).__name__}: "
-                                 f"{user_message(e, hide)}")
+                self._show_error(f"Could not load {source_name(path)}: {type(e).__name__}: "
+                                 f"{user_message(e, hidden)}")
                 return False
         df = await measure_loaded(self, samples.images, samples.description)
         if df is None:
             return False
-        return await self._compare_in_background(samples, df)
+        if not await self._compare_in_background(samples, df, origin):
+            return False
+        return True
 
     def _show_error(self, text: str, kind: str = "danger"):
-        self._error.param.update(object=text, alert_type=kind, visible=True)
+        """Show ``text`` (plain text, escaped here) in the error alert."""
+        self.error_text = text
+        self._error.param.update(object=escape_md(text), alert_type=kind, visible=True)
+
+    def _clear_error(self):
+        self.error_text = ""
+        self._error.visible = False
 
     async def _on_load(self, event=None):
         try:  # the server's path policy: inside --data-root, or off on a public server
-            path = self.state.resolve_user_path(self._path.value, "samples")
+            path = self.state.gate.path(self._path.value, "samples")
         except ValueError as e:
             self._show_error(str(e))
             return
-        await self.load_and_measure(path)
+        await self.load_and_measure(path, origin="path")
 
     async def _on_upload(self, event):
         if not event.new:
             return
-        self._uploads += 1
-        folder = Path(self._tmp.name) / f"upload-{self._uploads}"
         try:
-            path = save_upload(self._upload.value, self._upload.filename, folder)
+            upload = await store_upload(self.state, self._upload)
         except ValueError as e:
-            self._show_error(f"Could not use the upload: {user_message(e, folder)}")
+            self._show_error(f"Could not use the upload: {user_message(e)}")
             return
         except OSError as e:
             self._show_error(f"Could not store the upload: {type(e).__name__} (server disk)")
             return
-        await self.load_and_measure(path, hide=folder)
+        try:
+            await self.load_and_measure(upload, origin="upload")
+        finally:
+            upload.discard()  # read into memory (or refused): the stored copy is no longer needed
 
     def _on_model_samples(self, event=None):
         samples = self.state.model_samples
         if samples is not None:
-            start_on_document(self.state, lambda: self.load_and_measure(samples=samples))
+            start_on_document(self.state, lambda: self.load_and_measure(samples=samples, origin="live model"))
 
     def _on_reference(self, *_):
         if self.sample_metrics is not None and self.samples is not None:
@@ -513,7 +535,8 @@ class CompareView(pn.viewable.Viewer):
                               seed=0, provenance=provenance, sample_images=samples.images,
                               reference_images=getattr(ds, "images", None))
 
-    async def _compare_in_background(self, samples: Samples, df: pd.DataFrame) -> bool:
+    async def _compare_in_background(self, samples: Samples, df: pd.DataFrame, origin: Optional[str] = None
+                                     ) -> bool:
         """Compute the report in the pool (the quadratic test takes seconds) with a busy indicator,
         then show samples, metrics and report together."""
         self.computing = True
@@ -528,6 +551,8 @@ class CompareView(pn.viewable.Viewer):
             self.computing = False
             self._spinner.visible = False
             self._busy_text.object = ""
+        if origin is not None:
+            self.origin = origin
         self.param.update(samples=samples, sample_metrics=df)
         self._show_report(rep)
         return True
@@ -540,7 +565,9 @@ class CompareView(pn.viewable.Viewer):
         self.param.label.objects = labels
         if self.label not in labels:
             self.label = "all"
-        self._info.object = f"**Showing** {self.samples.description}"
+        origin = f" (from the {self.origin})" if self.origin else ""
+        self._info.object = f"**Showing** {escape_md(self.samples.description)}{origin}"
+        self._clear_error()  # a success replaces any earlier error
         self.report = rep
         self._render_report(rep)
         self._render_gallery()
@@ -565,7 +592,7 @@ class CompareView(pn.viewable.Viewer):
         notes = "".join(f"\n\n*{n}*" for n in rep.notes)
         self._mmd.object = (
             f"### Kernel two-sample tests\n{rep.n_samples:,} samples vs {rep.n_reference:,} reference "
-            f"digits ({self.state.dataset.name}), on {cols}:\n\n" + "\n".join(lines) + notes)
+            f"digits ({escape_md(self.state.dataset.name)}), on {cols}:\n\n" + "\n".join(lines) + notes)
         per_label = rep.per_label
         if per_label is not None and len(per_label):
             t = per_label[["label", "n_samples", "n_reference", "mmd2", "p_text", "p_holm_text", "differs"]].copy()

@@ -8,7 +8,6 @@ fixed choice of model; every text shown is built from numbers and escaped.
 """
 from __future__ import annotations
 
-import html
 import io
 import warnings
 
@@ -18,6 +17,7 @@ import param
 
 from core import causal
 from core.perturb import NoEffectWarning
+from explorer.gate import escape_html
 from explorer.state import ExplorerState
 
 __all__ = ["Counterfactuals", "digit_png", "MODELS"]
@@ -56,7 +56,7 @@ def attributes_table(rows: dict) -> str:
     """HTML table: attribute rows, one column per image (numbers only, escaped)."""
     names = list(rows)
     attrs = causal.ATTRIBUTES
-    head = "<tr><th class='s'>attribute</th>" + "".join(f"<th>{html.escape(n)}</th>" for n in names) + "</tr>"
+    head = "<tr><th class='s'>attribute</th>" + "".join(f"<th>{escape_html(n)}</th>" for n in names) + "</tr>"
     body = "".join("<tr><td class='s'>" + a + "</td>" + "".join(f"<td>{_fmt(rows[n].get(a))}</td>" for n in names)
                    + "</tr>" for a in attrs)
     return f"<table class='cf'>{head}{body}</table>"
@@ -68,7 +68,7 @@ def soundness_tables(report) -> str:
     rows = []
     for a, r in by.iterrows():
         bad = r["passed"] is False
-        rows.append(f"<tr><td class='s'>{html.escape(str(a))}</td><td>{_fmt(r['effectiveness_mae'])}</td>"
+        rows.append(f"<tr><td class='s'>{escape_html(str(a))}</td><td>{_fmt(r['effectiveness_mae'])}</td>"
                     f"<td>{_fmt(r['max_drift'])}</td><td>{_fmt(r['tolerance'])}</td>"
                     f"<td class='{'bad' if bad else ''}'>{'—' if r['passed'] is None else ('pass' if r['passed'] else 'FAIL')}"
                     "</td></tr>")
@@ -82,11 +82,11 @@ def soundness_tables(report) -> str:
                      f"<td>{_fmt(r['intensity'])}</td></tr>" for _, r in comp.iterrows()) + "</table>")
     rev_html = ("<table class='cf'><tr><th class='s'>do, then undo</th><th>image distance</th><th>thickness</th>"
                 "<th>intensity</th><th>slant</th></tr>" + "".join(
-                    f"<tr><td class='s'>{html.escape(r['intervention'])}</td><td>{_fmt(r['image_distance'])}</td>"
+                    f"<tr><td class='s'>{escape_html(r['intervention'])}</td><td>{_fmt(r['image_distance'])}</td>"
                     f"<td>{_fmt(r['thickness'])}</td><td>{_fmt(r['intensity'])}</td><td>{_fmt(r['slant'])}</td></tr>"
                     for _, r in rev.iterrows()) + "</table>")
     verdict = "sound" if report.passed else "not sound"
-    return (f"<p><b>{html.escape(str(report.settings.get('model', '')))}</b>: {verdict} on "
+    return (f"<p><b>{escape_html(str(report.settings.get('model', '')))}</b>: {verdict} on "
             f"{int(report.settings.get('digits', 0))} digits</p><h4>Effectiveness</h4>{by_html}"
             f"<h4>Composition (null intervention k times)</h4>{comp_html}<h4>Reversibility</h4>{rev_html}")
 
@@ -199,7 +199,7 @@ class Counterfactuals(pn.viewable.Viewer):
                     cf = causal._run_cf(self._models[self.choice.value], img[None], par,
                                         {k: np.array([v]) for k, v in do.items()}, self.choice.value)
                 except Exception as e:   # the user's model failed: say so, keep the reference
-                    failed = f"<br><b>the model failed</b>: {html.escape(type(e).__name__)}"
+                    failed = f"<br><b>the model failed</b>: {escape_html(type(e).__name__)}"
                     cf = None
             if any(issubclass(w.category, NoEffectWarning) for w in caught):
                 failed += "<br>the thickness change rounds to no change of the binary image"
@@ -209,7 +209,7 @@ class Counterfactuals(pn.viewable.Viewer):
                 self.counterfactual.object = digit_png(cf[0])
                 rows["model"] = causal.measure_attributes(cf).iloc[0].to_dict()
         what = ", ".join(f"do({k} = {v:g})" for k, v in do.items()) or "no intervention"
-        self.model_title.object = f"<b>{html.escape(self.choice.value)}</b><br>{html.escape(what)}{failed}"
+        self.model_title.object = f"<b>{escape_html(self.choice.value)}</b><br>{escape_html(what)}{failed}"
         self.attributes.object = attributes_table(
             {"original": rows["original"], "model": rows.get("model", {}), "reference": rows["reference"]})
 
@@ -227,7 +227,7 @@ class Counterfactuals(pn.viewable.Viewer):
                                   causal.counterfactual_soundness, fn, images)
             self.tables.object = soundness_tables(rep)
         except Exception as e:
-            self.tables.object = f"<p><b>Could not measure soundness</b>: {html.escape(str(e))}</p>"
+            self.tables.object = f"<p><b>Could not measure soundness</b>: {escape_html(str(e))}</p>"
         finally:
             self.run_button.disabled = False
 

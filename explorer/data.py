@@ -181,18 +181,17 @@ def _cache_key(source: Path) -> str:
 
 
 def _read_metrics_csv(path: Path, n: int) -> pd.DataFrame:
+    """The explorer cache's metrics of ``n`` digits (written by :func:`_write_metrics_csv`).
+
+    Read with :func:`core.reading.read_metrics_table`, bounded like every other table (a cache entry
+    may be damaged, never trusted to be small).
+    """
+    from core.reading import read_metrics_table
+
     try:
-        df = pd.read_csv(path)
-    except Exception as e:  # pandas raises many kinds for a broken CSV
-        raise DataError(f"{path}: not a readable CSV metrics table ({e})") from e
-    missing = [m for m in METRICS if m not in df.columns]
-    if missing:
-        raise DataError(f"{path}: metrics table lacks column(s) {', '.join(missing)} "
-                        f"(expected index,{','.join(METRICS)})")
-    if len(df) != n:
-        raise DataError(f"{path}: metrics table has {len(df)} rows for {n} digits")
-    if "index" in df.columns:
-        df = df.sort_values("index", kind="stable")
+        df = read_metrics_table(path, n=n)
+    except (ValueError, OSError) as e:  # DatasetError, UnreadableFileError, a broken CSV
+        raise DataError(f"{path}: not a usable metrics table ({e})") from e
     return df.loc[:, list(METRICS)].reset_index(drop=True)
 
 

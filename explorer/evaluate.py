@@ -11,13 +11,13 @@ prediction and confidence. Only fixed choices and numbers reach the page; text i
 from __future__ import annotations
 
 import base64
-import html
 
 import numpy as np
 import panel as pn
 import param
 
 from explorer.counterfactuals import digit_png
+from explorer.gate import escape_html
 
 __all__ = ["EvaluateView", "accuracy_table"]
 
@@ -29,7 +29,7 @@ def accuracy_table(report) -> str:
     """The per-perturbation accuracy, shift and AUROC as an HTML table (escaped)."""
     def f(v):
         return "–" if not np.isfinite(v) else f"{v:.3f}"
-    rows = "".join(f"<tr><td class='s'>{html.escape(str(g))}</td><td>{int(r['n'])}</td><td>{f(r['accuracy'])}</td>"
+    rows = "".join(f"<tr><td class='s'>{escape_html(str(g))}</td><td>{int(r['n'])}</td><td>{f(r['accuracy'])}</td>"
                    f"<td>{f(r['ci_low'])}–{f(r['ci_high'])}</td><td>{f(r['shift'])}</td><td>{f(r['auroc'])}</td></tr>"
                    for g, r in report.accuracy.iterrows())
     return ("<table class='cf'><tr><th class='s'>perturbation</th><th>n</th><th>accuracy</th><th>95% CI</th>"
@@ -62,7 +62,7 @@ class EvaluateView(pn.viewable.Viewer):
         rows = self.report.worst(g, self.kind.value, _SHOWN)
         images = self.report.images.get(g)
         if images is None or not len(rows):
-            self.grid.object = f"<p>No {html.escape(self.kind.value)} digits in {html.escape(str(g))}.</p>"
+            self.grid.object = f"<p>No {escape_html(self.kind.value)} digits in {escape_html(str(g))}.</p>"
             return
         pos = {int(i): k for k, i in enumerate(self.report.digits.loc[self.report.digits["group"] == g, "index"])}
         cells = []

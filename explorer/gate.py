@@ -61,7 +61,8 @@ def escape_md(text) -> str:
     """``text`` as literal text inside a Markdown pane (Panel's Markdown and Alert panes).
 
     Markdown syntax is backslash-escaped (no link, image or emphasis can be formed) and HTML is
-    escaped (no element can be injected), in that order so that the entities survive.
+    escaped (no element can be injected), in that order so that the entities survive; the text reads
+    exactly as given once rendered.
     """
     return html.escape(_MD_SPECIAL.sub(r"\\\1", str(text)), quote=True)
 
@@ -386,9 +387,19 @@ class Gate:
 
     def codes(self, source, **kwargs):
         """Latent codes, one row per sample (:func:`core.samples.load_codes`) with the app's limits."""
-        from core.samples import load_codes
+        from core.reading import check_digit_count, open_arrays, sniff
+        from core.samples import SampleFormatError, load_codes
 
         path, name = self._where(source)
+        shown_name = name or path.name
+        # One code row per digit: more rows than the digit cap are refused from the array headers, before
+        # anything is read (the library bounds codes arrays by bytes only). CSV codes are bounded by rows.
+        if path.is_file() and sniff(path, display_name=shown_name) in ("npy", "npz", "torch"):
+            with open_arrays(path, limits=self.limits, display_name=shown_name) as arrays:
+                for header in arrays.headers.values():
+                    shape = tuple(header.shape)
+                    if len(shape) in (1, 2):
+                        check_digit_count(int(shape[0]), self.limits, shown_name, SampleFormatError)
         return load_codes(path, limits=self.limits, display_name=name, **kwargs)
 
     def metrics_table(self, source, n: Optional[int] = None):
@@ -397,6 +408,49 @@ class Gate:
 
         path, name = self._where(source)
         return read_metrics_table(path, n=n, limits=self.limits, display_name=name)
+
+    def code_metrics(self, source, columns: Sequence[str]) -> "pd.DataFrame":
+        """The metrics CSV of coded samples: the ``columns`` it holds (at least one), as float64.
+
+        Unlike :meth:`metrics_table` the six metrics need not all be there (a codes analysis uses the
+        diagnostic ones); the file size and row count are bounded by the app's limits before anything
+        is parsed beyond the allowed rows.
+
+        Raises
+        ------
+        core.samples.SampleFormatError
+            Not a CSV, no metric column among ``columns``, a non-numeric metric column.
+        core.io.UnreadableFileError, FileNotFoundError
+            Not a regular file, or over a limit.
+        """
+        import pandas as pd
+
+        from core.io import check_size, open_regular_file
+        from core.reading import check_digit_count
+        from core.samples import SampleFormatError
+
+        path, name = self._where(source)
+        name = name or path.name
+        with open_regular_file(path, "metrics table", display_name=name) as f:
+            check_size(os.fstat(f.fileno()).st_size, self.limits.max_bytes, name, "the table")
+            try:  # at most one row over the cap is parsed: enough to refuse the file
+                df = pd.read_csv(f, nrows=self.limits.max_digits + 1, low_memory=False)
+            except MemoryError:
+                raise
+            except Exception as e:  # pandas raises many kinds for a broken CSV
+                raise SampleFormatError(f"{name}: not a readable CSV table ({type(e).__name__})") from None
+        check_digit_count(len(df), self.limits, name, SampleFormatError)
+        df.columns = [str(c) for c in df.columns]
+        present = [m for m in columns if m in df.columns]
+        if not present:
+            found = ", ".join(shown(c, 30) for c in df.columns[:8]) + (", …" if df.shape[1] > 8 else "")
+            raise SampleFormatError(f"{name}: found columns {found}; expected metric columns among "
+                                    f"{', '.join(columns)}")
+        out = df[present].apply(pd.to_numeric, errors="coerce")
+        bad = [m for m in present if out[m].isna().sum() > df[m].isna().sum()]
+        if bad:
+            raise SampleFormatError(f"{name}: column {bad[0]} holds non-numeric values")
+        return out.astype("float64").reset_index(drop=True)
 
     @staticmethod
     def message(error, source=None) -> str:

@@ -1,13 +1,13 @@
 """Digit inspector: the current digit at high resolution with the geometry behind each morphometric."""
 from __future__ import annotations
 
-import html
 
 import numpy as np
 import panel as pn
 import param
 
 from explorer.data import METRICS, PERTURBATION_NAMES
+from explorer.gate import escape_html
 from explorer.plotting import OVERLAYS, DigitPlot, digit_figure, digit_geometry
 from explorer.state import ExplorerState
 
@@ -46,7 +46,7 @@ def metrics_table(values: dict, *, before: dict | None = None, explain: bool = T
         else:
             extra = f" ({np.degrees(v):.1f}°)" if m == "slant" and np.isfinite(v) else ""
             cells += f"<td>{v:.3f}{extra}</td>"
-        cells += f"<td>{unit}</td>" + (f"<td class='how'>{html.escape(how)}</td>" if explain else "")
+        cells += f"<td>{unit}</td>" + (f"<td class='how'>{escape_html(how)}</td>" if explain else "")
         rows.append(f"<tr>{cells}</tr>")
     return f"<table class='metrics'>{head}{''.join(rows)}</table>"
 

@@ -121,7 +121,11 @@ class ModelView(pn.viewable.Viewer):
         self._status = pn.pane.Markdown("", css_classes=["model-status"], sizing_mode="stretch_width")
         self._draws = 0
         self._setting = False
-        self.render()
+        # The first frame goes straight into the figure's sources, before the figure is in any document:
+        # it is then sent with the figure itself. Sent as a change at the next tick instead, it could
+        # reach the browser before the figure did (quick tab switches on a busy server): a black digit
+        # and "reference ... isn't known" errors.
+        self.render(now=True)
 
     # ---------------------------------------------------------------------------------------------
     def _rng(self) -> np.random.Generator:
@@ -154,8 +158,15 @@ class ModelView(pn.viewable.Viewer):
         """The decoded digit of one code (D,), uint8 (28, 28)."""
         return as_uint8(np.asarray(self.decoder(np.asarray(code, float)[None]))[0])
 
-    def render(self) -> None:
-        """Decode the current code and redraw the digit, its overlays and its metrics."""
+    def render(self, now: bool = False) -> None:
+        """Decode the current code and redraw the digit, its overlays and its metrics.
+
+        Parameters
+        ----------
+        now : bool
+            Update the figure's sources at once (the first frame, drawn before the view is shown);
+            otherwise on the session's document, holding its lock.
+        """
         from core.measure import measure_image
 
         t0 = time.perf_counter()
@@ -171,7 +182,10 @@ class ModelView(pn.viewable.Viewer):
         shown = ", ".join(f"z{i} = {self.code[i]:+.2f}" for i in nz[:6]) + (" …" if len(nz) > 6 else "")
         self.digit.title.object = f"**Decoded digit** ({shown or 'zero code'}){note}"
         self.digit.show_metrics(values)
-        on_document(lambda: self.digit.commit(data), self.state)
+        if now:
+            self.digit.commit(data)
+        else:
+            on_document(lambda: self.digit.commit(data), self.state)
         self.last_ms = 1000 * (time.perf_counter() - t0)
 
     # ---------------------------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import inspect
+import re
 import time
 import warnings
 from dataclasses import dataclass
@@ -440,7 +441,9 @@ class Studio(pn.viewable.Viewer):
         # the previous export's button goes now: it must not stay beside the one being prepared
         await s.in_document(lambda: self._download.param.update(visible=False, file=None))
         labels = ds.labels[idx] if ds.labels is not None else None
-        stem = f"{ds.name.split()[0].lower()}-{spec.key if what == 'perturbed' else 'selection'}-{len(idx)}"
+        # the data set's name may be an upload's: only letters, digits, '.', '_' and '-' reach the file name
+        base = re.sub(r"[^\w.-]+", "-", (ds.name.split() or ["data"])[0].lower()).strip("-.") or "data"
+        stem = f"{base[:40]}-{spec.key if what == 'perturbed' else 'selection'}-{len(idx)}"
 
         def package(images, metrics, perts):  # zip (and the optional server folder), on the pool
             if folder is not None:

@@ -11,6 +11,7 @@ import asyncio
 import io
 import json
 import logging
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -18,9 +19,18 @@ import pytest
 from bokeh.models import Legend
 
 from conftest import run_async
-from explorer.compare import CompareView, save_upload, user_message
+from explorer.compare import CompareView, user_message
+from explorer.gate import Gate
 from explorer.state import ExplorerState
 
+
+
+def _plain(markdown: str) -> str:
+    """What a Markdown pane's text reads as: escape_md's backslashes and entities undone."""
+    import html
+    import re
+
+    return html.unescape(re.sub(r"\\(.)", r"\1", markdown))
 
 
 def _view(sample_dataset, **kw) -> CompareView:
@@ -43,7 +53,7 @@ def test_plain_samples_in_tanh_range_match_the_data(tmp_path, sample_dataset, sa
     view = _view(sample_dataset)
     samples = view.load(tmp_path / "gan.npy")
     assert samples.source_range == "[-1,1]"
-    assert "range [-1,1]" in view._info.object
+    assert "range [-1,1]" in _plain(view._info.object)
     metrics = view.measure()
     assert len(metrics) == 200
     rep = view.report
@@ -107,12 +117,12 @@ def test_failed_load_keeps_the_results_on_show(tmp_path, sample_dataset, sample_
     assert run_async(view.load_and_measure(tmp_path / "good.npy"))
     shown, report = view._info.object, view.report
     rep_text_before = rep_text(view)
-    assert "good.npy" in shown and view.report is not None
+    assert "good.npy" in _plain(shown) and view.report is not None
     assert not run_async(view.load_and_measure(tmp_path / "x.npy"))
     assert view._error.visible
-    assert "found a text file starting with 'not numpy'" in view._error.object
+    assert "found a text file starting with 'not numpy'" in view.error_text
     # the failed file's name is only in the error; what is shown is still the good samples' results
-    assert view._info.object == shown and "x.npy" not in view._info.object
+    assert view._info.object == shown and "x.npy" not in _plain(view._info.object)
     assert view.report is report and view.samples.path.endswith("good.npy")
     assert rep_text(view) == rep_text_before
 
@@ -121,7 +131,7 @@ def test_value_range_control_reads_float_0_255(tmp_path, sample_dataset, sample_
     np.save(tmp_path / "f255.npy", sample_images[:60].astype(np.float32))
     view = _view(sample_dataset)
     assert not run_async(view.load_and_measure(tmp_path / "f255.npy"))
-    msg = view._error.object
+    msg = view.error_text
     # the advice names the view's control, which exists, not a Python argument
     assert "value_range=" not in msg and "Value range “uint8 (0–255)”" in msg
     assert "uint8 (0–255)" in view._range.options
@@ -134,10 +144,11 @@ def test_uploads_are_checked_and_messages_hide_server_paths(tmp_path, monkeypatc
     from explorer import limits
 
     monkeypatch.setattr(limits, "MAX_UPLOAD_BYTES", 1000)
+    gate = Gate()
     with pytest.raises(ValueError) as e:
-        save_upload([b"x" * 5000], ["big.npy"], tmp_path / "up")
+        gate.upload([b"x" * 5000], ["big.npy"])
     assert "big.npy" in str(e.value) and str(tmp_path) not in str(e.value)
-    assert not (tmp_path / "up" / "big.npy").exists()
+    assert gate._tmp is None or not any(p.is_file() for p in Path(gate._tmp.name).rglob("*"))
     err = FileNotFoundError(f"{tmp_path}/up/s.npy: no such file")
     assert user_message(err, tmp_path / "up") == "s.npy: no such file"
 
@@ -159,7 +170,7 @@ def test_background_measure_reports_progress_and_cancels(tmp_path, sample_datase
 
     assert run_async(scenario()) is False
     assert any(0 < v < 100 for v in values)
-    assert "cancelled after" in view._error.object and view._error.alert_type == "warning"
+    assert "cancelled after" in view.error_text and view._error.alert_type == "warning"
     assert view.sample_metrics is None and not view.job.progress.visible
 
 
@@ -170,7 +181,7 @@ def test_live_model_samples_are_compared(sample_dataset, sample_images):
     view = CompareView(state=state)
     s = Samples(images=sample_images[1::40], source_range="uint8", description="125 model samples", path="")
     assert run_async(view.load_and_measure(samples=s))
-    assert len(view.sample_metrics) == 125 and "125 model samples" in view._info.object
+    assert len(view.sample_metrics) == 125 and "125 model samples" in _plain(view._info.object)
 
 
 # ------------------------------------------------------------------------------------------------

@@ -1,7 +1,9 @@
 """Codes vs metrics: partial correlation of each latent code with each metric, and the MIG.
 
 Give the latent codes of N samples and the samples themselves (any :func:`core.samples.load_samples`
-format, measured in the shared pool) or their metrics CSV. The analysis (on
+format, measured in the shared pool) or their metrics CSV, each as an upload or a path on the server.
+Every file is read through the session's gate (:class:`explorer.gate.Gate`, the app's read limits) off
+the event loop; column names read from the files are escaped where they are shown. The analysis (on
 :data:`core.analysis.DIAGNOSTIC_METRICS`) runs in the pool too, with a busy indicator; the heatmap
 and the MIG line are updated together.
 """
@@ -17,11 +19,17 @@ import param
 from bokeh.models import ColumnDataSource
 
 from core.analysis import DIAGNOSTIC_METRICS, mig, partial_correlations
-from core.samples import SampleFormatError, load_codes, load_samples
-from explorer.compare import BackgroundMeasure, MeasureCancelled, heading, on_document, run_in_pool, user_message
+from core.samples import SampleFormatError
+from explorer.compare import (BackgroundMeasure, MeasureCancelled, heading, on_document, run_in_pool, store_upload,
+                              user_message)
+from explorer.gate import Gate, Upload, escape_md
 from explorer.traversals.effects import heatmap_figure
 
 __all__ = ["CodesPanel", "analyse_codes"]
+
+
+def _name(source) -> str:
+    return source.name if isinstance(source, Upload) else Path(str(source)).name
 
 
 def analyse_codes(codes: pd.DataFrame, metrics: pd.DataFrame):
@@ -40,11 +48,12 @@ class CodesPanel(param.Parameterized):
     pcorr = param.DataFrame(default=None, allow_None=True, doc="codes x metrics partial correlations.")
     mig_result = param.Parameter(default=None, doc="core.analysis.MIGResult")
 
-    def __init__(self, store_upload, show_error, **params):
-        """``store_upload(widget) -> (path, folder)`` saves an upload; ``show_error(text)`` reports."""
+    def __init__(self, show_error, **params):
+        """``show_error(text)`` reports an error (plain text; the view escapes it)."""
         super().__init__(**params)
-        self.state = None  # the view's ExplorerState (set by TraversalView): where plots are updated
-        self._store_upload = store_upload
+        # the view's ExplorerState (set by TraversalView): where plots are updated, and its gate reads
+        self.state = None
+        self._own_gate = None
         self._show_error = show_error
         self._pending_images = None
         self._codes_upload = pn.widgets.FileInput(accept=".npy,.npz,.csv", css_classes=["traversal-codes-upload"],
@@ -72,29 +81,45 @@ class CodesPanel(param.Parameterized):
         self.last_seconds = None  # wall time of the last analysis (codes+metrics -> heatmap/MIG)
 
     # ---------------------------------------------------------------------------------------------
-    def load(self, codes_path, samples_path, **kwargs) -> pd.DataFrame:
-        """Load codes and the matching samples; returns the codes. A metrics CSV is used as is."""
-        codes = load_codes(codes_path)
-        samples_path = Path(samples_path)
+    @property
+    def gate(self) -> Gate:
+        """The session's gate (a default one, with the app's limits, outside the app)."""
+        if self.state is not None:
+            return self.state.gate
+        if self._own_gate is None:
+            self._own_gate = Gate()
+        return self._own_gate
+
+    def _read(self, codes_source, samples_source, **kwargs):
+        """Codes, and the samples' metrics (a CSV) or images, through the gate; checked to match."""
+        gate = self.gate
+        codes = gate.codes(codes_source)
+        where = samples_source.path if isinstance(samples_source, Upload) else Path(samples_source)
         metrics = images = None
-        if samples_path.is_file() and samples_path.suffix.lower() == ".csv":
-            df = pd.read_csv(samples_path)
-            present = [m for m in DIAGNOSTIC_METRICS if m in df.columns]
-            if not present:
-                raise SampleFormatError(f"{samples_path.name}: found columns {list(df.columns)}; expected "
-                                        f"metric columns among {list(DIAGNOSTIC_METRICS)}")
-            metrics = df[present].reset_index(drop=True)
+        if where.is_file() and where.suffix.lower() == ".csv":
+            metrics = gate.code_metrics(samples_source, DIAGNOSTIC_METRICS)
             n = len(metrics)
         else:
-            images = load_samples(samples_path, **kwargs).images
+            images = gate.samples(samples_source, **kwargs).images
             n = len(images)
         if n != len(codes):
             raise SampleFormatError(f"found {len(codes)} codes but {n} samples; expected one code row per "
                                     "sample")
+        return codes, metrics, images
+
+    def _apply(self, codes: pd.DataFrame, metrics, images, samples_name: str) -> None:
         self._pending_images = images
         self.param.update(codes=codes, code_metrics=metrics, pcorr=None, mig_result=None)
         names = ", ".join(map(str, codes.columns[:8])) + ("…" if codes.shape[1] > 8 else "")
-        self.info.object = f"**Codes:** {len(codes):,} x {codes.shape[1]} ({names}); samples: {samples_path.name}"
+        # column names come from the visitor's file: escaped
+        self.info.object = (f"**Codes:** {len(codes):,} x {codes.shape[1]} ({escape_md(names)}); samples: "
+                            f"{escape_md(samples_name)}")
+
+    def load(self, codes_path, samples_path, **kwargs) -> pd.DataFrame:
+        """Load codes and the matching samples (paths or :class:`explorer.gate.Upload`, read through the
+        gate with the app's limits); returns the codes. A metrics CSV is used as is."""
+        codes, metrics, images = self._read(codes_path, samples_path, **kwargs)
+        self._apply(codes, metrics, images, _name(samples_path))
         return codes
 
     def measure(self) -> pd.DataFrame:
@@ -104,24 +129,46 @@ class CodesPanel(param.Parameterized):
         self.show(*analyse_codes(self.codes, self.code_metrics))
         return self.code_metrics
 
+    async def _source(self, box, upload, purpose: str):
+        """The path typed in ``box`` (the server's path policy applies), else the file(s) uploaded."""
+        if box.value.strip():
+            return self.gate.path(box.value, purpose)
+        if upload.value:
+            return await store_upload(self.state, upload) if self.state is not None else \
+                self.gate.upload(upload.value, upload.filename)
+        return None
+
     async def _on_click(self, event=None):
-        folder = None
+        stored = []
         try:
-            # typed paths follow the server's path policy (inside --data-root, or off on a public server)
-            cpath = self.state.resolve_user_path(self._codes_path.value, "codes") if \
-                self._codes_path.value.strip() else ""
-            if not cpath and self._codes_upload.value:
-                cpath, folder = self._store_upload(self._codes_upload)
-            spath = self.state.resolve_user_path(self._samples_path.value, "samples") if \
-                self._samples_path.value.strip() else ""
-            if not spath and self._samples_upload.value:
-                spath, folder = self._store_upload(self._samples_upload)
-            if not cpath or not spath:
+            csrc = await self._source(self._codes_path, self._codes_upload, "codes")
+            if isinstance(csrc, Upload):
+                stored.append(csrc)
+            ssrc = await self._source(self._samples_path, self._samples_upload, "samples")
+            if isinstance(ssrc, Upload):
+                stored.append(ssrc)
+            if csrc is None or ssrc is None:
                 raise ValueError("give both the codes and their samples (path or upload)")
-            self.load(cpath, spath)
-        except (SampleFormatError, FileNotFoundError, ValueError, OSError) as e:
-            self._show_error(f"Could not load the codes: {user_message(e, folder)}")
+            # off the event loop, bounded by the gate's limits
+            codes, metrics, images = await run_in_pool(self._read, csrc, ssrc)
+        except (SampleFormatError, FileNotFoundError, ValueError, OSError, MemoryError) as e:
+            text = Gate.message(e)
+            for up in stored:
+                text = user_message(text, up)
+            if isinstance(e, MemoryError):
+                text = "not enough memory on the server"
+            self._show_error(f"Could not load the codes: {text}")
             return
+        except Exception as e:  # user data must never take the app down
+            text = Gate.message(e)
+            for up in stored:
+                text = user_message(text, up)
+            self._show_error(f"Could not load the codes: {type(e).__name__}: {text}")
+            return
+        finally:
+            for up in stored:
+                up.discard()  # read into memory (or refused): the stored copies are no longer needed
+        self._apply(codes, metrics, images, _name(ssrc))
         self.button.disabled = True
         try:
             if self._pending_images is not None:

@@ -9,7 +9,6 @@ The parts, each in its own module of this package:
 """
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 from typing import Optional
 
@@ -18,9 +17,10 @@ import pandas as pd
 import panel as pn
 import param
 
-from core.samples import SampleFormatError, Traversal, load_traversal
-from explorer.compare import (BackgroundMeasure, heading, measure_loaded, save_upload, start_on_document,
-                              user_message)
+from core.samples import SampleFormatError, Traversal
+from explorer.compare import (BackgroundMeasure, heading, measure_loaded, run_in_pool, source_name,
+                              start_on_document, store_upload, user_message)
+from explorer.gate import Upload, escape_md
 from explorer.state import ExplorerState
 from explorer.traversals.codes import CodesPanel
 from explorer.traversals.effects import EffectsPanel
@@ -59,8 +59,7 @@ class TraversalView(pn.viewable.Viewer):
 
     def __init__(self, state: ExplorerState | None = None, **params):
         super().__init__(state=state or ExplorerState(), **params)
-        self._tmp = tempfile.TemporaryDirectory(prefix="morpho-traversal-")
-        self._uploads = 0
+        self.error_text = ""  # the error on show, plain text (the alert shows it escaped)
         self.job = BackgroundMeasure("traversal")
         self._upload = pn.widgets.FileInput(accept=".npy,.npz,.png,.jpg,.jpeg", css_classes=["traversal-upload"],
                                             width=230)
@@ -78,7 +77,7 @@ class TraversalView(pn.viewable.Viewer):
                                     sizing_mode="stretch_width")
         self.grid = TraversalGrid()
         self.effects_panel = EffectsPanel()
-        self.codes_panel = CodesPanel(self._store_upload, self._show_error)
+        self.codes_panel = CodesPanel(self._show_error)
         for part in (self.grid, self.effects_panel, self.codes_panel):
             part.state = self.state
         # The parts are always in the layout, empty until a traversal is measured: a layout shown (or given
@@ -109,9 +108,16 @@ class TraversalView(pn.viewable.Viewer):
     # ---------------------------------------------------------------------------------------------
     # loading and measuring
 
+    def _read(self, source, rows=None, cols=None, **kwargs) -> Traversal:
+        """Read a traversal grid through the session's gate (the app's read limits)."""
+        return self.state.gate.traversal(source, rows or None, cols or None, **kwargs)
+
     def load(self, path, rows: Optional[int] = None, cols: Optional[int] = None, **kwargs) -> Traversal:
-        """Load a traversal grid (see :func:`core.samples.load_traversal`) without measuring."""
-        t = load_traversal(path, rows or None, cols or None, **kwargs)
+        """Load a traversal grid (see :func:`core.samples.load_traversal`) without measuring.
+
+        The read goes through the state's gate, with the app's read limits.
+        """
+        t = self._read(path, rows, cols, **kwargs)
         self._show_traversal(t)
         return t
 
@@ -122,8 +128,8 @@ class TraversalView(pn.viewable.Viewer):
     def _show_traversal(self, t: Traversal):
         images = grid_of(t)
         self.param.update(traversal=t, per_step=None)
-        self._info.object = f"**Loaded** {t.description}"
-        self._error.visible = False
+        self._info.object = f"**Loaded** {escape_md(t.description)}"
+        self._clear_error()
         self.grid.param.update(values=values_of(t, images.shape[2]), per_step=None)
         self.grid.images = images
 
@@ -149,19 +155,28 @@ class TraversalView(pn.viewable.Viewer):
 
     async def load_and_measure(self, path=None, rows=None, cols=None, *, traversal: Optional[Traversal] = None,
                                hide: Optional[Path] = None, **kwargs) -> bool:
-        """Load ``path`` (or take ``traversal``) and measure it in the background; errors are shown."""
-        self._error.visible = False
+        """Load ``path`` (or take ``traversal``) and measure it in the background; errors are shown.
+
+        ``path`` is a path (already checked against the server's policy) or an
+        :class:`explorer.gate.Upload`, read through the session's gate off the event loop.
+        """
+        self._clear_error()
+        hidden = hide if hide is not None else path if isinstance(path, Upload) else None
         if traversal is None:
-            try:
-                traversal = load_traversal(path, rows or None, cols or None, **kwargs)
+            try:  # off the event loop, bounded by the gate's limits
+                traversal = await run_in_pool(self._read, path, rows, cols, **kwargs)
             except (SampleFormatError, FileNotFoundError, ValueError) as e:
-                self._show_error(f"Could not load the traversal: {user_message(e, hide)}")
+                self._show_error(f"Could not load the traversal: {user_message(e, hidden)}")
+                return False
+            except MemoryError:
+                self._show_error(f"Could not load {source_name(path)}: not enough memory on the server.")
                 return False
             except Exception as e:
-                self._show_error(f"Could not load {Path(str(path)).name}: {type(e).__name__}: "
-                                 f"{user_message(e, hide)}")
+                self._show_error(f"Could not load {source_name(path)}: {type(e).__name__}: "
+                                 f"{user_message(e, hidden)}")
                 return False
-        self._show_traversal(traversal)
+        # after the read's await: update the views holding the document lock
+        await self.state.in_document(lambda: self._show_traversal(traversal))
         df = await measure_loaded(self, grid_of(traversal).reshape(-1, 28, 28), traversal.description)
         if df is None:
             return False
@@ -177,33 +192,37 @@ class TraversalView(pn.viewable.Viewer):
         return await self.state.in_document(show)
 
     def _show_error(self, text: str, kind: str = "danger"):
-        self._error.param.update(object=text, alert_type=kind, visible=True)
+        """Show ``text`` (plain text, escaped here) in the error alert."""
+        self.error_text = text
+        self._error.param.update(object=escape_md(text), alert_type=kind, visible=True)
+
+    def _clear_error(self):
+        self.error_text = ""
+        self._error.visible = False
 
     async def _on_load(self, event=None):
         try:  # the server's path policy: inside --data-root, or off on a public server
-            path = self.state.resolve_user_path(self._path.value, "traversal")
+            path = self.state.gate.path(self._path.value, "traversal")
         except ValueError as e:
             self._show_error(str(e))
             return
         await self.load_and_measure(path, self._rows.value, self._cols.value)
 
-    def _store_upload(self, widget) -> tuple[Path, Path]:
-        self._uploads += 1
-        folder = Path(self._tmp.name) / f"upload-{self._uploads}"
-        return save_upload(widget.value, widget.filename, folder), folder
-
     async def _on_upload(self, event):
         if not event.new:
             return
         try:
-            path, folder = self._store_upload(self._upload)
+            upload = await store_upload(self.state, self._upload)
         except ValueError as e:
             self._show_error(f"Could not use the upload: {user_message(e)}")
             return
         except OSError as e:
             self._show_error(f"Could not store the upload: {type(e).__name__} (server disk)")
             return
-        await self.load_and_measure(path, self._rows.value, self._cols.value, hide=folder)
+        try:
+            await self.load_and_measure(upload, self._rows.value, self._cols.value)
+        finally:
+            upload.discard()  # read into memory (or refused): the stored copy is no longer needed
 
     def _on_model_traversal(self, event=None):
         t = self.state.model_traversal
