@@ -51,8 +51,15 @@ class SessionState(param.Parameterized):
             return
 
         def update():
-            if not self.closed:  # the tab may have gone since: Panel would log a failed send
+            if self.closed:  # the tab may have gone since: Panel would log a failed send
+                return
+            # One message for all of fn's changes: the browser lays the page out once, not once per change
+            # (a traversal's six line plots changed one by one froze the tab for seconds).
+            doc.hold("combine")
+            try:
                 fn()
+            finally:
+                doc.unhold()
         try:
             doc.add_next_tick_callback(update)
         except Exception:  # the session was destroyed meanwhile: nobody to update

@@ -22,8 +22,8 @@ import numpy as np
 import pandas as pd
 import panel as pn
 import param
-from bokeh.models import (BasicTicker, ColorBar, ColumnDataSource, HoverTool, Legend, LegendItem,
-                          LinearColorMapper, Range1d)
+from bokeh.models import (BasicTicker, ColorBar, ColumnDataSource, GlyphRenderer, HoverTool, Legend, LegendItem,
+                          Line, LinearColorMapper, Range1d, Scatter)
 from bokeh.palettes import Category10_10, Category20_20, RdBu11
 from bokeh.plotting import figure
 
@@ -167,6 +167,11 @@ class EffectsPanel(param.Parameterized):
             f.xaxis.axis_label = "latent offset"
             f.toolbar.logo = None
             f.line(x=[], y=[])  # a placeholder until a traversal is drawn (Bokeh warns on plots without any)
+            # below the plot, every latent listed; click an entry to hide that latent. One legend for the
+            # figure's life, and a fixed height: a new traversal changes items, not the page's layout.
+            f.add_layout(Legend(items=[], orientation="horizontal", ncols=5, click_policy="hide",
+                                label_text_font_size="9px", spacing=4, padding=2, margin=2,
+                                glyph_width=12, glyph_height=8, label_height=10), "below")
             self._lines[m] = f
         self.download_html = pn.widgets.FileDownload(callback=self._html, filename="traversal-effects.html",
                                                      label="Effects report (HTML)", color="success",
@@ -249,23 +254,23 @@ class EffectsPanel(param.Parameterized):
         def commit():
             for m, f in self._lines.items():
                 # renderers are rebuilt only for a new traversal (not on method toggles)
-                f.renderers = []
-                for item in list(f.below):
-                    if isinstance(item, Legend):
-                        f.below.remove(item)
-                items = []
+                renderers, items = [], []
                 for lat, d in enumerate(data[m]):
                     colour = palette[lat % len(palette)]
                     src = ColumnDataSource(d)
-                    line = f.line(x="x", y="value", source=src, line_color=colour, line_width=2)
-                    dots = f.scatter(x="x", y="value", source=src, color=colour, size=5)
+                    line = GlyphRenderer(data_source=src, glyph=Line(x="x", y="value", line_color=colour,
+                                                                      line_width=2))
+                    dots = GlyphRenderer(data_source=src, glyph=Scatter(x="x", y="value", fill_color=colour,
+                                                                         line_color=colour, size=5))
+                    renderers += [line, dots]
                     items.append(LegendItem(label=f"latent {lat}", renderers=[line, dots]))
-                # below the plot, every latent listed; click an entry to hide that latent
-                legend = Legend(items=items, orientation="horizontal", ncols=ncols, click_policy="hide",
-                                label_text_font_size="9px", spacing=4, padding=2, margin=2,
-                                glyph_width=12, glyph_height=8, label_height=10)
-                f.add_layout(legend, "below")
-                f.height = 200 + 16 * nrows
+                # renderers are rebuilt only for a new traversal (not on method toggles), all at once
+                f.renderers = renderers
+                legend = f.legend[0]
+                legend.update(items=items, ncols=ncols)
+                height = 200 + 16 * nrows
+                if f.height != height:  # a layout change: only when the legend needs another row
+                    f.height = height
                 ys = np.concatenate([d["value"] for d in data[m]])
                 ys = ys[np.isfinite(ys)]
                 lo, hi = (float(ys.min()), float(ys.max())) if len(ys) else (0.0, 1.0)
