@@ -19,7 +19,7 @@ import pandas as pd
 import pytest
 
 from explorer.gate import safe_name
-from test_server import ROOT, Server, new_session, text_of, wait_text
+from test_server import ROOT, Server, finish, new_session, text_of, wait_text
 
 pytestmark = pytest.mark.browser
 
@@ -328,3 +328,67 @@ def test_quick_tab_switches_on_a_busy_server_draw_the_model_digit(browser, serve
         assert not [p for p in page.problems if "isn't known" in p], page.problems
         page.close()
     busy.close()
+
+
+# ------------------------------------------------------------------------------------------------------
+# two sessions: what A sends never reaches B
+
+def test_session_b_is_unaffected_while_a_sends_everything(browser, server, files, tmp_path):
+    """Session A sends every hostile input (share link, payload names, a typed payload path, over-cap files
+    on two routes, a 200 MB upload); between A's moves session B pages and opens digits: each of B's moves
+    completes, B never sees a dialog, a notice or a change of its data or URL, and A's session still works."""
+    root, _ = files
+    b = new_session(browser, server.url)
+    b.dialogs = []
+    b.on("dialog", lambda d: (b.dialogs.append(d.message), d.dismiss()))
+    b_url, b_data = b.url, text_of(b, ".explorer-dataset")
+    moves = iter(range(100, 10_000, 100))
+
+    def b_moves():
+        """B opens another digit (a round trip through the server) and pages the grid."""
+        n = next(moves)
+        box = b.locator(".explorer-inspector input").first
+        box.fill(str(n))
+        box.press("Enter")
+        wait_text(b, ".explorer-inspector", f"Digit #{n:,}", timeout=120)
+
+    deep = "[" * 5000 + "]" * 5000
+    hostile = (f"?digit=%3Cimg%20src%3Dx%20onerror%3Dalert(1)%3E&labels={deep}&seed={'9' * 30000}"
+               f"&pert_params=%7B%22%3Csvg%20onload%3Dalert(1)%3E%22%3A1%7D&tab=99&tab=98&nonsense=1")
+    a = new_session(browser, server.url + hostile, ready=".bk-tab")  # tab=99: the last tab, not Browse
+    a.dialogs = []
+    a.on("dialog", lambda d: (a.dialogs.append(d.message), d.dismiss()))
+    wait_text(a, ".explorer-message", "Adjusted the link", timeout=60)
+    b_moves()
+    good = (root / "good.npy").read_bytes()
+    for p in PAYLOADS[:3]:
+        _upload(a, ".explorer-upload", f"{p}.npy", _bad(p))
+        _shown(a, ".explorer-message", safe_name(f"{p}.npy"))
+        b_moves()
+    a.locator("input[placeholder^='inside ']").first.fill(PAYLOADS[0])
+    a.get_by_role("button", name="Open", exact=True).click()
+    _shown(a, ".explorer-message", _as_path(PAYLOADS[0]))
+    b_moves()
+    huge = tmp_path / "huge-digits.npy"
+    with open(huge, "wb") as f:
+        f.truncate(200 * 1024 * 1024)
+    _tab(a, "Compare samples")
+    a.locator(".compare-upload input[type=file]").first.set_input_files(str(huge))
+    wait_text(a, ".explorer-message", "Upload refused", timeout=60)
+    b_moves()
+    for name in ("stride0.npz", "declared.npz"):
+        _refused(a, server, lambda: _upload(a, ".compare-upload", f"up-{name}", (root / name).read_bytes()),
+                 ".compare-error", needle=f"up-{name}")
+        b_moves()
+    # A's session still works: it opens good data.
+    _upload(a, ".explorer-upload", "good.npy", good)
+    wait_text(a, ".explorer-message", "Opened good.npy: 60 digits", timeout=120)
+    b_moves()
+    # B saw none of it.
+    assert b.dialogs == [] and a.dialogs == []
+    assert b.evaluate(_COUNT, INJECTED) == {} and a.evaluate(_COUNT, INJECTED) == {}
+    assert text_of(b, ".explorer-message").strip() == ""
+    assert text_of(b, ".explorer-dataset") == b_data
+    assert b.url.split("?")[0] == b_url.split("?")[0] and "tab=" not in b.url and "seed=" not in b.url
+    assert b.problems == [], b.problems
+    finish(a, b)
