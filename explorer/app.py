@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import ipaddress
 import json
 import os
 import threading
@@ -91,53 +90,33 @@ ACCEPT = ".npy,.npz,.gz,.idx,.ubyte,.idx3-ubyte"
 # -------------------------------------------------------------------------------------------------------
 # the server this process runs (found once: main.py cannot see panel serve's options)
 
-_SERVER_INFO: dict | None = None
+_SERVER_WS: tuple | None = None  # (limit,) once looked up
 _SERVER_LOCK = threading.Lock()
 
 
-def server_info() -> dict:
-    """``{"addresses": [...], "websocket_max_message_size": int or None}`` of the Bokeh server in this
-    process (empty addresses outside a server).
+def server_websocket_limit() -> int | None:
+    """The ``websocket_max_message_size`` (bytes) of the Bokeh server in this process, None outside one.
 
-    Looked up once among the live objects: ``panel serve`` does not hand its options to the app.
+    Looked up once among the live objects (``panel serve`` does not hand its options to the app). Left at
+    Tornado's default, it is raised to what the upload cap needs (read per connection, so every session's
+    websocket gets it); an explicit ``--websocket-max-message-size`` stays.
     """
-    global _SERVER_INFO
+    global _SERVER_WS
     with _SERVER_LOCK:
-        if _SERVER_INFO is None:
-            addresses, ws = [], None
+        if _SERVER_WS is None:
+            ws = None
             try:
                 from bokeh.server.tornado import BokehTornado
-                from tornado.httpserver import HTTPServer
 
                 for obj in gc.get_objects():
                     if isinstance(obj, BokehTornado):
                         ws = obj.settings.get("websocket_max_message_size", ws)
                         if ws in (None, DEFAULT_WEBSOCKET_MAX_MESSAGE_SIZE):
-                            # left at the default: raise it to what the upload cap needs (read per
-                            # connection, so every session's websocket gets it); an explicit value stays
                             ws = obj.settings["websocket_max_message_size"] = websocket_max_message_size()
-                    elif isinstance(obj, HTTPServer):
-                        for sock in getattr(obj, "_sockets", {}).values():
-                            try:
-                                name = sock.getsockname()
-                            except OSError:
-                                continue
-                            addresses.append(name[0] if isinstance(name, tuple) else str(name))
-            except Exception:  # never let the lookup break the app; the safe answer is "public"
-                addresses = ["unknown"]
-            _SERVER_INFO = {"addresses": addresses, "websocket_max_message_size": ws}
-        return _SERVER_INFO
-
-
-def listens_publicly(addresses: list[str]) -> bool:
-    """Whether any listening address is reachable from other machines (not loopback)."""
-    for address in addresses:
-        try:
-            if not ipaddress.ip_address(address.split("%")[0]).is_loopback:
-                return True
-        except ValueError:  # a unix socket path or something unknown: assume others can reach it
-            return True
-    return False
+            except Exception:  # never let the lookup break the app: the default limit is the safe answer
+                ws = DEFAULT_WEBSOCKET_MAX_MESSAGE_SIZE
+            _SERVER_WS = (ws,)
+        return _SERVER_WS[0]
 
 
 # -------------------------------------------------------------------------------------------------------
@@ -564,7 +543,7 @@ class Explorer(pn.viewable.Viewer):
     def upload_limit() -> int:
         """Largest upload this server lets through (bytes): the app's limit, or less when the websocket
         message limit (``--websocket-max-message-size``) is smaller than it needs."""
-        ws = server_info()["websocket_max_message_size"] if pn.state.curdoc is not None and \
+        ws = server_websocket_limit() if pn.state.curdoc is not None and \
             pn.state.curdoc.session_context is not None else None
         return effective_upload_bytes(ws)
 

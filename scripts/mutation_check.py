@@ -25,7 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -37,7 +37,6 @@ class Mutation:
     what: str                             # the wrong change, in words
     targets: list[tuple[str, str, str]]   # (glob relative to the root, regex, replacement), first match wins
     tests: list[str]                      # pytest arguments (files, -k ...), run in the copy
-    extra_tests: dict[str, list[str]] = field(default_factory=dict)  # glob -> tests, when that file is used
 
 
 MUTATIONS = [
@@ -57,18 +56,24 @@ MUTATIONS = [
     Mutation(
         "clamp off by one",
         "a share link's digit is clamped to n instead of n - 1 (one past the last digit)",
-        [("explorer/url*.py", r'(clamp\([^\n]*?"digit", [^\n]*?, 0, )n - 1\)', r"\1n)"),
-         ("explorer/state.py", r'(clamp\([^\n]*?"digit", [^\n]*?, 0, )n - 1\)', r"\1n)")],
+        [("explorer/url.py", r'(_clamp\(notes, "digit", [^\n]*?, 0, )n - 1\)', r"\1n)")],
         ["tests/test_server.py", "-k", "clamped_to_the_widgets"]),
     Mutation(
         "escaping removed",
-        "the escape function returns visitor text unchanged (explorer/gate.py's escape when it exists, "
-        "else the offline report's _esc)",
-        [("explorer/gate.py", r"(\ndef escape\(value\)[^\n]*:\n(?:    [rRuU]?\"\"\"[\s\S]*?\"\"\"\n)?)",
-          r"\1    return str(value)\n"),
-         ("core/report.py", r"(\ndef _esc\(s\)[^\n]*:\n)", r"\1    return str(s)\n")],
-        ["tests/test_escaping.py"],
-        {"explorer/gate.py": ["tests/test_gate.py"]}),
+        "the explorer's Markdown escape (explorer/gate.py escape_md) returns visitor text unchanged",
+        [("explorer/gate.py", r"(\ndef escape_md\(text\)[^\n]*:\n(?:    [rRuU]?\"\"\"[\s\S]*?\"\"\"\n)?)",
+          r"\1    return str(text)\n")],
+        ["tests/test_gate.py", "tests/test_url.py"]),
+    Mutation(
+        "report escaping removed",
+        "the offline report's escape (core/report.py _esc) returns text unchanged",
+        [("core/report.py", r"(\ndef _esc\(s\)[^\n]*:\n)", r"\1    return str(s)\n")],
+        ["tests/test_escaping.py"]),
+    Mutation(
+        "app read limits dropped",
+        "the gate reads a model's samples with the library's default limits, not the app's",
+        [("explorer/gate.py", r"load_samples\(path, limits=self\.limits, ", "load_samples(path, ")],
+        ["tests/test_gate.py"]),
     Mutation(
         "read limit raised",
         "the byte limit of a read is raised by 1 KiB (core.io.check_size)",
@@ -92,9 +97,6 @@ def apply(mutation: Mutation, tree: Path) -> tuple[str, list[str]]:
                 path.write_text(new)
                 rel = str(path.relative_to(tree))
                 tests = list(mutation.tests)
-                for extra_glob, extra in mutation.extra_tests.items():
-                    if extra_glob == pattern_glob and all((tree / t).exists() for t in extra if not t.startswith("-")):
-                        tests += extra
                 return rel, tests
             if count > 1:
                 raise SystemExit(f"{mutation.name}: {regex!r} matches {count} times in {path}: make it exact")

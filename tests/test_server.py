@@ -172,13 +172,6 @@ def test_paths_are_confined_to_the_data_roots(sample_dataset, tmp_path):
         state.resolve_user_path(str(root / "mnist"), "open")
 
 
-def test_listening_addresses():
-    from explorer.app import listens_publicly
-
-    assert not listens_publicly(["127.0.0.1", "::1"])
-    assert listens_publicly(["0.0.0.0"]) and listens_publicly(["::"]) and listens_publicly(["10.1.2.3"])
-    assert listens_publicly(["/run/app.sock"])  # unknown: the safe answer
-
 
 def test_opened_data_is_shared_until_its_files_change(sample_dataset, tmp_path):
     from explorer.data import load
