@@ -9,7 +9,7 @@ Served (``panel serve explorer --args ...``), one process serves many sessions:
 - every share-link value is checked against its widget's range before anything uses it;
 - path boxes are served only inside the ``--data-root`` folders: a served app without one has its path
   boxes off (uploads still work), whatever address it listens on; notebooks keep them on;
-- uploads larger than :data:`explorer.limits.MAX_UPLOAD_BYTES` (or than the server's websocket message
+- uploads larger than :func:`explorer.limits.max_upload_bytes` (or than the server's websocket message
   limit allows) are refused in the browser, before they are sent, with a message: :class:`UploadGuard`
   sits in the sidebar of every page and watches every file input of it (every tab, built now or later,
   inside shadow DOMs too);
@@ -637,7 +637,7 @@ class Explorer(pn.viewable.Viewer):
 
 
 def serve_hint() -> str:
-    """How to start a server whose uploads can reach :data:`explorer.limits.MAX_UPLOAD_BYTES`."""
+    """How to start a server whose uploads can reach :func:`explorer.limits.max_upload_bytes`."""
     size = websocket_max_message_size()
     if size <= DEFAULT_WEBSOCKET_MAX_MESSAGE_SIZE:
         return "panel serve explorer"

@@ -381,7 +381,7 @@ def read(path: str | os.PathLike, *, limits=None) -> "Dataset | PendingDataset":
     path : str or os.PathLike
         A folder of IDX files, a Morpho-MNIST dataset folder, one IDX images file or a .npy/.npz array.
     limits : core.reading.ReadLimits, optional
-        Largest file and digit count read (the app's :data:`explorer.limits.APP_READ_LIMITS`); the
+        Largest file and digit count read (the app's :func:`explorer.limits.app_read_limits`); the
         library's generous defaults when None.
 
     Raises

@@ -13,7 +13,7 @@ through this module, with the same limits for every view:
   raise from deep inside a parser.
 - **Files** (:class:`Gate`): uploads are size-checked and stored under a name that cannot leave the
   session's folder; typed paths are served only inside the ``--data-root`` folders; every read (data set,
-  samples, traversal grid, codes, metrics table) goes through the app's :data:`explorer.limits.APP_READ_LIMITS`.
+  samples, traversal grid, codes, metrics table) goes through the app's :func:`explorer.limits.app_read_limits`.
   A view never calls :mod:`core.reading` or :mod:`core.samples` itself, so a new view is protected by
   construction.
 """
@@ -241,7 +241,8 @@ class Gate:
     Parameters
     ----------
     limits : core.reading.ReadLimits, optional
-        What one read may cost; the app's :data:`explorer.limits.APP_READ_LIMITS` when omitted.
+        What one read may cost; the app's :func:`explorer.limits.app_read_limits` (as the environment
+        says when the gate is built) when omitted.
     data_roots : sequence of str, optional
         Folders typed paths may point into (``--data-root``).
     paths_enabled : bool
@@ -253,9 +254,9 @@ class Gate:
     def __init__(self, limits=None, *, data_roots: Sequence[str] = (), paths_enabled: bool = True,
                  paths_note: str = ""):
         if limits is None:
-            from explorer.limits import APP_READ_LIMITS
+            from explorer.limits import app_read_limits
 
-            limits = APP_READ_LIMITS
+            limits = app_read_limits()
         self.limits = limits
         self.data_roots = [str(r) for r in data_roots]
         self.paths_enabled = paths_enabled

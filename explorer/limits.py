@@ -3,7 +3,8 @@
 The library's own limits (:data:`core.reading.DEFAULT_LIMITS`) are generous, for a researcher's own
 files. A server shared by a class needs small ones, so that no upload, share link or path can make the
 server allocate gigabytes. Each limit can be changed with an environment variable before starting the
-server::
+server; the variables are read when a limit is used (:func:`max_upload_bytes`, :func:`max_upload_digits`,
+:func:`app_read_limits`), never at import::
 
     MORPHO_MAX_UPLOAD_MB=200 MORPHO_MAX_UPLOAD_DIGITS=500000 panel serve explorer \\
         --websocket-max-message-size 280000000
@@ -20,8 +21,12 @@ import math
 import os
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-__all__ = ["MAX_UPLOAD_BYTES", "MAX_UPLOAD_DIGITS", "APP_READ_LIMITS", "DEFAULT_WEBSOCKET_MAX_MESSAGE_SIZE",
+if TYPE_CHECKING:
+    from core.io import ReadLimits
+
+__all__ = ["max_upload_bytes", "max_upload_digits", "app_read_limits", "DEFAULT_WEBSOCKET_MAX_MESSAGE_SIZE",
            "check_upload", "check_upload_digits", "websocket_max_message_size", "format_bytes",
            "user_message", "UploadRefused", "refusal_message", "effective_upload_bytes"]
 
@@ -40,29 +45,58 @@ def _env_number(name: str, default: float, *, integer: bool = False) -> float:
     return value
 
 
-#: Largest upload, in bytes, of one file or of the files uploaded together (env ``MORPHO_MAX_UPLOAD_MB``).
-MAX_UPLOAD_BYTES: int = int(_env_number("MORPHO_MAX_UPLOAD_MB", 50) * 1_000_000)
-#: Most digits in one upload or one file opened from a path box (env ``MORPHO_MAX_UPLOAD_DIGITS``).
-MAX_UPLOAD_DIGITS: int = int(_env_number("MORPHO_MAX_UPLOAD_DIGITS", 100_000, integer=True))
 #: Tornado's default ``websocket_max_message_size`` (what ``panel serve`` uses unless told otherwise).
 DEFAULT_WEBSOCKET_MAX_MESSAGE_SIZE = 20 * 1024 * 1024
 
 
-def _read_limits():
+def max_upload_bytes() -> int:
+    """Largest upload, in bytes, of one file or of the files uploaded together (env ``MORPHO_MAX_UPLOAD_MB``,
+    default 50), read on each call.
+
+    Raises
+    ------
+    ValueError
+        The variable is set to something other than a positive number (the message names it).
+    """
+    return int(_env_number("MORPHO_MAX_UPLOAD_MB", 50) * 1_000_000)
+
+
+def max_upload_digits() -> int:
+    """Most digits in one upload or one file opened from a path box (env ``MORPHO_MAX_UPLOAD_DIGITS``,
+    default 100,000), read on each call.
+
+    Raises
+    ------
+    ValueError
+        The variable is set to something other than a positive whole number (the message names it).
+    """
+    return int(_env_number("MORPHO_MAX_UPLOAD_DIGITS", 100_000, integer=True))
+
+
+def app_read_limits() -> ReadLimits:
+    """The limits every file a session reads goes through (uploads and path boxes), from
+    :func:`max_upload_digits` as the environment says now; ``--data`` uses the library defaults since the
+    server's owner chose it.
+
+    Returns
+    -------
+    core.io.ReadLimits
+
+    Raises
+    ------
+    ValueError
+        ``MORPHO_MAX_UPLOAD_DIGITS`` is not a positive whole number.
+    """
+    from core.io import ReadLimits
+
+    digits = max_upload_digits()
     # Decompressed bytes: every allowed digit as float32 (what most models write), so an allowed
     # upload always fits and a decompression bomb stops at a few hundred MB.
-    max_bytes = MAX_UPLOAD_DIGITS * 28 * 28 * 4
-    # PNG grids: 64 px² per digit cell with padding is plenty for MAX_UPLOAD_DIGITS 28x28 cells, capped
-    # at the library default.
-    max_pixels = int(min(64e6, max(4e6, MAX_UPLOAD_DIGITS * 32 * 32)))
-    from core.reading import ReadLimits
-
-    return ReadLimits(max_bytes=max_bytes, max_digits=MAX_UPLOAD_DIGITS, max_image_pixels=max_pixels)
-
-
-#: The limits every file a session reads goes through (uploads and path boxes); ``--data`` uses the
-#: library defaults since the server's owner chose it.
-APP_READ_LIMITS = _read_limits()
+    max_bytes = digits * 28 * 28 * 4
+    # PNG grids: 64 px² per digit cell with padding is plenty for `digits` 28x28 cells, capped at the
+    # library default.
+    max_pixels = int(min(64e6, max(4e6, digits * 32 * 32)))
+    return ReadLimits(max_bytes=max_bytes, max_digits=digits, max_image_pixels=max_pixels)
 
 
 class UploadRefused(ValueError):
@@ -78,7 +112,7 @@ def format_bytes(n: float) -> str:
 
 
 def check_upload(name: str, nbytes: int, limit: int | None = None) -> None:
-    """Refuse an upload over :data:`MAX_UPLOAD_BYTES` (or ``limit``).
+    """Refuse an upload over :func:`max_upload_bytes` (or ``limit``).
 
     Parameters
     ----------
@@ -87,7 +121,7 @@ def check_upload(name: str, nbytes: int, limit: int | None = None) -> None:
     nbytes : int
         Its size in bytes (or the total of files uploaded together).
     limit : int, optional
-        The limit in bytes, when smaller than :data:`MAX_UPLOAD_BYTES` (e.g. the server's websocket
+        The limit in bytes, when smaller than :func:`max_upload_bytes` (e.g. the server's websocket
         message limit allows less).
 
     Raises
@@ -95,7 +129,8 @@ def check_upload(name: str, nbytes: int, limit: int | None = None) -> None:
     UploadRefused
         A ValueError whose message says the size, the limit and how the server's owner raises it.
     """
-    limit = MAX_UPLOAD_BYTES if limit is None else min(int(limit), MAX_UPLOAD_BYTES)
+    cap = max_upload_bytes()
+    limit = cap if limit is None else min(int(limit), cap)
     if nbytes > limit:
         raise UploadRefused(refusal_message(name, nbytes, limit))
 
@@ -109,34 +144,36 @@ def refusal_message(name: str, nbytes: int, limit: int) -> str:
 
 
 def check_upload_digits(name: str, n: int) -> None:
-    """Refuse more than :data:`MAX_UPLOAD_DIGITS` digits from one upload or path box.
+    """Refuse more than :func:`max_upload_digits` digits from one upload or path box.
 
     Raises
     ------
     UploadRefused
     """
-    if n > MAX_UPLOAD_DIGITS:
+    cap = max_upload_digits()
+    if n > cap:
         shown = Path(str(name)).name or "the upload"
         raise UploadRefused(
-            f"{shown} holds {n:,} digits; this server measures at most {MAX_UPLOAD_DIGITS:,} per file. "
+            f"{shown} holds {n:,} digits; this server measures at most {cap:,} per file. "
             f"Use fewer digits, or ask whoever runs the server to raise MORPHO_MAX_UPLOAD_DIGITS.")
 
 
-def websocket_max_message_size(max_upload_bytes: int | None = None) -> int:
+def websocket_max_message_size(upload_bytes: int | None = None) -> int:
     """The ``--websocket-max-message-size`` (bytes) that lets every allowed upload through.
 
     Panel's FileInput sends the file base64-encoded (4/3 of its size) inside a JSON patch; 1 MB covers
     the JSON around it. Never below Tornado's default, which other messages may need.
     """
-    n = MAX_UPLOAD_BYTES if max_upload_bytes is None else int(max_upload_bytes)
+    n = max_upload_bytes() if upload_bytes is None else int(upload_bytes)
     return max(DEFAULT_WEBSOCKET_MAX_MESSAGE_SIZE, math.ceil(n * 4 / 3) + 1_000_000)
 
 
 def effective_upload_bytes(ws_limit: int | None) -> int:
     """The largest upload that arrives whole through a websocket limit of ``ws_limit`` bytes."""
+    cap = max_upload_bytes()
     if not ws_limit:
-        return MAX_UPLOAD_BYTES
-    return max(0, min(MAX_UPLOAD_BYTES, int((ws_limit - 1_000_000) * 3 / 4)))
+        return cap
+    return max(0, min(cap, int((ws_limit - 1_000_000) * 3 / 4)))
 
 
 _TEMP_RE = re.compile(r"(?:/tmp|/var/tmp|/var/folders|/private/var|[A-Za-z]:\\\\[^\s'\"]*Temp)[^\s'\":,;)]*")

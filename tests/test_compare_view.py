@@ -141,9 +141,7 @@ def test_value_range_control_reads_float_0_255(tmp_path, sample_dataset, sample_
 
 
 def test_uploads_are_checked_and_messages_hide_server_paths(tmp_path, monkeypatch):
-    from explorer import limits
-
-    monkeypatch.setattr(limits, "MAX_UPLOAD_BYTES", 1000)
+    monkeypatch.setenv("MORPHO_MAX_UPLOAD_MB", "0.001")  # 1000 bytes, read when the upload is checked
     gate = Gate()
     with pytest.raises(ValueError) as e:
         gate.upload([b"x" * 5000], ["big.npy"])

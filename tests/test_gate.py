@@ -18,7 +18,7 @@ import pytest
 
 from core.io import ReadLimits
 from explorer.gate import Gate, Upload, escape_html, escape_md, safe_name
-from explorer.limits import APP_READ_LIMITS, MAX_UPLOAD_DIGITS, UploadRefused
+from explorer.limits import UploadRefused, app_read_limits, max_upload_digits
 
 PAYLOADS = [
     "<img src=x onerror=alert(1)>",
@@ -212,7 +212,7 @@ def _refused(call) -> str:
 @pytest.mark.parametrize("route", ["dataset", "samples", "traversal"])
 def test_image_routes_refuse_over_cap_files(hostile, name, route):
     gate = Gate()
-    assert gate.limits is APP_READ_LIMITS and APP_READ_LIMITS.max_digits == MAX_UPLOAD_DIGITS
+    assert gate.limits == app_read_limits() and gate.limits.max_digits == max_upload_digits()
     msg = _refused(lambda: getattr(gate, route)(hostile[name]))
     assert "limit" in msg
 
@@ -239,7 +239,7 @@ def _metrics_csv(path: Path, rows: int, columns=("area", "length", "thickness", 
 
 
 def test_metrics_routes_refuse_too_many_rows(tmp_path):
-    gate = Gate(ReadLimits(max_digits=100, max_bytes=APP_READ_LIMITS.max_bytes))
+    gate = Gate(ReadLimits(max_digits=100, max_bytes=app_read_limits().max_bytes))
     over = _metrics_csv(tmp_path / "over.csv", 101)
     assert "over the limit of 100 digits" in _refused(lambda: gate.metrics_table(over))
     assert "over the limit of 100 digits" in _refused(lambda: gate.code_metrics(over, ["length", "slant"]))
@@ -255,9 +255,10 @@ def test_metrics_routes_refuse_too_many_rows(tmp_path):
 
 
 def test_app_limits_refuse_more_digits_than_the_cap(tmp_path):
-    path = _npz_declaring(tmp_path / "cap.npz", (MAX_UPLOAD_DIGITS + 1, 28, 28))
+    cap = max_upload_digits()
+    path = _npz_declaring(tmp_path / "cap.npz", (cap + 1, 28, 28))
     msg = _refused(lambda: Gate().samples(path))
-    assert f"{MAX_UPLOAD_DIGITS:,}" in msg
+    assert f"{cap:,}" in msg
 
 
 def test_no_view_reads_visitor_files_itself():

@@ -113,18 +113,42 @@ def test_upload_limit_messages_name_no_server_path():
     from explorer import limits
 
     with pytest.raises(ValueError) as info:
-        limits.check_upload("/tmp/morpho-upload-x1/0/samples.npz", limits.MAX_UPLOAD_BYTES + 1)
+        limits.check_upload("/tmp/morpho-upload-x1/0/samples.npz", limits.max_upload_bytes() + 1)
     text = str(info.value)
     assert text.startswith("samples.npz is ") and "/tmp" not in text and "MORPHO_MAX_UPLOAD_MB" in text
-    limits.check_upload("ok.npy", limits.MAX_UPLOAD_BYTES)
+    limits.check_upload("ok.npy", limits.max_upload_bytes())
     assert limits.user_message("/tmp/morpho-upload-abc/0/x.npy: holds 9 digits",
                                {"/tmp/morpho-upload-abc/0/x.npy": "x.npy"}) == "x.npy: holds 9 digits"
     assert "/tmp" not in limits.user_message("cannot read /tmp/morpho-upload-q/1/y.npz (truncated)")
     # FileInput sends base64 (4/3) in one websocket message: the server's limit must let that through.
-    assert limits.websocket_max_message_size() >= limits.MAX_UPLOAD_BYTES * 4 / 3
-    assert limits.effective_upload_bytes(limits.websocket_max_message_size()) == limits.MAX_UPLOAD_BYTES
+    assert limits.websocket_max_message_size() >= limits.max_upload_bytes() * 4 / 3
+    assert limits.effective_upload_bytes(limits.websocket_max_message_size()) == limits.max_upload_bytes()
     assert limits.effective_upload_bytes(20 * 2**20) < 16e6
-    assert limits.APP_READ_LIMITS.max_digits == limits.MAX_UPLOAD_DIGITS
+    assert limits.app_read_limits().max_digits == limits.max_upload_digits()
+
+
+def test_limits_are_read_from_the_environment_when_used(monkeypatch):
+    """Changing MORPHO_MAX_UPLOAD_* takes effect without re-importing explorer.limits (docs/CONTRACT.md:
+    configuration is read when used, never at import); a bad value names the variable."""
+    from explorer import limits
+    from explorer.gate import Gate
+
+    monkeypatch.setenv("MORPHO_MAX_UPLOAD_DIGITS", "1234")
+    monkeypatch.setenv("MORPHO_MAX_UPLOAD_MB", "2")
+    assert limits.max_upload_digits() == 1234 and limits.app_read_limits().max_digits == 1234
+    assert limits.max_upload_bytes() == 2_000_000
+    assert Gate().limits.max_digits == 1234
+    with pytest.raises(ValueError, match="holds 1,235 digits.*at most 1,234"):
+        limits.check_upload_digits("many.npz", 1235)
+    monkeypatch.setenv("MORPHO_MAX_UPLOAD_DIGITS", "77")
+    assert limits.app_read_limits().max_digits == 77 and Gate().limits.max_digits == 77
+    monkeypatch.setenv("MORPHO_MAX_UPLOAD_DIGITS", "lots")
+    with pytest.raises(ValueError, match="MORPHO_MAX_UPLOAD_DIGITS='lots'"):
+        limits.app_read_limits()
+    with pytest.raises(ValueError, match="MORPHO_MAX_UPLOAD_DIGITS"):
+        Gate()
+    monkeypatch.delenv("MORPHO_MAX_UPLOAD_DIGITS")
+    assert limits.app_read_limits().max_digits == 100_000
 
 
 def test_share_link_values_are_clamped_to_the_widgets_ranges(sample_dataset):
