@@ -31,45 +31,70 @@ import param
 
 from explorer import jobs, url
 from explorer.browser import Browser, Filters
-from explorer.compare import CompareView
-from explorer.counterfactuals import Counterfactuals
 from explorer.data import DataError, Dataset, PendingDataset, load, load_sample, read
-from explorer.distributions import Distributions
 from explorer.gate import escape_md, safe_name, shown
 from explorer.inspector import Inspector
 from explorer.limits import (DEFAULT_WEBSOCKET_MAX_MESSAGE_SIZE, effective_upload_bytes, format_bytes,
                              refusal_message, websocket_max_message_size)
 from explorer.state import ExplorerState
-from explorer.studio import Studio
-from explorer.traversals import TraversalView
 from explorer.url import URL_PARAMETERS
 from explorer.warmup import WarmupNote
 
 __all__ = ["Explorer", "TABS", "URL_PARAMETERS"]
 
 
+# Each tab's module is imported when the tab is first built: the first page (Browse) then needs neither
+# the analysis stack (scipy.stats) nor the other views, and appears in seconds on a fresh server.
+
 def _browse(state: ExplorerState):
     return pn.FlexBox(Browser(state=state, filters=False), Inspector(state=state), gap="16px",
                       flex_wrap="wrap", align_items="flex-start", sizing_mode="stretch_width")
 
 
+def _studio(state: ExplorerState):
+    from explorer.studio import Studio
+
+    return Studio(state=state)
+
+
+def _distributions(state: ExplorerState):
+    from explorer.distributions import Distributions
+
+    return Distributions(state=state)
+
+
+def _compare(state: ExplorerState):
+    from explorer.compare import CompareView
+
+    return CompareView(state=state)
+
+
+def _traversals(state: ExplorerState):
+    from explorer.traversals import TraversalView
+
+    return TraversalView(state=state)
+
+
+def _counterfactuals(state: ExplorerState):
+    from explorer.counterfactuals import Counterfactuals
+
+    return Counterfactuals(state=state)
+
+
 def _model(state: ExplorerState):
-    try:
-        from explorer.model import ModelView
-    except ImportError as e:
-        return pn.pane.Alert(f"The model view is not available in this installation ({e}).",
-                             alert_type="warning")
+    from explorer.model import ModelView
+
     return ModelView(state=state)
 
 
 #: The explorer's tabs, in order: (title, factory taking the shared state and returning a viewable).
 TABS = [
     ("Browse & inspect", _browse),
-    ("Perturbation studio", lambda state: Studio(state=state)),
-    ("Distributions", lambda state: Distributions(state=state)),
-    ("Compare samples", lambda state: CompareView(state=state)),
-    ("Latent traversals", lambda state: TraversalView(state=state)),
-    ("Counterfactuals", lambda state: Counterfactuals(state=state)),
+    ("Perturbation studio", _studio),
+    ("Distributions", _distributions),
+    ("Compare samples", _compare),
+    ("Latent traversals", _traversals),
+    ("Counterfactuals", _counterfactuals),
 ]
 MODEL_TAB = ("Model", _model)
 

@@ -37,8 +37,6 @@ from typing import Any, Callable, Iterator
 import numpy as np
 import pandas as pd
 
-from core.measure import MeasurementWarning as _MeasurementWarning
-
 __all__ = ["Job", "Cancelled", "session_owner", "submit", "measure", "map_chunks", "cancel_owner",
            "checkpoint", "current_job", "pool_size", "owner_jobs", "DEFAULT_CHUNKSIZE"]
 
@@ -47,9 +45,22 @@ DEFAULT_CHUNKSIZE = 256
 
 Progress = Callable[[int, int], None]
 
-# measure_batch warns about unmeasurable digits per chunk (with chunk-relative indices); the job
-# reports them once instead (Job.notes). The filter only matches warnings attributed to this module.
-warnings.filterwarnings("ignore", category=_MeasurementWarning, module=__name__.replace(".", r"\."))
+_quiet_lock = threading.Lock()
+_quiet = False
+
+
+def _quiet_chunk_warnings() -> None:
+    """measure_batch warns about unmeasurable digits per chunk (with chunk-relative indices); the job
+    reports them once instead (Job.notes). Installed at the first measurement (not at import, which would
+    import the measuring kernels); the filter only matches warnings attributed to this module, and a
+    process-wide filter is the only kind worker threads share (``catch_warnings`` is not thread-safe)."""
+    global _quiet
+    with _quiet_lock:
+        if not _quiet:
+            from core.measure import MeasurementWarning
+
+            warnings.filterwarnings("ignore", category=MeasurementWarning, module=__name__.replace(".", r"\."))
+            _quiet = True
 
 
 class Cancelled(cf.CancelledError):
@@ -477,6 +488,8 @@ def measure(owner: str, images, *, progress: Progress | None = None, chunksize: 
         slant, width, height; NaN rows for digits that could not be measured (counted in ``job.notes``).
     """
     from core.measure import METRICS, measure_batch
+
+    _quiet_chunk_warnings()
 
     kwargs = {k: v for k, v in measure_kwargs.items() if k not in ("workers", "executor", "progress")}
 
