@@ -7,7 +7,6 @@ from __future__ import annotations
 import html
 import os
 import tracemalloc
-import zipfile
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -19,19 +18,16 @@ import pytest
 from core.io import ReadLimits
 from explorer.gate import Gate, Upload, escape_html, escape_md, safe_name
 from explorer.limits import UploadRefused, app_read_limits, max_upload_digits
+from hostile import PAYLOADS as VISITOR_PAYLOADS, npz_declaring
 
-PAYLOADS = [
-    "<img src=x onerror=alert(1)>",
-    "<svg onload=alert(1)>",
-    '"><script>alert(1)</script>',
-    "javascript:alert(1)",
-    "[x](javascript:alert(1))",
-    "![x](http://example.com/x.png)",
+#: The visitor payloads, and Markdown and HTML text that must read literally too.
+PAYLOADS = VISITOR_PAYLOADS + [
     "<a href='javascript:alert(1)'>x</a>",
     "<http://example.com>",
     "**bold** _em_ `code` # not a heading",
     "a & b &amp; c \\ d",
 ]
+
 
 
 class _Parsed(HTMLParser):
@@ -167,19 +163,6 @@ def test_upload_stored_atomically_under_a_safe_name():
 # ------------------------------------------------------------------------------------------------------
 # every read route refuses over-cap files before they cost memory
 
-def _npz_declaring(path: Path, shape, descr="|u1") -> Path:
-    """A real .npz whose member declares ``shape`` and holds that many zero bytes, deflated."""
-    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-        with zf.open("images.npy", "w", force_zip64=True) as f:
-            np.lib.format.write_array_header_1_0(f, {"descr": descr, "fortran_order": False, "shape": shape})
-            left = int(np.prod(shape)) * np.dtype(descr).itemsize
-            chunk = bytes(1 << 22)
-            while left > 0:
-                f.write(chunk[:min(left, len(chunk))])
-                left -= len(chunk)
-    return path
-
-
 @pytest.fixture(scope="module")
 def hostile(tmp_path_factory):
     """Files a hostile visitor sends: a stride-0 torch tensor named .npz, an npz declaring 2,000,000 digits."""
@@ -188,7 +171,7 @@ def hostile(tmp_path_factory):
     stride0 = folder / "stride0.npz"
     torch.save(torch.zeros(1).expand(700_000, 28, 28), stride0)
     assert stride0.stat().st_size < 4_000
-    big = _npz_declaring(folder / "two-million.npz", (2_000_000, 28, 28))
+    big = npz_declaring(folder / "two-million.npz", (2_000_000, 28, 28), "|u1")
     assert big.stat().st_size < 3_000_000
     codes = folder / "codes0.npz"
     torch.save(torch.zeros(1).expand(2_000_000, 16), codes)
@@ -256,7 +239,7 @@ def test_metrics_routes_refuse_too_many_rows(tmp_path):
 
 def test_app_limits_refuse_more_digits_than_the_cap(tmp_path):
     cap = max_upload_digits()
-    path = _npz_declaring(tmp_path / "cap.npz", (cap + 1, 28, 28))
+    path = npz_declaring(tmp_path / "cap.npz", (cap + 1, 28, 28), "|u1")
     msg = _refused(lambda: Gate().samples(path))
     assert f"{cap:,}" in msg
 

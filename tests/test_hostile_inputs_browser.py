@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import re
 import sys
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -19,30 +18,11 @@ import pandas as pd
 import pytest
 
 from explorer.gate import safe_name
+from hostile import INJECTED, PAYLOADS, npz_declaring
 from test_server import ROOT, Server, finish, new_session, text_of, wait_text
 
 pytestmark = pytest.mark.browser
 
-PAYLOADS = [
-    "<img src=x onerror=alert(1)>",
-    "<svg onload=alert(1)>",
-    '"><script>alert(1)</script>',
-    "javascript:alert(1)",
-    "[x](javascript:alert(1))",
-    "![x](http://example.com/x.png)",
-]
-
-#: Elements a payload would inject.
-INJECTED = ["img[src=x]", "svg[onload]", "a[href^=javascript]", "img[src^=http]", "script:not([src])"]
-
-_COUNT = """(sels) => { const found = {};
-  const walk = (root) => { for (const s of sels) { const n = root.querySelectorAll(s).length;
-                                                   if (n && s !== 'script:not([src])') found[s] = (found[s] || 0) + n;
-                                                   if (n && s === 'script:not([src])') {
-                                                     for (const e of root.querySelectorAll(s))
-                                                       if (e.textContent.includes('alert(1)')) found[s] = (found[s] || 0) + 1; } }
-                           for (const e of root.querySelectorAll('*')) if (e.shadowRoot) walk(e.shadowRoot); };
-  walk(document); return found; }"""
 
 DECODER = '''"""A PCA decoder of the bundled digits (the Model tab of the served app)."""
 import numpy as np
@@ -61,19 +41,6 @@ def decode(codes):
 '''
 
 
-def _npz_declaring(path: Path, shape, descr="|u1") -> Path:
-    """A real .npz whose member declares ``shape`` and holds that many zero bytes, deflated (small)."""
-    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-        with zf.open("images.npy", "w", force_zip64=True) as f:
-            np.lib.format.write_array_header_1_0(f, {"descr": descr, "fortran_order": False, "shape": shape})
-            left = int(np.prod(shape)) * np.dtype(descr).itemsize
-            chunk = bytes(1 << 22)
-            while left > 0:
-                f.write(chunk[:min(left, len(chunk))])
-                left -= len(chunk)
-    return path
-
-
 @pytest.fixture(scope="module")
 def files(tmp_path_factory, sample_images):
     """The data folder: good files, bad files, payload-named columns, and over-cap files."""
@@ -87,7 +54,7 @@ def files(tmp_path_factory, sample_images):
         root / "metrics.csv", index=False)
     (root / "bad.npy").write_text("not numpy")
     torch.save(torch.zeros(1).expand(700_000, 28, 28), root / "stride0.npz")
-    _npz_declaring(root / "declared.npz", (2_000_000, 28, 28))
+    npz_declaring(root / "declared.npz", (2_000_000, 28, 28), "|u1")
     torch.save(torch.zeros(1).expand(2_000_000, 8), root / "codes0.npz")
     rows = 100_001  # one over the app's digit cap
     (root / "rows.csv").write_text("length,slant\n" + "1,2\n" * rows)
@@ -127,7 +94,7 @@ def _bad(payload: str) -> bytes:
 def _clean(page):
     """No script ran, no element was injected."""
     assert page.dialogs == []
-    assert page.evaluate(_COUNT, INJECTED) == {}
+    assert page.evaluate(INJECTED) == []
 
 
 def _tab(page, title):
@@ -386,7 +353,7 @@ def test_session_b_is_unaffected_while_a_sends_everything(browser, server, files
     b_moves()
     # B saw none of it.
     assert b.dialogs == [] and a.dialogs == []
-    assert b.evaluate(_COUNT, INJECTED) == {} and a.evaluate(_COUNT, INJECTED) == {}
+    assert b.evaluate(INJECTED) == [] and a.evaluate(INJECTED) == []
     assert text_of(b, ".explorer-message").strip() == ""
     assert text_of(b, ".explorer-dataset") == b_data
     assert b.url.split("?")[0] == b_url.split("?")[0] and "tab=" not in b.url and "seed=" not in b.url

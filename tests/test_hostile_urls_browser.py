@@ -14,39 +14,13 @@ from urllib.parse import quote, urlencode
 
 import pytest
 
+from hostile import INJECTED, PAYLOADS
 from test_server import Server, click_digit, finish, text_of, wait_text
 
 pytestmark = pytest.mark.browser
 
-PAYLOADS = [
-    "<img src=x onerror=alert(1)>",
-    '"><script>alert(1)</script>',
-    "<svg onload=alert(1)>",
-    "javascript:alert(1)",
-    "[x](javascript:alert(1))",
-    "![x](http://example.com/x.png)",
-]
 KEYS = ["digit", "seed", "sort", "x", "y", "labels", "perts", "ranges", "pert", "pert_params", "sel", "page",
         "desc", "tab"]
-
-#: Elements a payload would have made, looked for in the page and every shadow root.
-INJECTED = """() => {
-    const found = [];
-    const walk = (root) => {
-        for (const el of root.querySelectorAll('*')) {
-            const tag = el.tagName.toLowerCase();
-            if (tag === 'img' && /^(x|http:\\/\\/example\\.com)/.test(el.getAttribute('src') || '')) found.push('img');
-            if (tag === 'svg' && el.hasAttribute('onload')) found.push('svg[onload]');
-            if (tag === 'script' && (el.textContent || '').includes('alert(1)')) found.push('script');
-            if (tag === 'a' && /^\\s*javascript:/i.test(el.getAttribute('href') || '')) found.push('a[javascript:]');
-            for (const attr of el.attributes) { if (/^on/i.test(attr.name) && /alert/.test(attr.value)) found.push(tag + '[' + attr.name + ']'); }
-            if (el.shadowRoot) walk(el.shadowRoot);
-        }
-    };
-    walk(document);
-    return found;
-}"""
-
 
 @pytest.fixture(scope="module")
 def app_server(tmp_path_factory):

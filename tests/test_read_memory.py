@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -14,22 +13,10 @@ import pytest
 from core.decoders import DecoderError, as_decoder
 from core.io import DEFAULT_LIMITS, ReadLimits, UnreadableFileError
 from core.reading import read_dataset, read_peak_bytes
+from hostile import npz_declaring
 from core.samples import SampleFormatError, load_samples
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def _npz_declaring(path: Path, shape, descr="<f4") -> Path:
-    """A real .npz whose member declares `shape` and holds that many zero bytes, deflated (small on disk)."""
-    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-        with zf.open("images.npy", "w", force_zip64=True) as f:
-            np.lib.format.write_array_header_1_0(f, {"descr": descr, "fortran_order": False, "shape": shape})
-            left = int(np.prod(shape)) * np.dtype(descr).itemsize
-            chunk = bytes(1 << 22)
-            while left > 0:
-                f.write(chunk[:min(left, len(chunk))])
-                left -= len(chunk)
-    return path
 
 
 def test_default_memory_limit_is_one_gib():
@@ -39,7 +26,7 @@ def test_default_memory_limit_is_one_gib():
 
 
 def test_npz_declaring_millions_of_digits_refused_before_reading(tmp_path):
-    path = _npz_declaring(tmp_path / "declared.npz", (400_000, 28, 28))  # 1.25 GB declared, ~1.3 MB on disk
+    path = npz_declaring(tmp_path / "declared.npz", (400_000, 28, 28), "<f4")  # 1.25 GB declared, ~1.3 MB on disk
     assert path.stat().st_size < 3_000_000
     with pytest.raises(UnreadableFileError, match=r"max_memory"):
         read_dataset(path)
@@ -48,7 +35,7 @@ def test_npz_declaring_millions_of_digits_refused_before_reading(tmp_path):
 
 
 def test_memory_limit_is_configurable(tmp_path):
-    path = _npz_declaring(tmp_path / "small.npz", (100, 28, 28))
+    path = npz_declaring(tmp_path / "small.npz", (100, 28, 28), "<f4")
     assert len(read_dataset(path)) == 100
     peak = read_peak_bytes((100, 28, 28), np.float32)
     assert peak == 100 * 784 * (4 + 9)

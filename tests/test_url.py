@@ -14,16 +14,8 @@ import pytest
 from explorer import url
 from explorer.gate import MAX_QUERY_VALUE, escape_md
 from explorer.state import URL_PARAMETERS, ExplorerState
+from hostile import PAYLOADS
 
-#: Markup and script payloads a share link may carry.
-PAYLOADS = [
-    "<img src=x onerror=alert(1)>",
-    '"><script>alert(1)</script>',
-    "<svg onload=alert(1)>",
-    "javascript:alert(1)",
-    "[x](javascript:alert(1))",
-    "![x](http://example.com/x.png)",
-]
 #: Values nothing may choke on: deep JSON, huge and non-finite numbers, overlong text.
 DEEP_LIST = "[" * 5000 + "]" * 5000
 DEEP_OBJECT = '{"a":' * 5000 + "1" + "}" * 5000
