@@ -285,6 +285,23 @@ def _hist(values: np.ndarray, edges: np.ndarray) -> dict:
     return {"left": edges[:-1], "right": edges[1:], "top": top}
 
 
+async def read_for_view(view, what: str, hidden, read, source, *args, **kwargs):
+    """``read(source, *args, **kwargs)`` off the event loop (the gate's read bounds it); on failure the view's
+    error alert says why, naming ``what`` and the source as the visitor knows it, and None is returned.
+
+    ``hidden`` is what :func:`user_message` hides (an Upload, or an upload folder).
+    """
+    try:
+        return await run_in_pool(read, source, *args, **kwargs)
+    except (SampleFormatError, FileNotFoundError, ValueError) as e:
+        view._show_error(f"Could not load the {what}: {user_message(e, hidden)}")
+    except MemoryError:
+        view._show_error(f"Could not load {source_name(source)}: not enough memory on the server.")
+    except Exception as e:  # user data must never take the app down
+        view._show_error(f"Could not load {source_name(source)}: {type(e).__name__}: {user_message(e, hidden)}")
+    return None
+
+
 async def measure_loaded(view, images: np.ndarray, description: str):
     """Measure `images` with ``view.job`` for a view that loaded them (CompareView, TraversalView).
 
@@ -463,17 +480,8 @@ class CompareView(pn.viewable.Viewer):
             origin = "live model" if samples is not None else "upload" if isinstance(path, Upload) else "path"
         hidden = hide if hide is not None else path if isinstance(path, Upload) else None
         if samples is None:
-            try:  # off the event loop, bounded by the gate's limits
-                samples = await run_in_pool(self._read, path, **kwargs)
-            except (SampleFormatError, FileNotFoundError, ValueError) as e:
-                self._show_error(f"Could not load the samples: {user_message(e, hidden)}")
-                return False
-            except MemoryError:
-                self._show_error(f"Could not load {source_name(path)}: not enough memory on the server.")
-                return False
-            except Exception as e:  # user data must never take the app down
-                self._show_error(f"Could not load {source_name(path)}: {type(e).__name__}: "
-                                 f"{user_message(e, hidden)}")
+            samples = await read_for_view(self, "samples", hidden, self._read, path, **kwargs)
+            if samples is None:
                 return False
         df = await measure_loaded(self, samples.images, samples.description)
         if df is None:

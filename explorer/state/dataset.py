@@ -34,7 +34,7 @@ class DatasetState(param.Parameterized):
         g = self.gate
         g.data_roots, g.paths_enabled, g.paths_note = list(self.data_roots), self.paths_enabled, self.paths_note
 
-    async def open(self, source, *, upload_limit: int | None = None) -> bool:
+    async def open(self, source) -> bool:
         """Open data off the event loop (fair jobs: read, measure, keep) through the session's gate; on
         failure keep the current dataset and say why.
 

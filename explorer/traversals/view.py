@@ -17,9 +17,9 @@ import pandas as pd
 import panel as pn
 import param
 
-from core.samples import SampleFormatError, Traversal
-from explorer.compare import (BackgroundMeasure, heading, measure_loaded, run_in_pool, source_name,
-                              start_on_document, store_upload, user_message)
+from core.samples import Traversal
+from explorer.compare import (BackgroundMeasure, heading, measure_loaded, read_for_view, start_on_document,
+                              store_upload, user_message)
 from explorer.gate import Upload, escape_md
 from explorer.state import ExplorerState
 from explorer.traversals.codes import CodesPanel
@@ -163,17 +163,8 @@ class TraversalView(pn.viewable.Viewer):
         self._clear_error()
         hidden = hide if hide is not None else path if isinstance(path, Upload) else None
         if traversal is None:
-            try:  # off the event loop, bounded by the gate's limits
-                traversal = await run_in_pool(self._read, path, rows, cols, **kwargs)
-            except (SampleFormatError, FileNotFoundError, ValueError) as e:
-                self._show_error(f"Could not load the traversal: {user_message(e, hidden)}")
-                return False
-            except MemoryError:
-                self._show_error(f"Could not load {source_name(path)}: not enough memory on the server.")
-                return False
-            except Exception as e:
-                self._show_error(f"Could not load {source_name(path)}: {type(e).__name__}: "
-                                 f"{user_message(e, hidden)}")
+            traversal = await read_for_view(self, "traversal", hidden, self._read, path, rows, cols, **kwargs)
+            if traversal is None:
                 return False
         # after the read's await: update the views holding the document lock
         await self.state.in_document(lambda: self._show_traversal(traversal))
