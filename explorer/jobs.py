@@ -12,6 +12,10 @@ traversal analysis must never run on the event loop (every client would freeze) 
   one small job waits for at most one chunk of each other session's work;
 - a task that cannot be split (:func:`submit`) may hold at most ``threads - 1`` workers per owner, so a
   long load never takes the whole pool;
+- the pool's threads run at a lower OS priority than the server's event loop (``MORPHO_JOB_NICE``,
+  default 10 on Linux, where each thread has its own nice value): with every core busy measuring,
+  the thread that answers sliders and page keys still gets the CPU first, so a student's move waits for
+  no one's background work;
 - a :class:`Job` can be cancelled (its queued tasks are dropped, a running task finishes its chunk and is
   discarded); the server cancels every job of a session that closes (``cancel_owner``).
 
@@ -29,6 +33,7 @@ import asyncio
 import atexit
 import concurrent.futures as cf
 import os
+import sys
 import threading
 import warnings
 from collections import OrderedDict, deque
@@ -38,7 +43,7 @@ import numpy as np
 import pandas as pd
 
 __all__ = ["Job", "Cancelled", "session_owner", "submit", "measure", "map_chunks", "cancel_owner",
-           "checkpoint", "current_job", "pool_size", "owner_jobs", "DEFAULT_CHUNKSIZE"]
+           "checkpoint", "current_job", "pool_size", "job_nice", "owner_jobs", "DEFAULT_CHUNKSIZE"]
 
 #: Digits per measuring task: ~0.1-0.5 s of work, so other sessions' tasks interleave quickly.
 DEFAULT_CHUNKSIZE = 256
@@ -76,6 +81,33 @@ def pool_size() -> int:
         except ValueError:
             raise ValueError(f"MORPHO_JOB_THREADS={text!r}: expected a whole number") from None
     return max(1, min(4, os.cpu_count() or 1))
+
+
+def job_nice() -> int:
+    """How many nice levels below the event loop the pool's threads run (``MORPHO_JOB_NICE``, 0..19;
+    default 10: the scheduler then gives an interactive thread about nine times the CPU of a worker)."""
+    text = os.environ.get("MORPHO_JOB_NICE", "").strip()
+    if not text:
+        return 10
+    try:
+        value = int(text)
+    except ValueError:
+        raise ValueError(f"MORPHO_JOB_NICE={text!r}: expected a whole number in 0..19") from None
+    if not 0 <= value <= 19:
+        raise ValueError(f"MORPHO_JOB_NICE={text!r}: expected a whole number in 0..19")
+    return value
+
+
+def _lower_this_threads_priority(increment: int) -> None:
+    # Only on Linux: there setpriority on a thread id renices that one thread. Elsewhere the same call would
+    # renice the whole server (event loop included), which is the opposite of the point.
+    if increment <= 0 or not sys.platform.startswith("linux"):
+        return
+    tid = threading.get_native_id()
+    try:
+        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + increment))
+    except OSError:  # not permitted here: the pool still works, only without the priority
+        pass
 
 
 def session_owner() -> str:
@@ -260,8 +292,9 @@ class Job:
 class _Scheduler:
     """Worker threads taking tasks round-robin over owners, and over each owner's jobs."""
 
-    def __init__(self, n_threads: int):
+    def __init__(self, n_threads: int, nice: int = 0):
         self.n_threads = n_threads
+        self.nice = nice
         self._cv = threading.Condition()
         self._queues: "OrderedDict[str, deque]" = OrderedDict()  # owner -> jobs with tasks left
         self._jobs: dict[str, set] = {}  # owner -> every unfinished job (queued or running)
@@ -334,6 +367,7 @@ class _Scheduler:
         return None
 
     def _work(self):
+        _lower_this_threads_priority(self.nice)
         while True:
             with self._cv:
                 while (picked := self._next()) is None:
@@ -381,7 +415,7 @@ def _scheduler() -> _Scheduler:
     if _SCHEDULER is None:
         with _SCHEDULER_LOCK:
             if _SCHEDULER is None:
-                _SCHEDULER = _Scheduler(pool_size())
+                _SCHEDULER = _Scheduler(pool_size(), job_nice())
                 atexit.register(shutdown)
     return _SCHEDULER
 

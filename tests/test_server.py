@@ -96,6 +96,27 @@ def test_unsplittable_work_never_takes_the_whole_pool():
     assert all(h.result(10) for h in hogs)
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread nice values are Linux's")
+def test_background_work_runs_below_the_event_loops_priority():
+    """The pool's threads are reniced (MORPHO_JOB_NICE, default 10) and the calling thread is not: a slider's
+    callback on the event loop gets the CPU before anyone's measurement."""
+    here = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    in_pool = jobs.submit("nice-check", lambda: os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+    assert in_pool.result(timeout=60) == min(19, here + jobs.job_nice())
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == here  # the caller is left alone
+
+
+def test_job_nice_is_read_when_used_and_checked(monkeypatch):
+    monkeypatch.delenv("MORPHO_JOB_NICE", raising=False)
+    assert jobs.job_nice() == 10
+    monkeypatch.setenv("MORPHO_JOB_NICE", "3")
+    assert jobs.job_nice() == 3
+    for bad in ("-1", "20", "low"):
+        monkeypatch.setenv("MORPHO_JOB_NICE", bad)
+        with pytest.raises(ValueError, match=f"MORPHO_JOB_NICE='{bad}'"):
+            jobs.job_nice()
+
+
 def test_errors_reach_the_awaiting_coroutine():
 
     async def main():
