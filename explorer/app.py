@@ -637,10 +637,14 @@ class Explorer(pn.viewable.Viewer):
 
     def template(self):
         """The full-page app (used by ``panel serve explorer``)."""
+        # No template busy indicator: Panel syncs it with the server-wide `pn.state.busy`, so every event in
+        # any session would redraw the spinner of every session (for a class of 20, twenty document updates
+        # and websocket writes per slider move, all on the event loop). Each session shows its own work in
+        # the sidebar's progress bar instead.
         template = pn.template.BootstrapTemplate(
             title="Morpho-MNIST Explorer", sidebar=[self.sidebar()], main=[self._main], sidebar_width=300,
             header=[pn.Row(pn.HSpacer(), self._theme_switch(), sizing_mode="stretch_width")],
-            header_background="#1f3b5c")
+            header_background="#1f3b5c", busy_indicator=None)
         return template
 
     def servable(self, title: str | None = None, location: bool = True, area: str = "main",

@@ -283,10 +283,14 @@ class Browser(pn.viewable.Viewer):
         elif key in ("ArrowRight", "ArrowDown"):
             step_digit(s, +1 if key == "ArrowRight" else self.cols)
         elif key in ("PageUp", "PageDown"):
-            self._goto(s.page + (1 if key == "PageDown" else -1))
-            idx = self.page_indices()
+            # The page and the current digit change in one update, so the grid is drawn (and sent) once.
+            page = self._clamped_page(s.page + (1 if key == "PageDown" else -1))
+            start = page * s.page_size
+            idx = s.selection[start:start + s.page_size]
             if len(idx):  # the current digit follows the page, so the inspector shows what is on screen
-                s.current = int(idx[0])
+                s.param.update(page=page, current=int(idx[0]))
+            else:
+                s.page = page
 
     def _show_current_page(self, *_):
         # The page holding the current digit (a shared link with ?digit=2630, a digit stepped past the
@@ -296,10 +300,13 @@ class Browser(pn.viewable.Viewer):
         if len(pos):
             s.page = int(pos[0] // s.page_size)
 
-    def _goto(self, page: int):
+    def _clamped_page(self, page: int) -> int:
         s = self.state
         last = max(0, (len(s.selection) - 1) // s.page_size)
-        s.page = int(min(max(page, 0), last))
+        return int(min(max(page, 0), last))
+
+    def _goto(self, page: int):
+        self.state.page = self._clamped_page(page)
 
     def page_indices(self) -> np.ndarray:
         """Dataset indices of the digits on the current page."""

@@ -13,7 +13,7 @@ traversal analysis must never run on the event loop (every client would freeze) 
 - a task that cannot be split (:func:`submit`) may hold at most ``threads - 1`` workers per owner, so a
   long load never takes the whole pool;
 - the pool's threads run at a lower OS priority than the server's event loop (``MORPHO_JOB_NICE``,
-  default 10 on Linux, where each thread has its own nice value): with every core busy measuring,
+  default 19, the lowest, on Linux, where each thread has its own nice value): with every core busy measuring,
   the thread that answers sliders and page keys still gets the CPU first, so a student's move waits for
   no one's background work;
 - a :class:`Job` can be cancelled (its queued tasks are dropped, a running task finishes its chunk and is
@@ -84,11 +84,15 @@ def pool_size() -> int:
 
 
 def job_nice() -> int:
-    """How many nice levels below the event loop the pool's threads run (``MORPHO_JOB_NICE``, 0..19;
-    default 10: the scheduler then gives an interactive thread about nine times the CPU of a worker)."""
+    """How many nice levels below the event loop the pool's threads run (``MORPHO_JOB_NICE``, 0..19).
+
+    Default 19: on a contended machine Linux gives a nice-0 thread about 70 times the CPU of a nice-19 one,
+    so a slider waits for no one's measurement; on an idle machine the work runs at full speed anyway.
+    Measured with ``benchmarks/bench_class.py`` (20 sessions, 2 cores): the busy studio slider's p95 was
+    5.0 s (every move timed out) with 0, 3.4 s with 10 and 1.9 s with 19."""
     text = os.environ.get("MORPHO_JOB_NICE", "").strip()
     if not text:
-        return 10
+        return 19
     try:
         value = int(text)
     except ValueError:
@@ -388,6 +392,18 @@ class _Scheduler:
                         self._cv.notify_all()
                 del job, fn, picked  # drop references to the chunk before waiting
 
+    def shutdown(self, timeout: float = 30.0) -> None:
+        """Cancel every job and join the threads."""
+        with self._cv:
+            self._stopping = True
+            jobs = [job for owned in self._jobs.values() for job in owned]
+        for job in jobs:
+            job.cancel()
+        with self._cv:
+            self._cv.notify_all()
+        for t in list(self._threads):
+            t.join(timeout)
+
 
 _SCHEDULER: _Scheduler | None = None
 _SCHEDULER_LOCK = threading.Lock()
@@ -396,18 +412,8 @@ _SCHEDULER_LOCK = threading.Lock()
 def shutdown(timeout: float = 30.0) -> None:
     """Cancel every job and join the pool's threads (at interpreter exit: a daemon thread still inside a
     compiled kernel when the interpreter finalizes is killed by pthread_exit, which can abort the process)."""
-    sched = _SCHEDULER
-    if sched is None:
-        return
-    with sched._cv:
-        sched._stopping = True
-        jobs = [job for owned in sched._jobs.values() for job in owned]
-    for job in jobs:
-        job.cancel()
-    with sched._cv:
-        sched._cv.notify_all()
-    for t in list(sched._threads):
-        t.join(timeout)
+    if _SCHEDULER is not None:
+        _SCHEDULER.shutdown(timeout)
 
 
 def _scheduler() -> _Scheduler:

@@ -98,17 +98,24 @@ def test_unsplittable_work_never_takes_the_whole_pool():
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread nice values are Linux's")
 def test_background_work_runs_below_the_event_loops_priority():
-    """The pool's threads are reniced (MORPHO_JOB_NICE, default 10) and the calling thread is not: a slider's
-    callback on the event loop gets the CPU before anyone's measurement."""
+    """A scheduler's threads are reniced by its ``nice`` (the server's is MORPHO_JOB_NICE, default 19) and the
+    calling thread is not: a slider's callback on the event loop gets the CPU before anyone's measurement."""
     here = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
-    in_pool = jobs.submit("nice-check", lambda: os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
-    assert in_pool.result(timeout=60) == min(19, here + jobs.job_nice())
+    scheduler = jobs._Scheduler(1, 5)
+    try:
+        job = jobs.Job("nice-check", "nice check",
+                       iter([(0, lambda: os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))]), 1,
+                       lambda parts: parts[0])
+        scheduler.add(job)
+        assert job.result(timeout=60) == min(19, here + 5)
+    finally:
+        scheduler.shutdown()
     assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == here  # the caller is left alone
 
 
 def test_job_nice_is_read_when_used_and_checked(monkeypatch):
     monkeypatch.delenv("MORPHO_JOB_NICE", raising=False)
-    assert jobs.job_nice() == 10
+    assert jobs.job_nice() == 19
     monkeypatch.setenv("MORPHO_JOB_NICE", "3")
     assert jobs.job_nice() == 3
     for bad in ("-1", "20", "low"):
@@ -354,6 +361,8 @@ def new_session(browser, url: str, *, width=1440, height=900, ready=".explorer-b
     page.on("console", lambda m: page.problems.append(f"{m.type}: {m.text}")
             if m.type in ("warning", "error") else None)
     page.on("pageerror", lambda e: page.problems.append(f"pageerror: {e}"))
+    page.frames_in = []  # sizes of the websocket messages the server sent this page
+    page.on("websocket", lambda ws: ws.on("framereceived", lambda payload: page.frames_in.append(len(payload))))
     page.goto(url)
     page.locator(ready).first.wait_for(timeout=60000)
     return page
@@ -447,6 +456,37 @@ def test_two_sessions_share_the_pool_fairly(browser, server, data_root, how):
     a.locator(".explorer-cancel button").first.click()
     wait_text(a, ".explorer-message", "was cancelled", timeout=20)
     wait_text(a, ".explorer-dataset", "MNIST sample")
+    assert a.problems == [] and b.problems == []
+    finish(a, b)
+
+
+@pytest.mark.browser
+def test_one_students_moves_send_nothing_to_another(browser, server):
+    """Paging and the studio slider in session A update A's page only: an idle session B receives no message.
+    (Panel's template spinner follows the server-wide busy flag: with it, every event of every student
+    redrew every student's spinner, twenty document updates per move for a class of twenty.)"""
+    a = new_session(browser, server.url)
+    b = new_session(browser, server.url)
+    wait_text(b, ".explorer-browser", "1–100 of")
+    deadline = time.time() + 60
+    while True:  # B's page has finished loading: two seconds without a message
+        quiet = len(b.frames_in)
+        b.wait_for_timeout(2000)
+        if len(b.frames_in) == quiet:
+            break
+        assert time.time() < deadline, f"session B kept receiving messages: {b.frames_in[-20:]}"
+    for first in ("101", "201", "301"):
+        a.keyboard.press("PageDown")
+        wait_text(a, ".explorer-browser", f"{first}–")
+    a.get_by_text("Perturbation studio", exact=True).first.click()
+    handle = a.locator(".explorer-studio .noUi-handle").first
+    handle.wait_for(timeout=30000)
+    for key in ("ArrowRight", "ArrowLeft", "ArrowRight"):
+        handle.press(key)
+        a.wait_for_timeout(300)
+    a.wait_for_timeout(1000)
+    assert len(a.frames_in) > 3  # A's moves did reach A
+    assert b.frames_in[quiet:] == []
     assert a.problems == [] and b.problems == []
     finish(a, b)
 

@@ -168,6 +168,23 @@ def test_keys_step_digits_and_pages(state):
     assert state.page == 0 and state.current == sevens[0]
 
 
+def test_a_page_step_draws_and_sends_the_grid_once(state):
+    """PageDown moves the page and the current digit together: one new grid image, not two (each is a
+    360 KB message to the browser; a class pages a lot)."""
+    from explorer.browser import Browser
+
+    browser = Browser(state=state, filters=False)
+    sent = []
+    browser._image.on_change("data", lambda attr, old, new: sent.append(new["image"][0]))
+    browser.on_key("PageDown")
+    assert len(sent) == 1
+    assert state.page == 1 and state.current == int(state.selection[100])
+    # the new current digit is the first of the page (top left): its gutter is drawn in the highlight colour
+    assert sent[0].view(np.uint8).reshape(300, 300, 4)[-1, 0, :3].tolist() == [255, 140, 0]
+    browser.on_key("PageUp")
+    assert len(sent) == 2 and state.page == 0 and state.current == int(state.selection[0])
+
+
 # ------------------------------------------------------------------------------------------------------
 # studio
 
