@@ -332,20 +332,23 @@ class Server:
         self.log_file.close()
 
 
-def text_of(page, selector: str = "body") -> str:
-    """All text inside an element, through Panel's shadow roots."""
+def text_of(page, selector: str = "body", timeout: float = 30) -> str:
+    """All text inside an element, through Panel's shadow roots (``timeout`` seconds for the element to be
+    there and the page to answer)."""
     return page.locator(selector).first.evaluate("""el => {
         const out = [];
         const walk = n => { if (n.shadowRoot) walk(n.shadowRoot);
             for (const c of n.childNodes) { if (c.nodeType === 3) out.push(c.textContent);
                 else if (c.nodeType === 1 && !['STYLE', 'SCRIPT'].includes(c.tagName)) walk(c); } };
-        walk(el); return out.join(' ').replace(/\\s+/g, ' '); }""")
+        walk(el); return out.join(' ').replace(/\\s+/g, ' '); }""", timeout=timeout * 1000)
 
 
 def wait_text(page, selector: str, needle: str, timeout: float = 20) -> str:
+    """Wait up to ``timeout`` seconds for ``needle`` in the element's text. A page too busy to answer (a
+    loaded CI machine) counts against the same deadline, not a shorter one of its own."""
     deadline = time.time() + timeout
     while True:
-        text = text_of(page, selector)
+        text = text_of(page, selector, timeout=max(1.0, deadline - time.time()))
         if needle in text:
             return text
         if time.time() > deadline:
