@@ -95,8 +95,13 @@ class KeyNavigation(pn.custom.JSComponent):
         # need: run the step as a next-tick callback of the session (it holds the lock).
         doc = pn.state.curdoc
         if doc is not None and doc.session_context is not None:
-            doc.add_next_tick_callback(lambda: self._on_key(key))
+            doc.add_next_tick_callback(lambda: self._step(key))
         else:
+            self._on_key(key)
+
+    def _step(self, key: str) -> None:
+        # Every view's change in one held document: one patch message, not one per changed model.
+        with pn.io.hold():
             self._on_key(key)
 
 
@@ -285,8 +290,7 @@ class Browser(pn.viewable.Viewer):
         elif key in ("PageUp", "PageDown"):
             # The page and the current digit change in one update, so the grid is drawn (and sent) once.
             page = self._clamped_page(s.page + (1 if key == "PageDown" else -1))
-            start = page * s.page_size
-            idx = s.selection[start:start + s.page_size]
+            idx = self.page_indices(page)
             if len(idx):  # the current digit follows the page, so the inspector shows what is on screen
                 s.param.update(page=page, current=int(idx[0]))
             else:
@@ -306,12 +310,13 @@ class Browser(pn.viewable.Viewer):
         return int(min(max(page, 0), last))
 
     def _goto(self, page: int):
-        self.state.page = self._clamped_page(page)
+        with pn.io.hold():  # the grid, its cells and the page box in one message
+            self.state.page = self._clamped_page(page)
 
-    def page_indices(self) -> np.ndarray:
-        """Dataset indices of the digits on the current page."""
+    def page_indices(self, page: int | None = None) -> np.ndarray:
+        """Dataset indices of the digits on ``page`` (default: the current page), in selection order."""
         s = self.state
-        start = s.page * s.page_size
+        start = (s.page if page is None else page) * s.page_size
         return s.selection[start:start + s.page_size]
 
     def _render(self, *events):
@@ -332,7 +337,9 @@ class Browser(pn.viewable.Viewer):
             met = ds.metrics.to_numpy()[idx]
             for j, m in enumerate(METRICS):
                 data[m] = met[:, j]
-            self._cells.data = data
+            # A page's hundred cells as plain lists: Bokeh sends each numpy column as a binary buffer of
+            # its own (two websocket frames each), lists travel inside the one patch message.
+            self._cells.data = {k: v.tolist() if isinstance(v, np.ndarray) else v for k, v in data.items()}
             self._page_slots = idx
         n = len(s.selection)
         pages = max(1, -(-n // s.page_size))
@@ -356,7 +363,8 @@ class Browser(pn.viewable.Viewer):
             return
         k = row * self.cols + col
         if k < len(self._page_slots):
-            self.state.current = int(self._page_slots[k])
+            with pn.io.hold():  # the grid's highlight and the inspector in one message
+                self.state.current = int(self._page_slots[k])
 
     def __panel__(self):
         grid = pn.Column(

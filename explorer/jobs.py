@@ -42,6 +42,8 @@ from typing import Any, Callable, Iterator
 import numpy as np
 import pandas as pd
 
+from explorer.limits import env_number
+
 __all__ = ["Job", "Cancelled", "session_owner", "submit", "measure", "map_chunks", "cancel_owner",
            "checkpoint", "current_job", "pool_size", "job_nice", "owner_jobs", "DEFAULT_CHUNKSIZE"]
 
@@ -73,14 +75,8 @@ class Cancelled(cf.CancelledError):
 
 
 def pool_size() -> int:
-    """Number of worker threads of the server-wide pool."""
-    text = os.environ.get("MORPHO_JOB_THREADS", "").strip()
-    if text:
-        try:
-            return max(1, int(text))
-        except ValueError:
-            raise ValueError(f"MORPHO_JOB_THREADS={text!r}: expected a whole number") from None
-    return max(1, min(4, os.cpu_count() or 1))
+    """Number of worker threads of the server-wide pool (``MORPHO_JOB_THREADS``, default: cores, at most 4)."""
+    return int(env_number("MORPHO_JOB_THREADS", max(1, min(4, os.cpu_count() or 1)), integer=True))
 
 
 def job_nice() -> int:
@@ -90,16 +86,7 @@ def job_nice() -> int:
     so a slider waits for no one's measurement; on an idle machine the work runs at full speed anyway.
     Measured with ``benchmarks/bench_class.py`` (20 sessions, 2 cores): the busy studio slider's p95 was
     5.0 s (every move timed out) with 0, 3.4 s with 10 and 1.9 s with 19."""
-    text = os.environ.get("MORPHO_JOB_NICE", "").strip()
-    if not text:
-        return 19
-    try:
-        value = int(text)
-    except ValueError:
-        raise ValueError(f"MORPHO_JOB_NICE={text!r}: expected a whole number in 0..19") from None
-    if not 0 <= value <= 19:
-        raise ValueError(f"MORPHO_JOB_NICE={text!r}: expected a whole number in 0..19")
-    return value
+    return int(env_number("MORPHO_JOB_NICE", 19, integer=True, minimum=0, maximum=19))
 
 
 def _lower_this_threads_priority(increment: int) -> None:

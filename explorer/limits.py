@@ -26,22 +26,40 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from core.io import ReadLimits
 
-__all__ = ["max_upload_bytes", "max_upload_digits", "app_read_limits", "DEFAULT_WEBSOCKET_MAX_MESSAGE_SIZE",
+__all__ = ["env_number", "max_upload_bytes", "max_upload_digits", "app_read_limits", "DEFAULT_WEBSOCKET_MAX_MESSAGE_SIZE",
            "check_upload", "check_upload_digits", "websocket_max_message_size", "format_bytes",
            "user_message", "UploadRefused", "refusal_message", "effective_upload_bytes"]
 
 
-def _env_number(name: str, default: float, *, integer: bool = False) -> float:
+def env_number(name: str, default: float, *, integer: bool = False, minimum: float | None = None,
+               maximum: float | None = None) -> float:
+    """The number in environment variable ``name`` (``default`` when unset or blank), read on each call.
+
+    Without ``minimum`` the number must be positive; with it, at least ``minimum``; with ``maximum``, at most
+    that. ``integer`` asks for a whole number.
+
+    Raises
+    ------
+    ValueError
+        The variable holds something else; the message names the variable, its text and what was expected.
+    """
     text = os.environ.get(name, "").strip()
     if not text:
         return default
+    whole = "whole " if integer else ""
+    if minimum is None:
+        expected = f"a positive {whole}number"
+    elif maximum is None:
+        expected = f"a {whole}number >= {minimum:g}"
+    else:
+        expected = f"a {whole}number in {minimum:g}..{maximum:g}"
     try:
         value = int(text) if integer else float(text)
     except ValueError:
-        raise ValueError(f"environment variable {name}={text!r}: expected a "
-                         f"{'whole ' if integer else ''}number") from None
-    if not math.isfinite(value) or value <= 0:
-        raise ValueError(f"environment variable {name}={text!r}: expected a positive number")
+        raise ValueError(f"environment variable {name}={text!r}: expected {expected}") from None
+    low_ok = value > 0 if minimum is None else value >= minimum
+    if not math.isfinite(value) or not low_ok or (maximum is not None and value > maximum):
+        raise ValueError(f"environment variable {name}={text!r}: expected {expected}")
     return value
 
 
@@ -58,7 +76,7 @@ def max_upload_bytes() -> int:
     ValueError
         The variable is set to something other than a positive number (the message names it).
     """
-    return int(_env_number("MORPHO_MAX_UPLOAD_MB", 50) * 1_000_000)
+    return int(env_number("MORPHO_MAX_UPLOAD_MB", 50) * 1_000_000)
 
 
 def max_upload_digits() -> int:
@@ -70,7 +88,7 @@ def max_upload_digits() -> int:
     ValueError
         The variable is set to something other than a positive whole number (the message names it).
     """
-    return int(_env_number("MORPHO_MAX_UPLOAD_DIGITS", 100_000, integer=True))
+    return int(env_number("MORPHO_MAX_UPLOAD_DIGITS", 100_000, integer=True))
 
 
 def app_read_limits() -> ReadLimits:

@@ -1,11 +1,10 @@
 """Four app details of issue 20: the inspector follows the filters, the studio says when an amount does
 nothing (and states the round trip), the previous export's button goes while the next one is prepared,
 and the thinning slider's value stays in view at 1366 px."""
-import asyncio
-
 import numpy as np
 import pytest
 
+from conftest import run_async
 from explorer.inspector import Inspector
 from explorer.state import ExplorerState
 from explorer.studio import ROUND_TRIP_NOTE, Studio
@@ -61,7 +60,7 @@ def test_the_previous_download_goes_while_the_next_export_is_prepared(state, mon
     monkeypatch.setattr(state, "run_job", run_job)
     monkeypatch.setattr(state, "notify", lambda *a, **k: None)
     studio._what.value = "Metrics of the selection (CSV)"
-    asyncio.run(studio._on_prepare())
+    run_async(studio._on_prepare())  # not asyncio.run: a browser test before it leaves a loop running
     assert ("preparing", False) in seen
 
 

@@ -14,6 +14,7 @@ import pytest
 
 from core.io import save_idx
 from explorer.data import load_sample
+from page_text import text_of, wait_text  # noqa: F401  (shared; other modules import them from here)
 
 pytestmark = pytest.mark.browser
 ROOT = Path(__file__).resolve().parent.parent
@@ -102,27 +103,6 @@ def app(page, app_url, server_log):
     page.wait_for_timeout(300)
     assert page.errors == []
     assert server_problems(server_log, start) == []
-
-
-def text_of(page, selector: str) -> str:
-    """All text inside an element, through Panel's shadow roots."""
-    return page.locator(selector).first.evaluate("""el => {
-        const out = [];
-        const walk = n => { if (n.shadowRoot) walk(n.shadowRoot);
-            for (const c of n.childNodes) { if (c.nodeType === 3) out.push(c.textContent);
-                else if (c.nodeType === 1 && !['STYLE', 'SCRIPT'].includes(c.tagName)) walk(c); } };
-        walk(el); return out.join(' ').replace(/\\s+/g, ' '); }""")
-
-
-def wait_text(page, selector: str, needle: str, timeout: float = 15) -> str:
-    deadline = time.time() + timeout
-    while True:
-        text = text_of(page, selector)
-        if needle in text:
-            return text
-        if time.time() > deadline:
-            raise AssertionError(f"{needle!r} not in {selector}: {text[:400]!r}")
-        page.wait_for_timeout(100)
 
 
 def canvas_png(page, selector: str) -> bytes:

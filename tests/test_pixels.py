@@ -17,6 +17,7 @@ import pytest
 from PIL import Image
 
 from core.io import save_idx
+from page_text import wait_text
 
 pytestmark = pytest.mark.browser
 
@@ -119,18 +120,6 @@ def wait_drawn(page, name: str, kind: str, timeout: float = 60) -> dict:
         page.wait_for_timeout(200)
 
 
-def text(page, selector: str) -> str:
-    loc = page.locator(selector)
-    return loc.first.evaluate("e => (e.shadowRoot || e).textContent") if loc.count() else ""
-
-
-def wait_text(page, selector: str, needle: str, timeout: float = 120) -> None:
-    deadline = time.time() + timeout
-    while needle not in text(page, selector):
-        assert time.time() < deadline, f"{needle!r} not in {selector}: {text(page, selector)[:300]!r}"
-        page.wait_for_timeout(200)
-
-
 def tab(page, title: str) -> None:
     page.locator(".bk-tab", has_text=title).first.click()
 
@@ -211,7 +200,7 @@ def test_compare_and_traversal_from_files_draw(page, served, files):
     tab(page, "Compare samples")
     page.locator(".compare-path input").fill(str(files / "samples-idx3-ubyte"))
     page.locator(".compare-load button").click()
-    wait_text(page, ".compare-mmd", "600 samples")
+    wait_text(page, ".compare-mmd", "600 samples", timeout=120)
     for m in ("area", "length", "thickness", "slant", "width", "height"):
         wait_drawn(page, f"compare-hist-{m}", CHART)
     wait_drawn(page, "compare-gallery", DIGITS)
@@ -219,12 +208,12 @@ def test_compare_and_traversal_from_files_draw(page, served, files):
     tab(page, "Latent traversals")
     page.locator(".traversal-path input").fill(str(files / "traversal.npy"))
     page.locator(".traversal-load button").click()
-    wait_text(page, ".traversal-effect-note", "thickness ← latent 0")
+    wait_text(page, ".traversal-effect-note", "thickness ← latent 0", timeout=120)
     _traversal_drawn(page)
     page.locator(".traversal-codes-path input").fill(str(files / "codes.npy"))
     page.locator(".traversal-samples-path input").fill(str(files / "codes-samples.npy"))
     page.locator(".traversal-codes-load button").click()
-    wait_text(page, ".traversal-mig", "MIG")
+    wait_text(page, ".traversal-mig", "MIG", timeout=120)
     wait_drawn(page, "traversal-pcorr", CHART)
 
 
@@ -240,7 +229,7 @@ def test_model_digit_and_a_traversal_from_the_model_tab_draw(page, served):
     tab(page, "Model")
     wait_drawn(page, "model-digit", DIGITS)
     page.locator(".model-traverse button").click()
-    wait_text(page, ".model-status", "Sent a traversal")
+    wait_text(page, ".model-status", "Sent a traversal", timeout=120)
     tab(page, "Latent traversals")
     wait_text(page, ".traversal-effect-note", "Strongest latent", timeout=180)
     _traversal_drawn(page)

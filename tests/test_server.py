@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from conftest import run_async
 import gc
+import json
 import os
 import re
 import socket
@@ -24,6 +25,7 @@ import numpy as np
 import pytest
 
 from explorer import jobs
+from page_text import text_of, wait_text  # noqa: F401  (shared; other modules import them from here)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -120,8 +122,19 @@ def test_job_nice_is_read_when_used_and_checked(monkeypatch):
     assert jobs.job_nice() == 3
     for bad in ("-1", "20", "low"):
         monkeypatch.setenv("MORPHO_JOB_NICE", bad)
-        with pytest.raises(ValueError, match=f"MORPHO_JOB_NICE='{bad}'"):
+        with pytest.raises(ValueError, match=f"MORPHO_JOB_NICE='{bad}': expected a whole number in 0..19"):
             jobs.job_nice()
+
+
+def test_pool_size_is_read_when_used_and_checked(monkeypatch):
+    monkeypatch.delenv("MORPHO_JOB_THREADS", raising=False)
+    assert jobs.pool_size() == max(1, min(4, os.cpu_count() or 1))
+    monkeypatch.setenv("MORPHO_JOB_THREADS", " 3 ")
+    assert jobs.pool_size() == 3
+    for bad in ("0", "-2", "2.5", "many"):
+        monkeypatch.setenv("MORPHO_JOB_THREADS", bad)
+        with pytest.raises(ValueError, match=f"MORPHO_JOB_THREADS='{bad}': expected a positive whole number"):
+            jobs.pool_size()
 
 
 def test_errors_reach_the_awaiting_coroutine():
@@ -332,28 +345,26 @@ class Server:
         self.log_file.close()
 
 
-def text_of(page, selector: str = "body", timeout: float = 30) -> str:
-    """All text inside an element, through Panel's shadow roots (``timeout`` seconds for the element to be
-    there and the page to answer)."""
-    return page.locator(selector).first.evaluate("""el => {
-        const out = [];
-        const walk = n => { if (n.shadowRoot) walk(n.shadowRoot);
-            for (const c of n.childNodes) { if (c.nodeType === 3) out.push(c.textContent);
-                else if (c.nodeType === 1 && !['STYLE', 'SCRIPT'].includes(c.tagName)) walk(c); } };
-        walk(el); return out.join(' ').replace(/\\s+/g, ' '); }""", timeout=timeout * 1000)
+def _received(page, payload) -> None:
+    page.frames_in.append(len(payload))
+    if isinstance(payload, bytes):
+        page.binary_in.append(len(payload))
+    if isinstance(payload, str) and payload.startswith("{") and '"msgtype"' in payload[:200]:
+        try:
+            page.messages_in.append(json.loads(payload).get("msgtype"))
+        except ValueError:
+            pass
 
 
-def wait_text(page, selector: str, needle: str, timeout: float = 20) -> str:
-    """Wait up to ``timeout`` seconds for ``needle`` in the element's text. A page too busy to answer (a
-    loaded CI machine) counts against the same deadline, not a shorter one of its own."""
+def wait_quiet(page, seconds: float = 2.0, timeout: float = 60) -> int:
+    """Wait until ``page`` has received no websocket frame for ``seconds``; returns the frame count then."""
     deadline = time.time() + timeout
     while True:
-        text = text_of(page, selector, timeout=max(1.0, deadline - time.time()))
-        if needle in text:
-            return text
-        if time.time() > deadline:
-            raise AssertionError(f"{needle!r} not in {selector}: {text[:600]!r}")
-        page.wait_for_timeout(100)
+        quiet = len(page.frames_in)
+        page.wait_for_timeout(seconds * 1000)
+        if len(page.frames_in) == quiet:
+            return quiet
+        assert time.time() < deadline, f"the page kept receiving messages: {page.frames_in[-20:]}"
 
 
 def new_session(browser, url: str, *, width=1440, height=900, ready=".explorer-browser .bk-Canvas"):
@@ -364,8 +375,10 @@ def new_session(browser, url: str, *, width=1440, height=900, ready=".explorer-b
     page.on("console", lambda m: page.problems.append(f"{m.type}: {m.text}")
             if m.type in ("warning", "error") else None)
     page.on("pageerror", lambda e: page.problems.append(f"pageerror: {e}"))
-    page.frames_in = []  # sizes of the websocket messages the server sent this page
-    page.on("websocket", lambda ws: ws.on("framereceived", lambda payload: page.frames_in.append(len(payload))))
+    page.frames_in = []  # sizes of the websocket frames the server sent this page
+    page.messages_in = []  # msgtype of each Bokeh message among them (its header frame)
+    page.binary_in = []  # sizes of the binary frames among them (array buffers)
+    page.on("websocket", lambda ws: ws.on("framereceived", lambda payload: _received(page, payload)))
     page.goto(url)
     page.locator(ready).first.wait_for(timeout=60000)
     return page
@@ -471,13 +484,7 @@ def test_one_students_moves_send_nothing_to_another(browser, server):
     a = new_session(browser, server.url)
     b = new_session(browser, server.url)
     wait_text(b, ".explorer-browser", "1–100 of")
-    deadline = time.time() + 60
-    while True:  # B's page has finished loading: two seconds without a message
-        quiet = len(b.frames_in)
-        b.wait_for_timeout(2000)
-        if len(b.frames_in) == quiet:
-            break
-        assert time.time() < deadline, f"session B kept receiving messages: {b.frames_in[-20:]}"
+    quiet = wait_quiet(b)  # B's page has finished loading
     for first in ("101", "201", "301"):
         a.keyboard.press("PageDown")
         wait_text(a, ".explorer-browser", f"{first}–")
@@ -492,6 +499,27 @@ def test_one_students_moves_send_nothing_to_another(browser, server):
     assert b.frames_in[quiet:] == []
     assert a.problems == [] and b.problems == []
     finish(a, b)
+
+
+@pytest.mark.browser
+def test_a_page_key_reaches_the_browser_as_one_message(browser, server):
+    """PageDown changes the grid, its cells, the page box, the inspector and the URL: one patch message, with
+    binary frames only for the grid image and the inspector's arrays (about 23 frames). Before, each changed model
+    went in a message of its own (14 messages, 86 frames a key), each one a serialisation and socket writes
+    on the event loop every student shares."""
+    a = new_session(browser, server.url)
+    wait_text(a, ".explorer-browser", "1–100 of")
+    frames, messages, buffers = wait_quiet(a), len(a.messages_in), len(a.binary_in)
+    a.keyboard.press("PageDown")
+    wait_text(a, ".explorer-browser", "101–200 of")
+    wait_quiet(a)
+    got = a.messages_in[messages:]
+    assert got.count("PATCH-DOC") == 1, got
+    binary = a.binary_in[buffers:]
+    assert binary.count(300 * 300 * 4) == 1, binary  # the grid's RGBA image, once
+    assert len(binary) <= 8, binary  # besides it only the inspector's arrays (masks, thickness circles)
+    assert len(a.frames_in[frames:]) <= 30, a.frames_in[frames:]
+    finish(a)
 
 
 @pytest.mark.browser
