@@ -163,6 +163,14 @@ def test_scatter_hover_click_and_url(app, app_url):
     # Axes and the box selection are in the URL.
     assert query(app)["x"] == "area" and query(app)["y"] == "width"
     open_tab(app, "Distributions")
+    # The tab shown again and the scatter laid out where it was before the drag starts (on a loaded CI
+    # machine a drag sent at once can land before the canvas is back and select nothing).
+    canvas.wait_for(state="visible", timeout=60000)
+    deadline = time.time() + 60
+    while canvas.bounding_box() != box:
+        assert time.time() < deadline, (canvas.bounding_box(), box)
+        app.wait_for_timeout(100)
+    app.wait_for_timeout(500)
     x0, y0 = box["x"] + box["width"] * .3, box["y"] + box["height"] * .3
     app.mouse.move(x0, y0)
     app.mouse.down()
@@ -170,7 +178,7 @@ def test_scatter_hover_click_and_url(app, app_url):
     app.mouse.up()
     from explorer.state import decode_indices
 
-    selected = wait_query(app, "sel", lambda v: len(v) > 0)
+    selected = wait_query(app, "sel", lambda v: len(v) > 0, timeout=60)
     n = len(decode_indices(selected, 5000))
     wait_text(app, ".explorer-filters", f"{n:,} of 5,000 digits")
 
