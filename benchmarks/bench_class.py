@@ -21,7 +21,7 @@ equally (no ``chrt``, no nice).
 Data: the 70,000 digits are the MNIST test set (``../shared/data/mnist`` or ``--mnist DIR``) tiled 7x with
 the authors' metrics; the samples are 5,000 other real test digits. Loopback only.
 
-    python benchmarks/bench_class.py [--processes 1] [--moves 20] [--busy 15] [--clients-nice 19]
+    python benchmarks/bench_class.py [--processes 1] [--moves 20] [--warmup 2] [--busy 15] [--clients-nice 19]
 
 Prints median / p95 / max per measurement, idle and busy, their ratios, and the server's resident memory
 (every process of its group). Goal (issue 17): busy median <= 2x idle, p95 <= 4x, nothing over 2 s.
@@ -123,16 +123,18 @@ async def paging_session(browser, base: str):
     return page, handle, canvas, ("PageDown", "PageUp")
 
 
-async def measure(session, moves: int, out: list) -> None:
+async def measure(session, moves: int, out: list, warmup: int = 0, warm_out: list | None = None) -> None:
+    """``moves`` measured moves into ``out``, after ``warmup`` moves into ``warm_out`` (each tab's first
+    moves fill its caches, as in bench_explorer.py: printed, not counted)."""
     page, handle, canvas, keys = session
-    for k in range(moves):
+    for k in range(warmup + moves):
         await page.evaluate(_ARM_JS, [handle, canvas])
         if keys[0] == "PageDown":
             await page.keyboard.press(keys[k % 2])
         else:
             await handle.press(keys[k % 2])
         ms = await page.evaluate("() => window.__latency")
-        out.append(ms if ms >= 0 else 5000.0)  # -1: no change within 5 s, counted as 5 s
+        (out if k >= warmup else warm_out).append(ms if ms >= 0 else 5000.0)  # -1: no change within 5 s
         await page.wait_for_timeout(300)  # a student's pace between moves
 
 
@@ -222,7 +224,9 @@ async def run(args, base: str, files: Path, selection: str, pgid: int) -> None:
         times = {(kind, phase): [] for kind in ("slider", "paging") for phase in ("idle", "busy")}
         rss = {"idle": group_rss(pgid)}
         # idle: the five measure, nobody else works
-        await asyncio.gather(*[measure(s, args.moves, times[(kind, "idle")]) for kind, s in sessions])
+        first = {"slider": [], "paging": []}  # each tab's first moves (not counted)
+        await asyncio.gather(*[measure(s, args.moves, times[(kind, "idle")], args.warmup, first[kind])
+                               for kind, s in sessions])
         # busy: 15 students work in loops
         stop = asyncio.Event()
         counts = {"compare": 0, "perturb": 0, "pages": 0, "traversals": 0}
@@ -264,6 +268,9 @@ async def run(args, base: str, files: Path, selection: str, pgid: int) -> None:
         worst = max(worst, b[2])
         print(f"{label:<26} {i[0]:6.0f} {i[1]:6.0f} {i[2]:6.0f}    {b[0]:6.0f} {b[1]:6.0f} {b[2]:6.0f}    "
               f"{b[0] / i[0]:5.2f} {b[1] / i[1]:5.2f}")
+    if args.warmup:
+        print(f"each measuring tab's first {args.warmup} moves, idle, not counted above (ms): "
+              + "; ".join(f"{k} {' '.join(f'{v:.0f}' for v in first[k])}" for k in first))
     print(f"server resident memory (all processes): idle {rss['idle'] / 2**20:,.0f} MiB with 5 sessions, "
           f"busy {rss['busy'] / 2**20:,.0f} MiB with {5 + n}")
     print(f"goal: busy median <= 2x idle, p95 <= 4x, max <= 2000 ms (max now {worst:.0f} ms)")
@@ -273,6 +280,8 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--processes", type=int, default=1, help="server processes (morpho serve --processes)")
     ap.add_argument("--moves", type=int, default=20, help="measured moves per measuring session and phase")
+    ap.add_argument("--warmup", type=int, default=2,
+                    help="first moves of each measuring tab, before the idle phase, printed but not counted")
     ap.add_argument("--clients-nice", type=int, default=19,
                     help="nice value of the 15 working students' browsers (0: they share the CPU equally)")
     ap.add_argument("--busy", type=int, default=15, help="busy sessions")

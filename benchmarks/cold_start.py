@@ -12,6 +12,12 @@ Prints, for an empty numba cache (a new ``NUMBA_CACHE_DIR``) and then the same c
 
 The goal (issue 17): interactive within 5 s of starting the server, whatever the cache.
 
+Like for like, each run also starts a bare Panel app (``benchmarks/bare_slider_app.py``: a slider and a Bokeh
+image of one digit, no explorer code) the same way and times it to the same points: interactive there is a
+key press on its slider redrawing the image. That is the floor this machine sets today (Python, Panel, Bokeh,
+Chromium); the explorer's figure is printed beside it and as a ratio, since the machine's speed varies from
+day to day.
+
     python benchmarks/cold_start.py [--runs 1]
 
 Loopback only; Chromium is Debian's (/usr/bin/chromium), started before the clock.
@@ -21,6 +27,7 @@ from __future__ import annotations
 import argparse
 import io
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -57,16 +64,21 @@ def red_pixels(png: bytes) -> int:
     return int(((a[..., 0] > 150) & (a[..., 1] < 90) & (a[..., 2] < 110)).sum())
 
 
-def one_run(browser, cache_dir: str, log_path: Path) -> dict:
+def one_run(browser, cache_dir: str, log_path: Path, app: str = "explorer") -> dict:
+    """Serve ``app`` ("explorer", or "bare": the bare Panel app) with ``cache_dir`` as numba's cache and time
+    it from the server's start (seconds)."""
     port = free_port()
     env = dict(os.environ, NUMBA_CACHE_DIR=cache_dir, PYTHONPATH=str(ROOT))
-    url = f"http://127.0.0.1:{port}/explorer"
+    target, path = ("explorer", "explorer") if app == "explorer" else ("benchmarks/bare_slider_app.py",
+                                                                        "bare_slider_app")
+    url = f"http://127.0.0.1:{port}/{path}"
     figures = {}
     with open(log_path, "w") as log:
         t0 = time.perf_counter()
-        proc = subprocess.Popen([sys.executable, "-m", "panel", "serve", "explorer", "--port", str(port),
+        # a session of its own: stopping the server stops anything it started (the kernels' compiler)
+        proc = subprocess.Popen([sys.executable, "-m", "panel", "serve", target, "--port", str(port),
                                  "--address", "127.0.0.1", "--allow-websocket-origin", f"127.0.0.1:{port}"],
-                                cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+                                cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         try:
             deadline = t0 + 300
             while True:  # listening (no HTTP request here: each would build a session of the app)
@@ -81,17 +93,23 @@ def one_run(browser, cache_dir: str, log_path: Path) -> dict:
             page = browser.new_page(viewport={"width": 1600, "height": 1000})
             page.goto(url)
             figures["http"] = time.perf_counter() - t0
-            grid = page.locator(".explorer-browser .bk-Canvas").first
+            grid = page.locator(".explorer-browser .bk-Canvas" if app == "explorer" else ".bare-image .bk-Canvas").first
             grid.wait_for(timeout=300_000)
             while not drawn(before := grid.screenshot()):
                 page.wait_for_timeout(50)
             figures["drawn"] = time.perf_counter() - t0
-            page.keyboard.press("PageDown")
+            if app == "explorer":
+                page.keyboard.press("PageDown")
+            else:
+                page.locator(".bare-controls .noUi-handle").first.press("ArrowLeft")
             while grid.screenshot() == before:
                 if time.perf_counter() > deadline:
-                    raise RuntimeError("PageDown never redrew the grid")
+                    raise RuntimeError("the key never redrew the image")
                 page.wait_for_timeout(50)
             figures["interactive"] = time.perf_counter() - t0
+            if app != "explorer":
+                page.close()
+                return figures
             digit = page.locator(".explorer-inspector .bk-Canvas").first
             while red_pixels(digit.screenshot()) < 20:
                 if time.perf_counter() > deadline:
@@ -111,6 +129,10 @@ def one_run(browser, cache_dir: str, log_path: Path) -> dict:
                 proc.wait(15)
             except subprocess.TimeoutExpired:
                 proc.kill()
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)  # whatever it left behind
+            except ProcessLookupError:
+                pass
     return figures
 
 
@@ -126,13 +148,20 @@ def main(argv=None) -> int:
     print(f"{'cache':<6} {'listening':>10} {'page':>7} {'grid drawn':>11} {'interactive':>12} {'overlays':>9} {'kernels':>8}")
     with sync_playwright() as p, tempfile.TemporaryDirectory(prefix="morpho-cold-") as tmp:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+        ratios = []
         for run in range(args.runs):
             cache = str(Path(tmp) / f"numba-cache-{run}")
+            b = one_run(browser, str(Path(tmp) / f"bare-cache-{run}"), Path(tmp) / f"bare-{run}.log", app="bare")
+            print(f"{'bare':<6} {b['listening']:9.2f}s {b['http']:6.2f}s {b['drawn']:10.2f}s {b['interactive']:11.2f}s"
+                  f"   (a bare Panel slider app, the baseline)", flush=True)
             for label in ("empty", "warm"):
                 f = one_run(browser, cache, Path(tmp) / f"serve-{run}-{label}.log")
                 print(f"{label:<6} {f['listening']:9.2f}s {f['http']:6.2f}s {f['drawn']:10.2f}s {f['interactive']:11.2f}s {f['overlays']:8.2f}s "
                       f"{f['kernels']:7.2f}s", flush=True)
+                if label == "empty":
+                    ratios.append(f["interactive"] / b["interactive"])
         browser.close()
+    print(f"explorer (empty cache) / bare app, interactive: {', '.join(f'{r:.2f}x' for r in ratios)}")
     print("goal: interactive <= 5 s from the start of the server, with an empty cache")
     return 0
 

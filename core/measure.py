@@ -9,19 +9,21 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import math
-import os
 import warnings
 from typing import Callable, NamedTuple
 
 import numpy as np
 import pandas as pd
 
-from . import _kernels, resample
+from . import resample
+from ._lazy import lazy_module
 from .morpho import (ImageMoments, ImageMorphology, _to_unit, as_digit, bounding_parallelogram, check_image_size,
                      check_options, default_mode, raw_moments_reference)
 from .resample import check_engine, check_mode
 from .skeleton import CORNERNESS_TABLE, SKELETON_TABLE, TIEBREAK_DATA
 from .validation import check_integer, check_number
+
+_kernels = lazy_module("core._kernels")  # numba: imported at the first compiled call
 
 __all__ = ["METRICS", "UNITS", "MAX_WORKERS", "Morphometrics", "MeasurementWarning", "measure_image", "measure_batch",
            "MeasurementDetails", "measure_details"]

@@ -12,10 +12,13 @@ import os
 import numpy as np
 from scipy import ndimage as ndi
 
-from . import _kernels, resample
+from . import resample
+from ._lazy import lazy_module
 from .resample import check_engine, check_mode
 from .skeleton import CORNERNESS_TABLE, SKELETON_TABLE, TIEBREAK_DATA, medial_axis
 from .validation import check_integer, check_number
+
+_kernels = lazy_module("core._kernels")  # numba: imported at the first compiled call
 
 __all__ = ["ImageMorphology", "ImageMoments", "bounding_parallelogram", "as_digit", "binarise", "default_mode",
            "MODE_ENV", "MAX_HIRES_PIXELS", "MAX_SCALE", "check_options"]

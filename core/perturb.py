@@ -36,11 +36,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import resample
-from . import _perturb_kernels as _pk
+from ._lazy import lazy_module
 from .morpho import ImageMoments, ImageMorphology, bounding_parallelogram
 from .skeleton import (LocationSampler, antialiased_disk_support, dilate_disk, dilate_footprint, disk,
                        erode_disk, erode_footprint, get_angle)
 from .validation import check_integer, check_number
+
+_pk = lazy_module("core._perturb_kernels")  # numba: imported at the first compiled call
 
 __all__ = ["NoEffectWarning", "Perturbation", "Thinning", "Thickening", "Deformation", "Swelling", "Fracture", "SetThickness",
            "LinearDeformation", "SetSlant", "SetWidth", "perturb_image", "PERTURBATIONS", "ParamSpec",

@@ -24,7 +24,9 @@ from functools import lru_cache
 import numpy as np
 from scipy import ndimage as ndi
 
-from . import _kernels
+from ._lazy import lazy_module
+
+_kernels = lazy_module("core._kernels")  # numba: imported at the first compiled call
 
 __all__ = ["MODES", "ENGINES", "gaussian_weights", "upscale", "upscale_float", "downscale", "to_uint8",
            "legacy_bicubic_resize_reference", "bilinear_warp"]

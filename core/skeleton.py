@@ -13,10 +13,12 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage as ndi
 
-from . import _kernels
-from . import _perturb_kernels as _pk
+from ._lazy import lazy_module
 from .resample import check_engine, check_mode
 from .validation import check_integer, check_number
+
+_kernels = lazy_module("core._kernels")  # numba: imported at the first compiled call
+_pk = lazy_module("core._perturb_kernels")
 
 __all__ = ["medial_axis", "medial_axis_reference", "tiebreaker", "SKELETON_TABLE", "CORNERNESS_TABLE",
            "num_neighbours", "erase", "get_angle", "LocationSampler", "dilate_disk", "erode_disk",

@@ -288,13 +288,16 @@ class Browser(pn.viewable.Viewer):
         elif key in ("ArrowRight", "ArrowDown"):
             step_digit(s, +1 if key == "ArrowRight" else self.cols)
         elif key in ("PageUp", "PageDown"):
-            # The page and the current digit change in one update, so the grid is drawn (and sent) once.
-            page = self._clamped_page(s.page + (1 if key == "PageDown" else -1))
-            idx = self.page_indices(page)
-            if len(idx):  # the current digit follows the page, so the inspector shows what is on screen
-                s.param.update(page=page, current=int(idx[0]))
-            else:
-                s.page = page
+            self._turn_to(self._clamped_page(s.page + (1 if key == "PageDown" else -1)))
+
+    def _turn_to(self, page: int) -> None:
+        # The page and the current digit change in one update, so the grid is drawn (and sent) once.
+        s = self.state
+        idx = self.page_indices(page)
+        if len(idx):  # the current digit follows the page, so the inspector shows what is on screen
+            s.param.update(page=page, current=int(idx[0]))
+        else:
+            s.page = page
 
     def _show_current_page(self, *_):
         # The page holding the current digit (a shared link with ?digit=2630, a digit stepped past the
@@ -310,8 +313,14 @@ class Browser(pn.viewable.Viewer):
         return int(min(max(page, 0), last))
 
     def _goto(self, page: int):
-        with pn.io.hold():  # the grid, its cells and the page box in one message
-            self.state.page = self._clamped_page(page)
+        """Prev/Next and the page box: show ``page`` with its first digit current, as PageDown does."""
+        page = self._clamped_page(page)
+        if page == self.state.page:
+            # Nothing to turn: the page box echoing the page shown (``_render`` sets it after every page
+            # change, a shared link's included), which must not move the current digit off its page.
+            return
+        with pn.io.hold():  # the grid, its cells, the page box and the inspector in one message
+            self._turn_to(page)
 
     def page_indices(self, page: int | None = None) -> np.ndarray:
         """Dataset indices of the digits on ``page`` (default: the current page), in selection order."""
@@ -334,7 +343,7 @@ class Browser(pn.viewable.Viewer):
                     "tx": c * CELL + 2.5, "ty": h - r * CELL - 2,
                     "label_text": [str(v) if v >= 0 else "" for v in labels],
                     "label_colour": [LABEL_COLOURS[v % 10] if v >= 0 else "#fff" for v in labels]}
-            met = ds.metrics.to_numpy()[idx]
+            met = ds.metrics.iloc[idx].to_numpy()  # the page's rows only (not all 70,000 converted per page)
             for j, m in enumerate(METRICS):
                 data[m] = met[:, j]
             # A page's hundred cells as plain lists: Bokeh sends each numpy column as a binary buffer of

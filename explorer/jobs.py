@@ -42,7 +42,7 @@ from typing import Any, Callable, Iterator
 import numpy as np
 import pandas as pd
 
-from explorer.limits import env_number
+from explorer.settings import env_number
 
 __all__ = ["Job", "Cancelled", "session_owner", "submit", "measure", "map_chunks", "cancel_owner",
            "checkpoint", "current_job", "pool_size", "job_nice", "owner_jobs", "DEFAULT_CHUNKSIZE"]

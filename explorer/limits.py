@@ -18,49 +18,18 @@ refuses larger files before they are sent, with a message in the app.
 from __future__ import annotations
 
 import math
-import os
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from explorer.settings import env_number
+
 if TYPE_CHECKING:
     from core.io import ReadLimits
 
-__all__ = ["env_number", "max_upload_bytes", "max_upload_digits", "app_read_limits", "DEFAULT_WEBSOCKET_MAX_MESSAGE_SIZE",
-           "check_upload", "check_upload_digits", "websocket_max_message_size", "format_bytes",
-           "user_message", "UploadRefused", "refusal_message", "effective_upload_bytes"]
-
-
-def env_number(name: str, default: float, *, integer: bool = False, minimum: float | None = None,
-               maximum: float | None = None) -> float:
-    """The number in environment variable ``name`` (``default`` when unset or blank), read on each call.
-
-    Without ``minimum`` the number must be positive; with it, at least ``minimum``; with ``maximum``, at most
-    that. ``integer`` asks for a whole number.
-
-    Raises
-    ------
-    ValueError
-        The variable holds something else; the message names the variable, its text and what was expected.
-    """
-    text = os.environ.get(name, "").strip()
-    if not text:
-        return default
-    whole = "whole " if integer else ""
-    if minimum is None:
-        expected = f"a positive {whole}number"
-    elif maximum is None:
-        expected = f"a {whole}number >= {minimum:g}"
-    else:
-        expected = f"a {whole}number in {minimum:g}..{maximum:g}"
-    try:
-        value = int(text) if integer else float(text)
-    except ValueError:
-        raise ValueError(f"environment variable {name}={text!r}: expected {expected}") from None
-    low_ok = value > 0 if minimum is None else value >= minimum
-    if not math.isfinite(value) or not low_ok or (maximum is not None and value > maximum):
-        raise ValueError(f"environment variable {name}={text!r}: expected {expected}")
-    return value
+__all__ = ["max_upload_bytes", "max_upload_digits", "app_read_limits", "DEFAULT_WEBSOCKET_MAX_MESSAGE_SIZE",
+           "check_upload", "check_upload_digits", "websocket_max_message_size", "format_bytes", "user_message",
+           "UploadRefused", "refusal_message", "effective_upload_bytes"]
 
 
 #: Tornado's default ``websocket_max_message_size`` (what ``panel serve`` uses unless told otherwise).

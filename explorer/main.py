@@ -47,9 +47,10 @@ def parse_args(argv):
 
 
 pn.extension(notifications=False)
-# once per server process: the kernels compile in a child process once the first page is on screen
+# once per server process: the kernels compile in a child process a few seconds after the first page is
+# on screen (sooner than that, the compiler's core is taken from the first page's drawing)
 warmup.start(wait=10.0)
-pn.state.onload(warmup.go)
+pn.state.onload(lambda: warmup.go(delay=3.0))
 _args = parse_args(sys.argv[1:])
 Explorer(data=_args.data, decoder=_args.decoder, latent_dim=_args.latent_dim,
          data_roots=_args.data_root).servable()

@@ -15,6 +15,7 @@ the server for as long -- that fills the on-disk cache; the server process then 
 """
 from __future__ import annotations
 
+import atexit
 import os
 import subprocess
 import sys
@@ -30,6 +31,7 @@ _CHILD = "from core import measure, perturb; measure.warm_up(); perturb.warm_up(
 
 _lock = threading.Lock()
 _thread: threading.Thread | None = None
+_timer: threading.Timer | None = None
 _ready = threading.Event()
 _go = threading.Event()
 _state = {"status": "not started", "seconds": None, "error": None}
@@ -42,11 +44,13 @@ def _run(wait: float) -> None:
         _state["status"] = "compiling"
         # the child inherits the environment (NUMBA_CACHE_DIR, PYTHONPATH): it fills the cache this
         # process reads; its output goes to the server's log only when it fails
-        child = subprocess.run([sys.executable, "-c", _CHILD], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                               text=True)
+        child = subprocess.Popen([sys.executable, "-c", _CHILD], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                 text=True)
+        atexit.register(_stop, child)  # a stopped server leaves no compiler running for a minute behind it
+        output, _ = child.communicate()
+        atexit.unregister(_stop)
         if child.returncode != 0:
-            raise RuntimeError(f"the kernel compile process exited with {child.returncode}: "
-                               f"{child.stdout[-2000:]}")
+            raise RuntimeError(f"the kernel compile process exited with {child.returncode}: {output[-2000:]}")
         _state["status"] = "loading"
         from core import measure, perturb
 
@@ -58,6 +62,11 @@ def _run(wait: float) -> None:
         print(f"explorer.warmup: {_state['error']}", file=sys.stderr, flush=True)
     finally:
         _ready.set()
+
+
+def _stop(child: subprocess.Popen) -> None:
+    if child.poll() is None:
+        child.kill()
 
 
 def start(wait: float = 0.0) -> None:
@@ -80,9 +89,22 @@ def start(wait: float = 0.0) -> None:
         _thread.start()
 
 
-def go() -> None:
-    """Start compiling now (a warm-up started with a ``wait`` stops waiting)."""
-    _go.set()
+def go(delay: float = 0.0) -> None:
+    """Start compiling in ``delay`` seconds (a warm-up started with a longer ``wait`` stops waiting then).
+
+    The explorer calls it when its first page has loaded, with a few seconds' delay: the compiler takes a
+    whole core, which the first page's drawing and first clicks need more on a two-core machine.
+    """
+    global _timer
+    if delay <= 0:
+        _go.set()
+        return
+    with _lock:  # every session's first page calls this: one timer per process
+        if _go.is_set() or _timer is not None:
+            return
+        _timer = threading.Timer(delay, _go.set)
+        _timer.daemon = True
+        _timer.start()
 
 
 def ready() -> bool:

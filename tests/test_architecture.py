@@ -46,7 +46,15 @@ def _import_nodes(tree: ast.AST):
             continue
         if isinstance(node, (ast.Import, ast.ImportFrom)):
             yield node
+        elif _is_lazy_import(node):  # lazy_module("core._kernels") imports core._kernels at first use
+            yield ast.Import(names=[ast.alias(name=node.args[0].value)], lineno=node.lineno)
         stack.extend(ast.iter_child_nodes(node))
+
+
+def _is_lazy_import(node: ast.AST) -> bool:
+    """A call ``lazy_module("pkg.module")`` (core._lazy): an import, deferred."""
+    return (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "lazy_module"
+            and len(node.args) == 1 and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str))
 
 
 def _resolve(module: str, node) -> set[str]:
@@ -135,6 +143,7 @@ def test_the_graph_is_read():
     assert "core.measure" in graph["core.cli.measure"]  # a function-level import is an edge
     assert "core.io" in graph["core.reading"]
     assert "core.perturb" in graph["explorer.studio"]
+    assert "core._kernels" in graph["core.resample"]  # lazy_module("core._kernels") is an edge too
 
 
 def test_cycle_finder_finds_a_function_level_circle():

@@ -7,7 +7,8 @@ from io import BytesIO
 import numpy as np
 import pytest
 
-from test_explorer_browser import app, app_url, open_tab, server_log, text_of, wait_text  # noqa: F401
+from page_text import text_of, wait_text
+from test_explorer_browser import app, app_url, open_tab, server_log  # noqa: F401
 
 pytestmark = pytest.mark.browser
 

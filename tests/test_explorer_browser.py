@@ -14,7 +14,7 @@ import pytest
 
 from core.io import save_idx
 from explorer.data import load_sample
-from page_text import text_of, wait_text  # noqa: F401  (shared; other modules import them from here)
+from page_text import text_of, wait_text
 
 pytestmark = pytest.mark.browser
 ROOT = Path(__file__).resolve().parent.parent

@@ -233,3 +233,24 @@ def test_parallelogram_counts_on_the_box_match_the_full_loop(digits):
             full = _kernels.parallelogram_cdfs(hires, shear, y_mid)
             np.testing.assert_array_equal(fast[0], full[0], err_msg=name)
             np.testing.assert_array_equal(fast[1], full[1], err_msg=name)
+
+
+def test_numba_is_imported_at_the_first_compiled_call_not_at_import():
+    """``import core.measure`` / ``core.perturb`` leave numba alone (the explorer's first page uses the
+    reference path); the first fast measurement imports it, and the lazy stand-in hands out the real kernels."""
+    import subprocess
+    import sys
+
+    code = ("import sys\n"
+            "from core import measure, perturb\n"
+            "print('numba' in sys.modules)\n"
+            "import numpy as np\n"
+            "digit = np.zeros((28, 28), np.uint8); digit[6:22, 12:16] = 255\n"
+            "measure.measure_image(digit, engine='reference')\n"
+            "print('numba' in sys.modules)\n"
+            "measure.measure_image(digit, engine='fast')\n"
+            "print('numba' in sys.modules)\n"
+            "from core import _kernels, resample\n"
+            "print(resample._kernels.mirror_index is _kernels.mirror_index)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["False", "False", "True", "True"]

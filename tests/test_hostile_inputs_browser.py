@@ -19,7 +19,8 @@ import pytest
 
 from explorer.gate import safe_name
 from hostile import INJECTED, PAYLOADS, npz_declaring
-from test_server import ROOT, Server, finish, new_session, text_of, wait_text
+from page_text import text_of, wait_text
+from test_server import ROOT, Server, finish, new_session
 
 pytestmark = pytest.mark.browser
 

@@ -15,7 +15,8 @@ from urllib.parse import quote, urlencode
 import pytest
 
 from hostile import INJECTED, PAYLOADS
-from test_server import Server, click_digit, finish, text_of, wait_text
+from page_text import text_of, wait_text
+from test_server import Server, click_digit, finish
 
 pytestmark = pytest.mark.browser
 

@@ -25,7 +25,7 @@ import numpy as np
 import pytest
 
 from explorer import jobs
-from page_text import text_of, wait_text  # noqa: F401  (shared; other modules import them from here)
+from page_text import text_of, wait_text
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from explorer.data import load_sample
-from test_explorer_browser import (app, app_url, open_tab, server_log, server_problems,  # noqa: F401
-                                   text_of, wait_text, watch_console)
+from page_text import text_of, wait_text
+from test_explorer_browser import app, app_url, open_tab, server_log, server_problems, watch_console  # noqa: F401
 
 pytestmark = pytest.mark.browser
 

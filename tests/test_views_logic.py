@@ -185,6 +185,30 @@ def test_a_page_step_draws_and_sends_the_grid_once(state):
     assert len(sent) == 2 and state.page == 0 and state.current == int(state.selection[0])
 
 
+def test_prev_next_and_the_page_box_move_the_current_digit_like_page_keys(state):
+    """Prev/Next and a typed page number turn the page as PageDown does: the current digit (the one the
+    inspector shows) becomes the new page's first, in the same one grid update; the page box showing the
+    page of a shared digit moves nothing."""
+    from explorer.browser import Browser
+
+    state.current = 2630
+    browser = Browser(state=state, filters=False)
+    assert state.page == 26 and state.current == 2630  # the page box echoes page 27 and leaves the digit alone
+    sent = []
+    browser._image.on_change("data", lambda attr, old, new: sent.append(new["image"][0]))
+    browser._next.clicks += 1
+    assert state.page == 27 and state.current == int(state.selection[2700])
+    assert state.current in browser.page_indices() and len(sent) == 1
+    browser._prev.clicks += 1
+    browser._prev.clicks += 1
+    assert state.page == 25 and state.current == int(state.selection[2500]) and len(sent) == 3
+    browser._page_input.value = 8  # pages are numbered from 1 in the box
+    assert state.page == 7 and state.current == int(state.selection[700]) and len(sent) == 4
+    state.current = int(state.selection[1234])  # a digit chosen elsewhere: its page is shown, it stays current
+    assert state.page == 12 and state.current == int(state.selection[1234])
+    assert browser._page_input.value == 13
+
+
 # ------------------------------------------------------------------------------------------------------
 # studio
 

@@ -1,0 +1,104 @@
+"""The background warm-up of the measuring kernels (explorer.warmup): its states, its delay, its note.
+
+Each check runs in a fresh interpreter (the warm-up is once per process). The compile itself is not run
+here (tests/test_upstream.py and tests/test_fast_path.py compile every kernel): the child's program and
+the in-process loads are replaced by no-ops, so what is tested is the order of things.
+"""
+import subprocess
+import sys
+
+_PRELUDE = """
+import time
+from core import measure, perturb
+from explorer import warmup as w
+measure.warm_up = perturb.warm_up = lambda: None
+w._CHILD = "pass"
+def until_ready(limit=60):
+    t = time.perf_counter()
+    while not w.ready() and time.perf_counter() - t < limit:
+        time.sleep(0.01)
+    return time.perf_counter() - t
+"""
+
+
+def _run(code: str) -> list[str]:
+    done = subprocess.run([sys.executable, "-c", _PRELUDE + code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout.split("\n")[:-1]
+
+
+def test_without_a_warm_up_the_fast_engine_is_used():
+    """Scripts and notebooks never start one: they measure with the kernels (compiled at first call)."""
+    assert _run("print(w.status()['status'], w.engine(), w.ready())") == ["not started fast False"]
+
+
+def test_the_first_page_waits_for_go_then_the_reference_engine_gives_way():
+    out = _run("""
+w.start(wait=60)
+w.start(wait=0)  # a second start (another session) changes nothing
+time.sleep(0.3)
+print(w.status()['status'], w.engine(), w.ready())
+w.go(delay=0.5)
+w.go(delay=0.5)  # every session's first page calls it: still one timer
+print(sum(1 for t in __import__('threading').enumerate() if isinstance(t, __import__('threading').Timer)))
+waited = until_ready()
+print(w.status()['status'], w.engine(), 0.4 < waited < 30)
+""")
+    assert out == ["waiting reference False", "1", "ready fast True"]
+
+
+def test_the_note_shows_while_the_kernels_are_prepared_and_hides_when_ready():
+    out = _run("""
+note = w.WarmupNote()
+print(note.__panel__().visible)  # no warm-up in this process: no note
+w.start(wait=60)
+note = w.WarmupNote()
+pane = note.__panel__()
+print(pane.visible, 'Preparing the measuring kernels' in pane.object)
+w.go()
+until_ready()
+note._update()
+print(pane.visible)
+""")
+    assert out == ["False", "True True", "False"]
+
+
+def test_a_failed_compile_is_reported_and_measuring_falls_back_to_compiling_at_first_call():
+    out = _run("""
+w._CHILD = "raise SystemExit(3)"
+w.start()
+w.go()
+until_ready()
+s = w.status()
+print(s['status'], w.engine(), 'exited with 3' in s['error'])
+""")
+    assert out == ["failed fast True"]
+
+
+def test_a_stopped_server_leaves_no_compiler_behind(tmp_path):
+    """The compile child is killed when the server process exits (panel serve exits on SIGTERM through its
+    normal shutdown), not left compiling for a minute with nobody to use it."""
+    import os
+    import time
+
+    pid_file = tmp_path / "child.pid"
+    _run(f"""
+w._CHILD = "import os, time; open({str(pid_file)!r}, 'w').write(str(os.getpid())); time.sleep(120)"
+w.start()
+w.go()
+t = time.perf_counter()
+while not __import__('os').path.exists({str(pid_file)!r}) and time.perf_counter() - t < 60:
+    time.sleep(0.02)
+time.sleep(0.2)
+print(w.status()['status'])
+""")
+    pid = int(pid_file.read_text())
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.05)
+    os.kill(pid, 9)
+    raise AssertionError(f"the compile child {pid} still runs after its server exited")
