@@ -43,7 +43,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from bench_explorer import _ARM_JS, ARGS, CHROMIUM, free_port, tiled_70k, wait_listening  # noqa: E402
+from bench_explorer import _ARM_JS, ARGS, CHROMIUM, free_port, sig_js, tiled_70k, wait_listening  # noqa: E402
 
 # The canvas signature each measuring tab computes on every animation frame while it waits for a change.
 # bench_explorer.py's hashes every pixel: 6 ms a frame on the browse grid (420x420), a third of a core per
@@ -52,12 +52,7 @@ from bench_explorer import _ARM_JS, ARGS, CHROMIUM, free_port, tiled_70k, wait_l
 # columns shift from row to row). Measured with every 11th: 1.7 ms on the grid, 1.0 ms on the studio's digit
 # (from 2.5 ms); reading the pixels is most of what is left. A page turn or a slider step changes hundreds of
 # pixels: checked against the full hash over 30 moves, it missed none.
-_SIG_JS = """
-window.__sig = (canvas) => { const ctx = canvas.getContext('2d'); if (!ctx) return 0;
-  const d = ctx.getImageData(0, 0, canvas.width, canvas.height).data; let s = 0;
-  for (let i = 0; i < d.length; i += 52) s = (s * 31 + d[i] + 7 * d[i + 1] + 13 * d[i + 2]) % 1000000007;
-  return s; };
-"""
+_SIG_JS = sig_js(every=13)
 
 VIEWPORT = {"width": 1440, "height": 900}
 

@@ -34,13 +34,19 @@ ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--d
         "--disable-sync", "--no-first-run"]
 VIEWPORT = {"width": 1440, "height": 900}
 
-# A signature of a canvas's pixels (all of them, every 4th byte pair), to notice any change.
-_SIG_JS = """
-window.__sig = (canvas) => { const ctx = canvas.getContext('2d'); if (!ctx) return 0;
+def sig_js(every: int = 1) -> str:
+    """``window.__sig(canvas)``: a signature of a canvas's pixels (the RGB of every ``every``-th pixel), to
+    notice a change."""
+    return f"""
+window.__sig = (canvas) => {{ const ctx = canvas.getContext('2d'); if (!ctx) return 0;
   const d = ctx.getImageData(0, 0, canvas.width, canvas.height).data; let s = 0;
-  for (let i = 0; i < d.length; i += 4) s = (s * 31 + d[i] + 7 * d[i + 1] + 13 * d[i + 2]) % 1000000007;
-  return s; };
+  for (let i = 0; i < d.length; i += {4 * every}) s = (s * 31 + d[i] + 7 * d[i + 1] + 13 * d[i + 2]) % 1000000007;
+  return s; }};
 """
+
+
+# Every pixel: one tab waits at a time here.
+_SIG_JS = sig_js()
 
 # Arm a watcher: at the handle's next keydown (the input event) note the time, then check the canvas every
 # animation frame until its pixels change; window.__latency resolves to the milliseconds in between.

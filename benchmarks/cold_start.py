@@ -64,13 +64,21 @@ def red_pixels(png: bytes) -> int:
     return int(((a[..., 0] > 150) & (a[..., 1] < 90) & (a[..., 2] < 110)).sum())
 
 
+#: What is served and timed: app -> (panel serve target, URL path, the canvas to watch, the key's target: a
+#: selector, or None for the page itself).
+APPS = {
+    "explorer": ("explorer", "explorer", ".explorer-browser .bk-Canvas", None),  # PageDown on the page
+    "bare": ("benchmarks/bare_slider_app.py", "bare_slider_app", ".bare-image .bk-Canvas",
+             ".bare-controls .noUi-handle"),  # ArrowLeft on its slider
+}
+
+
 def one_run(browser, cache_dir: str, log_path: Path, app: str = "explorer") -> dict:
-    """Serve ``app`` ("explorer", or "bare": the bare Panel app) with ``cache_dir`` as numba's cache and time
-    it from the server's start (seconds)."""
+    """Serve ``app`` (a key of :data:`APPS`) with ``cache_dir`` as numba's cache and time it from the
+    server's start (seconds)."""
     port = free_port()
     env = dict(os.environ, NUMBA_CACHE_DIR=cache_dir, PYTHONPATH=str(ROOT))
-    target, path = ("explorer", "explorer") if app == "explorer" else ("benchmarks/bare_slider_app.py",
-                                                                        "bare_slider_app")
+    target, path, canvas, key_target = APPS[app]
     url = f"http://127.0.0.1:{port}/{path}"
     figures = {}
     with open(log_path, "w") as log:
@@ -93,15 +101,15 @@ def one_run(browser, cache_dir: str, log_path: Path, app: str = "explorer") -> d
             page = browser.new_page(viewport={"width": 1600, "height": 1000})
             page.goto(url)
             figures["http"] = time.perf_counter() - t0
-            grid = page.locator(".explorer-browser .bk-Canvas" if app == "explorer" else ".bare-image .bk-Canvas").first
+            grid = page.locator(canvas).first
             grid.wait_for(timeout=300_000)
             while not drawn(before := grid.screenshot()):
                 page.wait_for_timeout(50)
             figures["drawn"] = time.perf_counter() - t0
-            if app == "explorer":
+            if key_target is None:
                 page.keyboard.press("PageDown")
             else:
-                page.locator(".bare-controls .noUi-handle").first.press("ArrowLeft")
+                page.locator(key_target).first.press("ArrowLeft")
             while grid.screenshot() == before:
                 if time.perf_counter() > deadline:
                     raise RuntimeError("the key never redrew the image")
