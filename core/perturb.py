@@ -38,6 +38,7 @@ import numpy as np
 from . import resample
 from ._lazy import lazy_module
 from .morpho import ImageMoments, ImageMorphology, bounding_parallelogram
+from .perturbation_labels import PERTURBATION_CODES, PERTURBATION_LABELS  # re-exported: the public names
 from .skeleton import (LocationSampler, antialiased_disk_support, dilate_disk, dilate_footprint, disk,
                        erode_disk, erode_footprint, get_angle)
 from .validation import check_integer, check_number
@@ -47,13 +48,6 @@ _pk = lazy_module("core._perturb_kernels")  # numba: imported at the first compi
 __all__ = ["NoEffectWarning", "Perturbation", "Thinning", "Thickening", "Deformation", "Swelling", "Fracture", "SetThickness",
            "LinearDeformation", "SetSlant", "SetWidth", "perturb_image", "PERTURBATIONS", "ParamSpec",
            "PERTURBATION_LABELS", "PERTURBATION_CODES", "warm_up"]
-
-# Labels of the released -pert files (global and local datasets)
-PERTURBATION_LABELS = {0: "plain", 1: "thinned", 2: "thickened", 3: "swollen", 4: "fractured"}
-#: The one table of perturbation codes (``-pert`` IDX files): :data:`PERTURBATIONS` key -> code; 0-4 as the
-#: released datasets, 5-7 the interventions, so that exported datasets stay self-describing.
-PERTURBATION_CODES = {"plain": 0, "thinning": 1, "thickening": 2, "swelling": 3, "fracture": 4,
-                      "set_thickness": 5, "set_slant": 6, "set_width": 7}
 
 
 class NoEffectWarning(UserWarning):

@@ -10,6 +10,7 @@ from bokeh.plotting import figure
 
 from explorer.data import METRICS, PERTURBATION_NAMES
 from explorer.inspector import step_digit
+from explorer.live_html import LiveHTML
 from explorer.state import ExplorerState
 
 __all__ = ["Filters", "Browser", "KeyNavigation", "thumbnail_page", "METRIC_LABELS"]
@@ -100,7 +101,8 @@ class KeyNavigation(pn.custom.JSComponent):
             self._on_key(key)
 
     def _step(self, key: str) -> None:
-        # Every view's change in one held document: one patch message, not one per changed model.
+        # Every change the key makes in one held document: one patch message, not one per changed model (a
+        # served inspector follows in a message of its own, a tick later: see Inspector._on_change).
         with pn.io.hold():
             self._on_key(key)
 
@@ -267,7 +269,7 @@ class Browser(pn.viewable.Viewer):
         self._prev = pn.widgets.Button(name="‹ Prev", width=75, description="Previous page (PageUp)")
         self._next = pn.widgets.Button(name="Next ›", width=75, description="Next page (PageDown)")
         self._page_input = pn.widgets.IntInput(name="", value=1, start=1, width=80)
-        self._page_info = pn.pane.Markdown("", margin=(8, 5))
+        self._page_info = LiveHTML(margin=(8, 5))  # rewritten on every page: not a Markdown pane (see LiveHTML)
         self._keys = KeyNavigation(self.on_key)
         self._help = pn.pane.Markdown("← → step digits · PageUp/PageDown step pages · click a digit to "
                                       "inspect it", margin=(0, 5), styles={"font-size": "12px", "color": "#666"})
@@ -319,7 +321,7 @@ class Browser(pn.viewable.Viewer):
             # Nothing to turn: the page box echoing the page shown (``_render`` sets it after every page
             # change, a shared link's included), which must not move the current digit off its page.
             return
-        with pn.io.hold():  # the grid, its cells, the page box and the inspector in one message
+        with pn.io.hold():  # the grid, its cells and the page box in one message (the inspector next)
             self._turn_to(page)
 
     def page_indices(self, page: int | None = None) -> np.ndarray:
@@ -355,9 +357,9 @@ class Browser(pn.viewable.Viewer):
         self._page_input.param.update(end=pages, value=s.page + 1)
         first = s.page * s.page_size + 1
         if n:
-            self._page_info.object = f"/ {pages:,} · {first:,}–{first + len(idx) - 1:,} of **{n:,}**"
+            self._page_info.html = f"/ {pages:,} · {first:,}–{first + len(idx) - 1:,} of <b>{n:,}</b>"
         else:
-            self._page_info.object = "no digits"
+            self._page_info.html = "no digits"
             self._empty.object = (f"**No digit passes the filters** (0 of {len(ds):,}). Widen a range, pick "
                                   "other labels, clear the scatter selection, or press *Reset filters*.")
         self._empty.visible = n == 0
@@ -372,7 +374,7 @@ class Browser(pn.viewable.Viewer):
             return
         k = row * self.cols + col
         if k < len(self._page_slots):
-            with pn.io.hold():  # the grid's highlight and the inspector in one message
+            with pn.io.hold():  # the grid's highlight in one message (the inspector next)
                 self.state.current = int(self._page_slots[k])
 
     def __panel__(self):

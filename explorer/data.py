@@ -28,7 +28,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from core.perturb import PERTURBATION_CODES
+from core.perturbation_labels import PERTURBATION_CODES  # not core.perturb: no scipy on the first page
 
 __all__ = [
     "DataError", "Dataset", "METRICS", "PERTURBATION_NAMES", "SAMPLE_PATH", "load", "load_sample",

@@ -8,8 +8,10 @@ import param
 
 from explorer.data import METRICS, PERTURBATION_NAMES
 from explorer.gate import escape_html
+from explorer.live_html import LiveHTML
 from explorer.plotting import OVERLAYS, DigitPlot, digit_figure, digit_geometry
 from explorer.state import ExplorerState
+from explorer.warmup import prefetch_measuring
 
 __all__ = ["Inspector", "digit_geometry", "digit_figure", "metrics_table", "METRIC_INFO", "OVERLAYS",
            "overlay_legend", "TABLE_CSS"]
@@ -50,6 +52,12 @@ def metrics_table(values: dict, *, before: dict | None = None, explain: bool = T
         rows.append(f"<tr>{cells}</tr>")
     return f"<table class='metrics'>{head}{''.join(rows)}</table>"
 
+
+#: The inspector's title: a Markdown heading's look.
+TITLE_CSS = """
+h3 {font-size: 1.25em; font-weight: 600; margin: 0.4em 0 0.3em;}
+p {margin: 0.2em 0; font-size: 13px;}
+"""
 
 TABLE_CSS = """
 table.metrics {border-collapse: collapse; font-size: 13px; width: 100%;}
@@ -93,8 +101,9 @@ class Inspector(pn.viewable.Viewer):
         self._toggles = overlay_toggles(self.overlays)
         self._toggles.link(self, value="overlays")
         self._legend = pn.pane.HTML("", width=120, margin=(5, 5))
-        self._title = pn.pane.Markdown("", margin=(0, 10))
-        self._table = pn.pane.HTML("", stylesheets=[TABLE_CSS], sizing_mode="stretch_width")
+        # rewritten on every digit: LiveHTML, not Markdown/HTML panes (each change of those re-lays out the page)
+        self._title = LiveHTML(margin=(0, 10), stylesheets=[TITLE_CSS], css_classes=["explorer-inspector-title"])
+        self._table = LiveHTML(stylesheets=[TABLE_CSS], sizing_mode="stretch_width")
         self._prev = pn.widgets.Button(name="‹", width=40, description="Previous digit (←)")
         self._next = pn.widgets.Button(name="›", width=40, description="Next digit (→)")
         self._index = pn.widgets.IntInput(name="", value=self.state.current, start=0, width=100)
@@ -102,10 +111,21 @@ class Inspector(pn.viewable.Viewer):
         self._prev.on_click(lambda e: self.step(-1))
         self._next.on_click(lambda e: self.step(+1))
         self._index.param.watch(self._on_index, "value")
-        s.param.watch(self._render, ["current", "dataset"])
+        s.param.watch(self._on_change, ["current", "dataset"])
         s.param.watch(self._on_selection, "selection")
         self.param.watch(self._apply_overlays, "overlays")
-        self._render()
+        self._due = False  # an update of a served inspector is scheduled
+        doc = pn.state.curdoc
+        self._served = doc is not None and doc.session_context is not None
+        if self._served:
+            # The first page shows the digit's pixels; its geometry is measured once the page is on screen
+            # (measuring imports scipy and the morphology: about 0.3 s the first page need not wait for,
+            # imported meanwhile in a thread while the browser loads the page's scripts).
+            self._render(geometry=False)
+            doc.add_next_tick_callback(prefetch_measuring)
+            pn.state.onload(self._render_due)
+        else:
+            self._render()
         self._apply_overlays()
 
     def _on_index(self, event):
@@ -120,7 +140,7 @@ class Inspector(pn.viewable.Viewer):
         if len(sel) and not np.isin(self.state.current, sel):
             self.state.current = int(sel[0])
         else:
-            self._render()
+            self._on_change()
 
     def step(self, delta: int):
         """Step ``delta`` digits through the browser's order (the filtered, sorted selection) when the
@@ -133,21 +153,38 @@ class Inspector(pn.viewable.Viewer):
         self.plot.set_overlays(self.overlays)
         self._legend.object = overlay_legend(self.overlays)
 
-    def _render(self, *_):
+    def _on_change(self, *_):
+        # Served, the inspector follows a tick after the event that changed the digit: the browser grid's
+        # update (the same key press or click) reaches the screen first, in a message of its own.
+        if not self._served:
+            self._render()
+        elif not self._due:
+            self._due = True
+            pn.state.curdoc.add_next_tick_callback(self._render_due)
+
+    def _render_due(self):
+        self._due = False
+        with pn.io.hold():  # the inspector's title, table, digit and overlays in one message
+            self._render()
+
+    def _render(self, *, geometry: bool = True):
         s, ds = self.state, self.state.dataset
         i = min(max(s.current, 0), len(ds) - 1)
         self._index.value = i
-        label = f" · label **{ds.labels[i]}**" if ds.labels is not None else ""
-        pert = (f" · {PERTURBATION_NAMES.get(int(ds.perturbations[i]), ds.perturbations[i])}"
+        label = f" · label <b>{int(ds.labels[i])}</b>" if ds.labels is not None else ""
+        pert = (f" · {escape_html(PERTURBATION_NAMES.get(int(ds.perturbations[i]), ds.perturbations[i]))}"
                 if ds.perturbations is not None else "")
-        title = f"### Digit #{i:,}{label}{pert}"
-        self._table.object = metrics_table(ds.metrics.iloc[i].to_dict())
-        self.plot.show(ds.images[i])
+        title = f"<h3>Digit #{i:,}{label}{pert}</h3>"
+        self._table.html = metrics_table(ds.metrics.iloc[i].to_dict())
+        if not geometry:
+            self.plot.show_pixels(ds.images[i])
+        else:
+            self.plot.show(ds.images[i])
         if self.plot.error is not None:
-            title += f"\n\n*No geometry for this digit: {self.plot.error}*"
+            title += f"<p><i>No geometry for this digit: {escape_html(self.plot.error)}</i></p>"
         if not len(s.selection) and len(ds):
-            title += "\n\n*No digit passes the filters: showing the last one inspected.*"
-        self._title.object = title
+            title += "<p><i>No digit passes the filters: showing the last one inspected.</i></p>"
+        self._title.html = title
 
     def __panel__(self):
         controls = pn.Column(

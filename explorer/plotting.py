@@ -203,6 +203,7 @@ class DigitPlot:
             fig.add_layout(self.colour_bar, "right")
         self.figure = fig
         self.geometry: dict = {}
+        self.error: Exception | None = None  # why the digit shown last has no geometry
         self.shown: set = set(OVERLAYS)
         self._sent: set = set()
 

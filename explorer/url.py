@@ -120,6 +120,14 @@ def _int_list(items) -> list:
     return items
 
 
+def _perturbations() -> dict:
+    """:data:`core.perturb.PERTURBATIONS`, imported only for a link that names a perturbation (core.perturb
+    imports scipy and the morphology, which a plain link's first page does without)."""
+    from core.perturb import PERTURBATIONS
+
+    return PERTURBATIONS
+
+
 def apply_query(state, args: dict) -> list[str]:
     """Set ``state``'s view from a share link, every value checked against its widget's range.
 
@@ -140,8 +148,6 @@ def apply_query(state, args: dict) -> list[str]:
         One short phrase per changed or ignored value (plain text), for one notice (:func:`url_notice`).
     """
     import param
-
-    from core.perturb import PERTURBATIONS
 
     notes: list[str] = []
     values: dict = {}
@@ -199,7 +205,7 @@ def apply_query(state, args: dict) -> list[str]:
                     ranges[metric] = [min(lo, hi), max(lo, hi)]
                 values[name] = ranges
             elif name == "perturbation":
-                if text not in PERTURBATIONS:
+                if text not in _perturbations():
                     raise QueryValueError("not a perturbation")
                 values[name] = text
             elif name == "perturbation_params":
@@ -216,7 +222,7 @@ def apply_query(state, args: dict) -> list[str]:
 
     if "perturbation_params" in values:
         pert = values.get("perturbation", state.perturbation)
-        specs = {p.name: p for p in PERTURBATIONS.get(pert, (None, ()))[1]}
+        specs = {p.name: p for p in _perturbations().get(pert, (None, ()))[1]}
         clean = {}
         for pname, v in values["perturbation_params"].items():
             spec = specs.get(pname)

@@ -16,6 +16,7 @@ the server for as long -- that fills the on-disk cache; the server process then 
 from __future__ import annotations
 
 import atexit
+import importlib
 import os
 import subprocess
 import sys
@@ -24,7 +25,7 @@ import time
 
 import panel as pn
 
-__all__ = ["start", "go", "ready", "engine", "status", "WarmupNote"]
+__all__ = ["start", "go", "ready", "engine", "status", "prefetch_measuring", "WarmupNote"]
 
 #: The child's program: every kernel the explorer uses, in both modes, into numba's on-disk cache.
 _CHILD = "from core import measure, perturb; measure.warm_up(); perturb.warm_up()"
@@ -105,6 +106,24 @@ def go(delay: float = 0.0) -> None:
         _timer = threading.Timer(delay, _go.set)
         _timer.daemon = True
         _timer.start()
+
+
+_prefetch: threading.Thread | None = None
+
+
+def prefetch_measuring() -> None:
+    """Import the measuring modules (scipy, the morphology) in a thread, once per process.
+
+    The explorer calls it when its first page has been built: the browser then spends most of a second
+    loading the page's scripts, a gap in which the server is idle and this import (about 0.3 s) costs
+    nobody anything; the inspector's overlays, measured once the page is on screen, then find it done.
+    """
+    global _prefetch
+    with _lock:
+        if _prefetch is None:
+            _prefetch = threading.Thread(target=importlib.import_module, args=("core.measure",),
+                                         name="morpho-prefetch", daemon=True)
+            _prefetch.start()
 
 
 def ready() -> bool:

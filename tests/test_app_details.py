@@ -21,10 +21,10 @@ def test_inspector_leaves_a_digit_the_label_filter_removes(state):
     insp = Inspector(state)
     three = int(np.flatnonzero(ds.labels == 3)[0])
     state.param.update(labels=[], current=three)
-    assert "label **3**" in insp._title.object
+    assert "label <b>3</b>" in insp._title.html
     state.labels = [5]
     assert ds.labels[state.current] == 5 and state.current in state.selection
-    assert "label **5**" in insp._title.object and f"#{state.current:,}" in insp._title.object
+    assert "label <b>5</b>" in insp._title.html and f"#{state.current:,}" in insp._title.html
     state.labels = []
 
 

@@ -131,7 +131,7 @@ def test_a_filter_leaving_no_digit_says_so(state):
     state.ranges = {"thickness": [100.0, 200.0]}
     assert browser._empty.visible and not browser._pane.visible
     assert "No digit passes the filters" in browser._empty.object
-    assert "of 0" not in browser._page_info.object and "0–" not in browser._page_info.object
+    assert "of 0" not in browser._page_info.html and "0–" not in browser._page_info.html
     state.reset_filters()
     assert not browser._empty.visible and browser._pane.visible
 

@@ -102,3 +102,25 @@ print(w.status()['status'])
         time.sleep(0.05)
     os.kill(pid, 9)
     raise AssertionError(f"the compile child {pid} still runs after its server exited")
+
+
+def test_the_first_page_imports_no_scipy_and_the_measuring_modules_follow_in_a_thread():
+    """What a served first page runs (the app's modules, the bundled sample, a share link) imports neither
+    scipy nor the morphology: the inspector measures its digit once the page is on screen, and
+    ``prefetch_measuring`` imports them meanwhile, in a thread."""
+    code = """
+import sys
+from explorer import app, url, warmup
+from explorer.state import ExplorerState
+state = ExplorerState()
+url.apply_query(state, {"digit": "7", "labels": "[1, 2]", "sort": "thickness"})
+print(sorted(m for m in ("scipy.ndimage", "core.morpho", "core.perturb", "core.measure", "numba") if m in sys.modules))
+warmup.prefetch_measuring()
+warmup._prefetch.join(120)
+print("core.measure" in sys.modules, "scipy.ndimage" in sys.modules)
+url.apply_query(state, {"pert": "thinning"})  # a link naming a perturbation needs its table
+print("core.perturb" in sys.modules)
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.split("\n")[:-1] == ["[]", "True True", "True"]
