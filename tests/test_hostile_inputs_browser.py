@@ -102,9 +102,11 @@ def _tab(page, title):
     page.locator(".bk-tab", has_text=title).first.click()
 
 
-def _upload(page, selector, name, data: bytes):
+def _upload(page, selector, name, data: bytes, timeout: float = 180):
+    # An upload box is disabled while its session works; on a fresh numba cache the first measuring compiles
+    # the kernels (a minute or more on a loaded 2-core machine): Playwright's 30 s default is too short.
     page.locator(f"{selector} input[type=file]").first.set_input_files(
-        {"name": name, "mimeType": "application/octet-stream", "buffer": data})
+        {"name": name, "mimeType": "application/octet-stream", "buffer": data}, timeout=timeout * 1000)
 
 
 def _fill(page, selector, text):
@@ -130,7 +132,7 @@ def test_payload_names_in_the_sidebar_upload(page, files):
     for i, p in enumerate(PAYLOADS):
         name = f"{p}.npy"
         _upload(page, ".explorer-upload", name, good if i == 0 else _bad(p))
-        _shown(page, ".explorer-message", safe_name(name))
+        _shown(page, ".explorer-message", safe_name(name), timeout=180)  # the good one is measured first
 
 
 def test_payload_names_in_compare_and_traversal_uploads(page, files):
