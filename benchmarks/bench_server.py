@@ -81,7 +81,7 @@ def browser_fairness(big_n: int) -> None:
                 browser.close()
         finally:
             server.stop()
-    print(f"through the server (Chromium): session B's 300-digit comparison, upload to verdict on the page")
+    print("through the server (Chromium): session B's 300-digit comparison, upload to verdict on the page")
     print(f"  alone:                                   {min(alone):7.3f} s (best of 3)")
     print(f"  while session A measures {big_n:,} digits: {min(shared):7.3f} s (best of 3; worst "
           f"{max(shared):.3f} s; A still measuring: {m.group(0) if m else status[:80]!r})")

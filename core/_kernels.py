@@ -1152,7 +1152,7 @@ def binary_and_box(hires, box, threshold):
 @njit(**_OPTS)
 def _tiebreaker(n, upstream, tb_data):
     # tb_data = (PCG64 state of default_rng(42), MT19937 stream of RandomState(0), PCG64 stream): see
-    # core.skeleton.TIEBREAK_DATA
+    # core.skeleton.kernel_tables()[0] (TIEBREAK_DATA)
     pcg_state, mt_words, pcg_words = tb_data
     perm, ok = permutation_from_stream(n, pcg_words if upstream else mt_words)
     if ok:

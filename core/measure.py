@@ -20,7 +20,7 @@ from ._lazy import lazy_module
 from .morpho import (ImageMoments, ImageMorphology, _to_unit, as_digit, bounding_parallelogram, check_image_size,
                      check_options, default_mode, raw_moments_reference)
 from .resample import check_engine, check_mode
-from .skeleton import CORNERNESS_TABLE, SKELETON_TABLE, TIEBREAK_DATA
+from .skeleton import kernel_tables
 from .validation import check_integer, check_number
 
 _kernels = lazy_module("core._kernels")  # numba: imported at the first compiled call
@@ -89,7 +89,7 @@ def _kernel_options(mode: str, threshold: float, scale: int, bound_frac: float) 
     # the arguments after the image of _kernels.measure_digit / measure_uint8_stack, typed once
     threshold, scale, bound_frac = _check_measure_options(threshold, scale, bound_frac)
     return (mode == "upstream", threshold, scale, bound_frac, resample.gaussian_weights(2 * scale / 6.0),
-            TIEBREAK_DATA, SKELETON_TABLE, CORNERNESS_TABLE)
+            *kernel_tables())
 
 
 def _keeps_float(image, mode: str) -> bool:

@@ -15,7 +15,7 @@ from scipy import ndimage as ndi
 from . import resample
 from ._lazy import lazy_module
 from .resample import check_engine, check_mode
-from .skeleton import CORNERNESS_TABLE, SKELETON_TABLE, TIEBREAK_DATA, medial_axis
+from .skeleton import kernel_tables, medial_axis
 from .validation import check_integer, check_number
 
 _kernels = lazy_module("core._kernels")  # numba: imported at the first compiled call
@@ -193,7 +193,7 @@ class ImageMorphology:
             (self.hires_image, _, self.binary_image, _, self.skeleton,
              self.distance_map) = _kernels.morphology(unit, mode == "upstream", self.threshold, self.scale,
                                                       resample.gaussian_weights(2 * self.scale / 6.0),
-                                                      TIEBREAK_DATA, SKELETON_TABLE, CORNERNESS_TABLE)
+                                                      *kernel_tables())
             return
         if self.scale > 1:
             self.hires_image = resample.to_uint8(resample.upscale(unit, self.scale, mode, engine), engine)

@@ -10,6 +10,8 @@ the local connectivity or it is an end point. The tie-breaker is where scikit-im
 """
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 from scipy import ndimage as ndi
 
@@ -20,8 +22,10 @@ from .validation import check_integer, check_number
 _kernels = lazy_module("core._kernels")  # numba: imported at the first compiled call
 _pk = lazy_module("core._perturb_kernels")
 
-__all__ = ["medial_axis", "medial_axis_reference", "tiebreaker", "SKELETON_TABLE", "CORNERNESS_TABLE",
-           "num_neighbours", "erase", "get_angle", "LocationSampler", "dilate_disk", "erode_disk",
+# SKELETON_TABLE and CORNERNESS_TABLE are served by the module's __getattr__ (built at first use)
+__all__ = ["medial_axis", "medial_axis_reference", "tiebreaker", "kernel_tables", "SKELETON_TABLE",  # noqa: F822
+           "CORNERNESS_TABLE", "num_neighbours",  # noqa: F822
+           "erase", "get_angle", "LocationSampler", "dilate_disk", "erode_disk",
            "disk", "draw_line", "dilate_footprint", "erode_footprint", "footprint_halfwidths",
            "antialiased_disk_support"]
 
@@ -50,9 +54,6 @@ def _build_tables() -> tuple[np.ndarray, np.ndarray]:
     return keep, corner
 
 
-SKELETON_TABLE, CORNERNESS_TABLE = _build_tables()
-
-
 def _pcg_state(seed: int) -> np.ndarray:
     # the PCG64 state of numpy.random.default_rng(seed) before any draw, as (state_hi, state_lo, inc_hi, inc_lo)
     st = np.random.default_rng(seed).bit_generator.state["state"]
@@ -62,22 +63,43 @@ def _pcg_state(seed: int) -> np.ndarray:
     return state
 
 
-UPSTREAM_PCG_STATE = _pcg_state(42)
-
-
 def _stream(words: np.ndarray) -> np.ndarray:
     words.setflags(write=False)
     return words
 
 
-# What the compiled medial axis needs to break ties in either mode: the PCG64 state of default_rng(42), and
-# the first 2**16 32-bit words of RandomState(0) and of default_rng(42) (enough for any image up to
-# 28x28 at scale 4 and beyond; longer permutations generate their words directly).
-# (numpy's full-range uint32 draws are the generators' raw 32-bit words: tests/test_fast_path.py checks them
-# against the compiled generators _kernels.mt_stream and _kernels.pcg_stream)
-TIEBREAK_DATA = (UPSTREAM_PCG_STATE,
-                 _stream(np.random.RandomState(0).randint(0, 2 ** 32, size=1 << 16, dtype=np.uint32)),
-                 _stream(np.random.default_rng(42).integers(0, 2 ** 32, size=1 << 16, dtype=np.uint32)))
+@functools.cache
+def kernel_tables() -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray], np.ndarray, np.ndarray]:
+    """The compiled medial axis's arguments after the image: ``(TIEBREAK_DATA, SKELETON_TABLE, CORNERNESS_TABLE)``.
+
+    Built at the first call (about 0.1 s: 1,024 labellings and two random streams), not at import, then
+    shared (read-only arrays).
+
+    - ``TIEBREAK_DATA``: the PCG64 state of ``default_rng(42)`` (uint64 (4,)), and the first 2**16 32-bit
+      words of ``RandomState(0)`` and of ``default_rng(42)`` (uint32 (65536,) each): enough for any image up
+      to 28x28 at scale 4 and beyond; longer permutations generate their words directly. (numpy's full-range
+      uint32 draws are the generators' raw 32-bit words: tests/test_fast_path.py checks them against the
+      compiled generators ``_kernels.mt_stream`` and ``_kernels.pcg_stream``.)
+    - ``SKELETON_TABLE``: uint8 (512,), 1 where the 3x3 neighbourhood with that 9-bit code (row-major, bit 4 =
+      centre) keeps its centre pixel (removing it changes the 8-connected components, or it is an end point).
+    - ``CORNERNESS_TABLE``: int64 (512,), the number of background pixels in that neighbourhood.
+    """
+    keep, corner = _build_tables()
+    tiebreak = (_pcg_state(42),
+                _stream(np.random.RandomState(0).randint(0, 2 ** 32, size=1 << 16, dtype=np.uint32)),
+                _stream(np.random.default_rng(42).integers(0, 2 ** 32, size=1 << 16, dtype=np.uint32)))
+    return tiebreak, keep, corner
+
+
+_LAZY_NAMES = {"TIEBREAK_DATA": lambda: kernel_tables()[0], "SKELETON_TABLE": lambda: kernel_tables()[1],
+               "CORNERNESS_TABLE": lambda: kernel_tables()[2], "UPSTREAM_PCG_STATE": lambda: kernel_tables()[0][0]}
+
+
+def __getattr__(name: str):
+    # the tables keep their module-level names (skeleton.SKELETON_TABLE, ...) without being built at import
+    if name in _LAZY_NAMES:
+        return _LAZY_NAMES[name]()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def tiebreaker(n: int, mode: str = "released", engine: str = "fast") -> np.ndarray:
@@ -91,7 +113,7 @@ def tiebreaker(n: int, mode: str = "released", engine: str = "fast") -> np.ndarr
             return _kernels.legacy_permutation(n, 0)
         return np.random.RandomState(0).permutation(np.arange(n))
     if engine == "fast":
-        return _kernels.pcg64_permutation(n, UPSTREAM_PCG_STATE)
+        return _kernels.pcg64_permutation(n, kernel_tables()[0][0])
     return np.random.default_rng(42).permutation(np.arange(n))
 
 
@@ -103,7 +125,8 @@ def medial_axis_reference(binary: np.ndarray, mode: str = "released") -> tuple[n
     code = ndi.correlate(binary.astype(np.int64), _BITS, mode="constant")  # 9-bit neighbourhood codes
     ii, jj = np.nonzero(binary)
     tb = tiebreaker(len(ii), mode, engine="reference")
-    order = np.lexsort((tb, CORNERNESS_TABLE[code[binary]], distance[binary]))
+    _, skeleton_table, cornerness_table = kernel_tables()
+    order = np.lexsort((tb, cornerness_table[code[binary]], distance[binary]))
     result = binary.copy()
     for k in order:
         i, j = ii[k], jj[k]
@@ -111,7 +134,7 @@ def medial_axis_reference(binary: np.ndarray, mode: str = "released") -> tuple[n
         i0, i1, j0, j1 = max(i - 1, 0), min(i + 2, rows), max(j - 1, 0), min(j + 2, cols)
         window[i0 - i + 1:i1 - i + 1, j0 - j + 1:j1 - j + 1] = result[i0:i1, j0:j1]
         window[1, 1] = True
-        result[i, j] = bool(SKELETON_TABLE[int((window * _BITS).sum())])
+        result[i, j] = bool(skeleton_table[int((window * _BITS).sum())])
     return result, distance
 
 
@@ -140,8 +163,7 @@ def medial_axis(binary: np.ndarray, mode: str = "released", engine: str = "fast"
     binary = np.ascontiguousarray(binary, dtype=bool)
     # the medial axis is computed on the foreground's box (see _kernels.medial_axis_box)
     count, fbox = _kernels.foreground_box(binary)
-    return _kernels.medial_axis_box(binary, count, fbox, mode == "upstream", TIEBREAK_DATA,
-                                    SKELETON_TABLE, CORNERNESS_TABLE)
+    return _kernels.medial_axis_box(binary, count, fbox, mode == "upstream", *kernel_tables())
 
 
 # --------------------------------------------------------------------------------------------------

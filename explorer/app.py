@@ -32,10 +32,11 @@ import param
 from explorer import jobs, url
 from explorer.browser import Browser, Filters
 from explorer.data import DataError, Dataset, PendingDataset, load, load_sample, read
-from explorer.gate import escape_md, safe_name, shown
+from explorer.gate import escape_html, escape_md, safe_name, shown
 from explorer.inspector import Inspector
 from explorer.limits import (DEFAULT_WEBSOCKET_MAX_MESSAGE_SIZE, effective_upload_bytes, format_bytes,
                              refusal_message, websocket_max_message_size)
+from explorer.live_html import LiveHTML
 from explorer.state import ExplorerState
 from explorer.url import URL_PARAMETERS
 from explorer.warmup import WarmupNote
@@ -373,7 +374,8 @@ class Explorer(pn.viewable.Viewer):
         self._guard.param.watch(self._on_refused, "refused")
         self._progress = pn.indicators.Progress(name="progress", value=-1, active=False, visible=False,
                                                 sizing_mode="stretch_width", bar_color="primary")
-        self._status = pn.pane.Markdown("", css_classes=["explorer-status"], margin=(0, 10))
+        # rewritten at every progress tick: LiveHTML (a Markdown pane's change re-lays out the whole page)
+        self._status = LiveHTML(css_classes=["explorer-status"], margin=(0, 10))
         self._cancel = pn.widgets.Button(label="Cancel", color="light", width=80, visible=False,
                                          css_classes=["explorer-cancel"])
         self._cancel.on_click(lambda e: s.cancel())
@@ -515,7 +517,7 @@ class Explorer(pn.viewable.Viewer):
         self._progress.active = s.busy and s.progress < 0
         self._progress.value = s.progress if s.progress >= 0 else -1
         pct = f" ({s.progress}%)" if s.busy and s.progress >= 0 else ""
-        self._status.object = escape_md(f"{s.status}{pct}…") if s.busy else ""
+        self._status.html = f"<p>{escape_html(f'{s.status}{pct}…')}</p>" if s.busy else ""
         self._cancel.visible = s.busy
         self._open.disabled = self._sample.disabled = s.busy or not s.paths_enabled
         self._sample.disabled = s.busy

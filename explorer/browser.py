@@ -290,7 +290,9 @@ class Browser(pn.viewable.Viewer):
         elif key in ("ArrowRight", "ArrowDown"):
             step_digit(s, +1 if key == "ArrowRight" else self.cols)
         elif key in ("PageUp", "PageDown"):
-            self._turn_to(self._clamped_page(s.page + (1 if key == "PageDown" else -1)))
+            page = self._clamped_page(s.page + (1 if key == "PageDown" else -1))
+            if page != s.page:  # PageDown on the last page (PageUp on the first) keeps the digit looked at
+                self._turn_to(page)
 
     def _turn_to(self, page: int) -> None:
         # The page and the current digit change in one update, so the grid is drawn (and sent) once.

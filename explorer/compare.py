@@ -47,6 +47,7 @@ from core.analysis import METRICS, ComparisonReport, compare_report, distance_to
 from core.samples import SampleFormatError, Samples
 from explorer.browser import CELL, METRIC_LABELS, thumbnail_page
 from explorer.gate import Upload, escape_md
+from explorer.live_html import LiveHTML
 from explorer.plotting import wrap_row
 from explorer.state import ExplorerState
 
@@ -147,7 +148,8 @@ class BackgroundMeasure:
         self.cancel_button = pn.widgets.Button(label="Cancel", color="danger", width=90,
                                                visible=False, css_classes=[f"{name}-cancel"])
         self.cancel_button.on_click(lambda e: self.cancel())
-        self.label = pn.pane.Markdown("", margin=(5, 10), css_classes=[f"{name}-progress-label"])
+        # rewritten ten times a second while measuring: LiveHTML (a Markdown pane's change re-lays out the page)
+        self.label = LiveHTML(margin=(5, 10), css_classes=[f"{name}-progress-label"])
 
     def cancel(self):
         """Cancel the running measurement (its unstarted chunks are dropped)."""
@@ -161,7 +163,7 @@ class BackgroundMeasure:
     def _show(self):
         done, total = self._done
         self.progress.value = int(100 * done / total) if total else 0
-        self.label.object = f"Measuring… {done:,} / {total:,} digits" if total else "Measuring…"
+        self.label.html = f"Measuring… {done:,} / {total:,} digits" if total else "Measuring…"
 
     async def run(self, images: np.ndarray) -> pd.DataFrame:
         """Measure ``images`` (N, 28, 28) in the pool; raises :class:`MeasureCancelled` if cancelled.
@@ -201,7 +203,7 @@ class BackgroundMeasure:
             self.running = False
             self.progress.visible = False
             self.cancel_button.visible = False
-            self.label.object = ""
+            self.label.html = ""
 
     def run_sync(self, images: np.ndarray) -> pd.DataFrame:
         """Measure in the pool and wait (scripts, notebooks, tests)."""

@@ -28,7 +28,10 @@ import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import TYPE_CHECKING, Optional, Sequence
+
+if TYPE_CHECKING:  # for annotations: pandas is imported where a CSV is read, not with the gate
+    import pandas as pd
 
 __all__ = ["Gate", "Upload", "escape_md", "escape_html", "shown", "query_text", "parse_number",
            "parse_json", "QueryValueError", "MAX_QUERY_VALUE", "MAX_NUMBER_CHARS", "MAX_JSON_DEPTH",

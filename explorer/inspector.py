@@ -53,9 +53,10 @@ def metrics_table(values: dict, *, before: dict | None = None, explain: bool = T
     return f"<table class='metrics'>{head}{''.join(rows)}</table>"
 
 
-#: The inspector's title: a Markdown heading's look.
+#: The inspector's and the studio's titles: a Markdown heading's look.
 TITLE_CSS = """
 h3 {font-size: 1.25em; font-weight: 600; margin: 0.4em 0 0.3em;}
+h4 {font-size: 1.1em; font-weight: 600; margin: 0.4em 0 0.3em;}
 p {margin: 0.2em 0; font-size: 13px;}
 """
 

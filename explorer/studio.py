@@ -13,7 +13,9 @@ import panel as pn
 import param
 
 from explorer.data import PERTURBATION_NAMES, export_dataset, measure_metrics
-from explorer.inspector import TABLE_CSS, metrics_table, overlay_legend, overlay_toggles, step_digit
+from explorer.gate import escape_html
+from explorer.inspector import TABLE_CSS, TITLE_CSS, metrics_table, overlay_legend, overlay_toggles, step_digit
+from explorer.live_html import LiveHTML
 from explorer.plotting import DigitPlot
 from explorer.state import ExplorerState
 from explorer.studio_export import dataset_zip, metrics_csv
@@ -213,7 +215,9 @@ class Studio(pn.viewable.Viewer):
                                             styles={"font-size": "11px", "color": "#555"},
                                             css_classes=["explorer-studio-round-trip"])
         self._no_effect = ""
-        self._title = pn.pane.Markdown("", margin=(0, 10), css_classes=["explorer-studio-title"])
+        # rewritten on every digit / slider step / progress tick: LiveHTML (a Markdown or HTML pane's change
+        # re-lays out the whole page in the browser)
+        self._title = LiveHTML(margin=(0, 10), stylesheets=[TITLE_CSS], css_classes=["explorer-studio-title"])
         self._prev = pn.widgets.Button(name="‹", width=40, description="Previous digit")
         self._next = pn.widgets.Button(name="›", width=40, description="Next digit")
         self._prev.on_click(lambda e: step_digit(s, -1))
@@ -226,7 +230,7 @@ class Studio(pn.viewable.Viewer):
         self._legend = pn.pane.HTML("", width=120, margin=(5, 5))
         self._warning = pn.pane.Alert("", alert_type="warning", visible=False, sizing_mode="stretch_width",
                                       css_classes=["explorer-studio-warning"], margin=(0, 10))
-        self._table = pn.pane.HTML("", stylesheets=[TABLE_CSS], width=560)
+        self._table = LiveHTML(stylesheets=[TABLE_CSS], width=560)
         self._build_export()
         self._kind.param.watch(self._on_kind, "value")
         self._seed.param.watch(lambda e: setattr(s, "seed", int(e.new)), "value")
@@ -319,9 +323,10 @@ class Studio(pn.viewable.Viewer):
         self._index = i
         self._original = ds.images[i]
         self._before = ds.metrics.iloc[i].to_dict()
-        label = f", label **{ds.labels[i]}**" if ds.labels is not None else ""
-        self._title.object = (f"#### Perturbing digit #{i:,}{label}\n"
-                              f"The current digit: pick another in *Browse & inspect*, in the scatter, or with ‹ ›.")
+        label = f", label <b>{int(ds.labels[i])}</b>" if ds.labels is not None else ""
+        self._title.html = (f"<h4>Perturbing digit #{i:,}{label}</h4>"
+                            "<p>The current digit: pick another in <i>Browse &amp; inspect</i>, in the scatter, "
+                            "or with ‹ ›.</p>")
         with pn.io.hold():
             self._plots["original"].show(self._original)
             self._render_perturbed()
@@ -362,7 +367,7 @@ class Studio(pn.viewable.Viewer):
         if self._no_effect:
             warning = (f"No effect on this digit: {self._no_effect}." + (f" {warning}" if warning else ""))
         with pn.io.hold():
-            self._table.object = metrics_table(after, before=self._before, explain=False)
+            self._table.html = metrics_table(after, before=self._before, explain=False)
             if warning != self._warning.object or self._warning.visible != bool(warning):
                 self._warning.param.update(object=warning, visible=bool(warning))
 
@@ -376,7 +381,7 @@ class Studio(pn.viewable.Viewer):
 
     def _build_export(self):
         self._what = pn.widgets.RadioBoxGroup(name="Export", options=list(self._EXPORTS), inline=False)
-        self._export_info = pn.pane.Markdown("", margin=(0, 10))
+        self._export_info = LiveHTML(margin=(0, 10))  # changes with every progress tick of an apply
         self._prepare = pn.widgets.Button(name="Prepare download", button_type="primary", width=170)
         self._prepare.on_click(self._on_prepare)
         self._download = pn.widgets.FileDownload(file=None, filename="morpho-export.zip", visible=False,
@@ -405,15 +410,15 @@ class Studio(pn.viewable.Viewer):
         if what == "perturbed":
             params = ", ".join(f"{p.name} {v:g}" for p, v in zip(self.spec.params, self.values().values()))
             seed = f", seed {s.seed}" if self.spec.random else ""
-            text = (f"**{self.spec.label}** ({params}{seed}) applied to the **{n:,} digits** passing the browser's "
-                    "filters, then measured.")
+            text = (f"<b>{escape_html(self.spec.label)}</b> ({escape_html(params + seed)}) applied to the "
+                    f"<b>{n:,} digits</b> passing the browser's filters, then measured.")
         elif what == "plain":
-            text = f"The **{n:,} digits** passing the browser's filters, as they are, with their metrics."
+            text = f"The <b>{n:,} digits</b> passing the browser's filters, as they are, with their metrics."
         else:
-            text = f"The six metrics of the **{n:,} digits** passing the browser's filters (one row each)."
+            text = f"The six metrics of the <b>{n:,} digits</b> passing the browser's filters (one row each)."
         if n == 0:
             text = "No digit passes the browser's filters: nothing to export."
-        self._export_info.object = text
+        self._export_info.html = f"<p>{text}</p>"
         self._prepare.disabled = n == 0 or s.busy
         self._busy.visible = s.busy
         self._busy.active = s.busy and s.progress < 0

@@ -1,7 +1,6 @@
 """Text a visitor or a model's file supplies (a sample's name, its provenance) is shown literally in the offline
 HTML report: escaped, never markup."""
 import numpy as np
-import pandas as pd
 
 from core.analysis import compare_report
 from core.measure import METRICS

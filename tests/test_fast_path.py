@@ -254,3 +254,20 @@ def test_numba_is_imported_at_the_first_compiled_call_not_at_import():
             "print(resample._kernels.mirror_index is _kernels.mirror_index)\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert out == ["False", "False", "True", "True"]
+
+
+def test_the_skeleton_tables_are_built_at_first_use_not_at_import():
+    """``import core`` and its measuring modules build nothing: the medial axis's lookup tables and random
+    streams (about 0.1 s) are built at the first call that needs them, once, and keep their public names."""
+    import subprocess
+    import sys
+
+    code = ("from core import measure, morpho, perturb, skeleton\n"
+            "print(skeleton.kernel_tables.cache_info().currsize)\n"
+            "table = skeleton.SKELETON_TABLE\n"
+            "print(skeleton.kernel_tables.cache_info().currsize)\n"
+            "print(table is skeleton.kernel_tables()[1] and skeleton.TIEBREAK_DATA is skeleton.kernel_tables()[0])\n"
+            "print(int(table.sum()), int(skeleton.CORNERNESS_TABLE.max()), skeleton.UPSTREAM_PCG_STATE.dtype)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out[:3] == ["0", "1", "True"]
+    assert out[3] == str(int(skeleton.kernel_tables()[1].sum())) and out[4:] == ["9", "uint64"]

@@ -10,7 +10,6 @@ grows by less than 300 MB. Quick tab switches on a busy server still draw the Mo
 from __future__ import annotations
 
 import re
-import sys
 from pathlib import Path
 
 import numpy as np

@@ -166,6 +166,15 @@ def test_keys_step_digits_and_pages(state):
     assert state.current == sevens[110]
     browser.on_key("PageUp")
     assert state.page == 0 and state.current == sevens[0]
+    # no page beyond the first or the last: the key leaves the digit being looked at where it is
+    state.current = int(sevens[5])
+    browser.on_key("PageUp")
+    assert state.page == 0 and state.current == sevens[5]
+    last = (len(sevens) - 1) // state.page_size
+    state.current = int(sevens[-3])
+    assert state.page == last
+    browser.on_key("PageDown")
+    assert state.page == last and state.current == sevens[-3]
 
 
 def test_a_page_step_draws_and_sends_the_grid_once(state):
@@ -226,7 +235,7 @@ def test_studio_warns_when_set_width_cannot_reach_the_target(state):
     state.param.update(perturbation_params={"target": 14.0})
     assert abs(studio.last_metrics["width"] - 14) < 0.7
     assert not studio._warning.visible
-    assert "#2,630" in studio._title.object
+    assert "#2,630" in studio._title.html
 
 
 def test_slider_labels_are_words_not_parameter_names(state):
