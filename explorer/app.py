@@ -660,7 +660,9 @@ class Explorer(pn.viewable.Viewer):
                 pn.state.onload(self._wait_for_data)
             else:
                 pn.state.onload(self._write_url)  # the link now shows the values used (clamped)
-            return self.template().servable(title=title or "Morpho-MNIST Explorer")
+            # one recomputation of the document's models at the end, not one per root the template adds
+            with doc.models.freeze():
+                return self.template().servable(title=title or "Morpho-MNIST Explorer")
         return super().servable(title=title, location=location, area=area, target=target)
 
     def __panel__(self):

@@ -124,3 +124,23 @@ print("core.perturb" in sys.modules)
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=180)
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.split("\n")[:-1] == ["[]", "True True", "True"]
+
+
+def test_the_server_hook_imports_the_first_page_modules_in_a_thread():
+    """Bokeh finds ``explorer/app_hooks.py`` beside ``main.py`` and runs its ``on_server_loaded`` when the server
+    starts: a thread imports the app (pandas included) before the first visitor's page is built."""
+    code = """
+import importlib.util, sys, threading
+from bokeh.application.handlers.directory import DirectoryHandler
+folder = importlib.util.find_spec("explorer").submodule_search_locations[0]
+handler = DirectoryHandler(filename=folder)  # what `panel serve explorer` builds; runs no app code
+print("explorer.app" in sys.modules, "pandas" in sys.modules)
+handler.on_server_loaded(None)
+for t in threading.enumerate():
+    if t.name == "morpho-preload":
+        t.join(120)
+print("explorer.app" in sys.modules, "pandas" in sys.modules)
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.split("\n")[:-1] == ["False False", "True True"]
