@@ -15,7 +15,7 @@ from bokeh.plotting import figure
 
 from explorer import warmup
 
-__all__ = ["DigitPlot", "OVERLAYS", "digit_geometry", "digit_figure", "TOOLS", "wrap_row"]
+__all__ = ["DigitPlot", "OVERLAYS", "digit_geometry", "digit_figure", "pixels_4x", "TOOLS", "wrap_row"]
 
 #: Tools of every plot: pan and zoom, reset, and save as PNG.
 TOOLS = "pan,wheel_zoom,reset,save"
@@ -32,6 +32,12 @@ OVERLAYS = {
 
 #: Local thickness (px) at the top of the circles' colour scale: MNIST strokes are 1-6 px thick.
 THICKNESS_MAX = 6.0
+
+
+def pixels_4x(image: np.ndarray) -> np.ndarray:
+    """A uint8 (28, 28) digit as the digit plots draw its pixels: each pixel a 4x4 block (nearest neighbour,
+    the measuring scale's grid), rows flipped for Bokeh's y-up image; uint8 (112, 112), C-contiguous."""
+    return np.ascontiguousarray(np.kron(image[::-1], np.ones((4, 4), np.uint8)))
 
 
 def digit_geometry(image: np.ndarray, *, max_circles: int = 36) -> dict:
@@ -221,7 +227,7 @@ class DigitPlot:
     def show_pixels(self, image: np.ndarray) -> None:
         """Draw a digit's pixels only (nearest-neighbour 4x), leaving the overlays as they are: the fast
         path of a slider move, before the geometry is measured."""
-        self._img.data = {"image": [np.ascontiguousarray(np.kron(image[::-1], np.ones((4, 4), np.uint8)))]}
+        self._img.data = {"image": [pixels_4x(image)]}
 
     def show(self, image: np.ndarray) -> dict:
         """Draw a digit and its geometry; returns the geometry (``{}`` and pixels only for a blank digit).
@@ -233,7 +239,7 @@ class DigitPlot:
         try:
             geo = digit_geometry(image)
         except Exception as e:  # a blank or odd digit: show the pixels, say why there is no geometry
-            geo = {"hires": np.ascontiguousarray(np.kron(image[::-1], np.ones((4, 4), np.uint8)))}
+            geo = {"hires": pixels_4x(image)}
             self.error = e
         self.geometry = geo
         self._img.data = {"image": [geo["hires"]]}

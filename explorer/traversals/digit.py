@@ -11,6 +11,7 @@ from bokeh.models import ColumnDataSource, LinearColorMapper
 from bokeh.palettes import Greys256, Viridis256
 
 from explorer.inspector import TABLE_CSS, digit_figure, digit_geometry, metrics_table
+from explorer.plotting import pixels_4x
 
 __all__ = ["OverlayDigit", "SIZE"]
 
@@ -61,7 +62,7 @@ class OverlayDigit:
             geo = digit_geometry(image)
             note = ""
         except Exception as e:  # a blank or odd digit: show the pixels, say why there is no geometry
-            geo = {"hires": np.ascontiguousarray(np.kron(image[::-1], np.ones((4, 4), np.uint8)))}
+            geo = {"hires": pixels_4x(image)}
             note = f" *(no geometry: {e})*"
         empty = np.zeros(geo["hires"].shape, np.uint32)
         xs, ys = geo.get("slant_line", ([], []))
