@@ -9,13 +9,11 @@ while it runs (Panel executes it as a script), so the two cannot deadlock.
 """
 from __future__ import annotations
 
-import importlib
-import threading
+from explorer.warmup import prefetch
 
 __all__ = ["on_server_loaded"]
 
 
 def on_server_loaded(server_context) -> None:
     """Import the modules the first page needs (``explorer.app`` and what it imports) in a daemon thread."""
-    threading.Thread(target=importlib.import_module, args=("explorer.app",), name="morpho-preload",
-                     daemon=True).start()
+    prefetch("explorer.app")

@@ -25,7 +25,7 @@ import time
 
 import panel as pn
 
-__all__ = ["start", "go", "ready", "engine", "status", "prefetch_measuring", "WarmupNote"]
+__all__ = ["start", "go", "ready", "engine", "status", "prefetch", "prefetch_measuring", "WarmupNote"]
 
 #: The child's program: every kernel the explorer uses, in both modes, into numba's on-disk cache.
 _CHILD = "from core import measure, perturb; measure.warm_up(); perturb.warm_up()"
@@ -108,22 +108,34 @@ def go(delay: float = 0.0) -> None:
         _timer.start()
 
 
-_prefetch: threading.Thread | None = None
+_prefetched: dict[str, threading.Thread] = {}
 
 
-def prefetch_measuring() -> None:
+def prefetch(module: str) -> threading.Thread:
+    """Import ``module`` in a daemon thread named ``morpho-prefetch-<module>``, once per process.
+
+    Returns that thread (the same one on every later call). The server's start imports the first page's
+    modules this way (:mod:`explorer.app_hooks`), and the inspector the measuring modules
+    (:func:`prefetch_measuring`). A caller that imports the module meanwhile waits for the thread's import
+    (Python's import lock) rather than doing it twice.
+    """
+    with _lock:
+        thread = _prefetched.get(module)
+        if thread is None:
+            thread = _prefetched[module] = threading.Thread(
+                target=importlib.import_module, args=(module,), name=f"morpho-prefetch-{module}", daemon=True)
+            thread.start()
+        return thread
+
+
+def prefetch_measuring() -> threading.Thread:
     """Import the measuring modules (scipy, the morphology) in a thread, once per process.
 
     The explorer calls it when its first page has been built: the browser then spends most of a second
     loading the page's scripts, a gap in which the server is idle and this import (about 0.3 s) costs
     nobody anything; the inspector's overlays, measured once the page is on screen, then find it done.
     """
-    global _prefetch
-    with _lock:
-        if _prefetch is None:
-            _prefetch = threading.Thread(target=importlib.import_module, args=("core.measure",),
-                                         name="morpho-prefetch", daemon=True)
-            _prefetch.start()
+    return prefetch("core.measure")
 
 
 def ready() -> bool:

@@ -115,8 +115,8 @@ from explorer.state import ExplorerState
 state = ExplorerState()
 url.apply_query(state, {"digit": "7", "labels": "[1, 2]", "sort": "thickness"})
 print(sorted(m for m in ("scipy.ndimage", "core.morpho", "core.perturb", "core.measure", "numba") if m in sys.modules))
-warmup.prefetch_measuring()
-warmup._prefetch.join(120)
+warmup.prefetch_measuring().join(120)
+assert warmup.prefetch_measuring() is warmup.prefetch("core.measure")  # once per process
 print("core.measure" in sys.modules, "scipy.ndimage" in sys.modules)
 url.apply_query(state, {"pert": "thinning"})  # a link naming a perturbation needs its table
 print("core.perturb" in sys.modules)
@@ -137,7 +137,7 @@ handler = DirectoryHandler(filename=folder)  # what `panel serve explorer` build
 print("explorer.app" in sys.modules, "pandas" in sys.modules)
 handler.on_server_loaded(None)
 for t in threading.enumerate():
-    if t.name == "morpho-preload":
+    if t.name == "morpho-prefetch-explorer.app":
         t.join(120)
 print("explorer.app" in sys.modules, "pandas" in sys.modules)
 """
