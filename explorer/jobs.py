@@ -5,8 +5,15 @@ traversal analysis must never run on the event loop (every client would freeze) 
 500,000-digit measurement must not make everyone else wait. So:
 
 - one pool of worker threads serves the whole process (``MORPHO_JOB_THREADS``, default: the number of
-  cores, at most 4). Threads, not processes: the measuring kernels are numba ``nogil`` functions, so
-  threads run them in parallel without pickling or start methods;
+  cores, at most 4) and schedules every task;
+- the digit chunks (measuring, perturbing: :func:`measure`, :func:`map_digits`) run in *worker processes*
+  once the served explorer has its kernels compiled (:func:`use_worker_processes`; ``MORPHO_JOB_PROCESSES``,
+  default as many as threads, 0: threads only). A pool thread hands its chunk to a process and waits
+  without the GIL. Why: a chunk's Python code holds the server's GIL, and a low-priority thread holding it
+  while the CPU is busy elsewhere stalls the event loop until the scheduler runs that thread again
+  (priority inversion). Measured (two nice-0 CPU hogs, two nice-19 workers perturbing and measuring, an
+  event loop ticking every 10 ms): threads delayed the loop's ticks by p99 280 ms, max 570 ms; processes by
+  p99 5 ms, max 9 ms, the same as no background work at all;
 - work is split into tasks (a chunk of ~256 digits, or one call) and the pool hands tasks out
   round-robin per *owner* (a browser session), and round-robin among an owner's jobs: a session with
   one small job waits for at most one chunk of each other session's work;
@@ -44,8 +51,9 @@ import pandas as pd
 
 from explorer.settings import env_number
 
-__all__ = ["Job", "Cancelled", "session_owner", "submit", "measure", "map_chunks", "cancel_owner",
-           "checkpoint", "current_job", "pool_size", "job_nice", "owner_jobs", "DEFAULT_CHUNKSIZE"]
+__all__ = ["Job", "Cancelled", "session_owner", "submit", "measure", "map_chunks", "map_digits", "cancel_owner",
+           "checkpoint", "current_job", "pool_size", "job_nice", "worker_processes", "use_worker_processes",
+           "owner_jobs", "DEFAULT_CHUNKSIZE"]
 
 #: Digits per measuring task: ~0.1-0.5 s of work, so other sessions' tasks interleave quickly.
 DEFAULT_CHUNKSIZE = 256
@@ -87,6 +95,60 @@ def job_nice() -> int:
     Measured with ``benchmarks/bench_class.py`` (20 sessions, 2 cores): the busy studio slider's p95 was
     5.0 s (every move timed out) with 0, 3.4 s with 10 and 1.9 s with 19."""
     return int(env_number("MORPHO_JOB_NICE", 19, integer=True, minimum=0, maximum=19))
+
+
+def worker_processes() -> int:
+    """How many worker processes run the digit chunks once they are on (``MORPHO_JOB_PROCESSES``, default:
+    :func:`pool_size`, one per pool thread; 0: the chunks run in the pool's threads)."""
+    return int(env_number("MORPHO_JOB_PROCESSES", pool_size(), integer=True, minimum=0, maximum=64))
+
+
+_WORKERS: "cf.ProcessPoolExecutor | None" = None
+_WORKERS_ON = False
+_WORKERS_LOCK = threading.Lock()
+#: What the forkserver imports once, so that every worker forked from it starts with the kernels loaded.
+_WORKER_PRELOAD = ("core._worker", "core.perturb", "explorer.perturbing")
+
+
+def use_worker_processes(on: bool = True) -> None:
+    """From now on run the digit chunks of :func:`measure` and :func:`map_digits` in worker processes (``on``)
+    or in the pool's threads.
+
+    The served explorer turns them on when its kernels are compiled and in numba's on-disk cache
+    (:mod:`explorer.warmup`): a worker started sooner would compile them again. Workers start at their first
+    chunk, run :func:`job_nice` levels below the server and end with it.
+    """
+    global _WORKERS_ON
+    _WORKERS_ON = bool(on)
+
+
+def _worker_pool() -> "cf.ProcessPoolExecutor | None":
+    global _WORKERS
+    if not _WORKERS_ON or worker_processes() == 0:
+        return None
+    with _WORKERS_LOCK:
+        if _WORKERS is None:
+            from core.processes import process_pool
+
+            _WORKERS = process_pool(worker_processes(), nice=job_nice(), preload=_WORKER_PRELOAD)
+        return _WORKERS
+
+
+def _in_worker(fn: Callable, *args):
+    """``fn(*args)`` in a worker process when they are on, else in this thread."""
+    pool = _worker_pool()
+    if pool is None:
+        return fn(*args)
+    try:
+        return pool.submit(fn, *args).result()
+    except cf.process.BrokenProcessPool:
+        # a worker died (killed, out of memory): this chunk runs here, the next ones in a new pool
+        global _WORKERS
+        with _WORKERS_LOCK:
+            if _WORKERS is pool:
+                _WORKERS = None
+        pool.shutdown(wait=False, cancel_futures=True)
+        return fn(*args)
 
 
 def _lower_this_threads_priority(increment: int) -> None:
@@ -401,6 +463,8 @@ def shutdown(timeout: float = 30.0) -> None:
     compiled kernel when the interpreter finalizes is killed by pthread_exit, which can abort the process)."""
     if _SCHEDULER is not None:
         _SCHEDULER.shutdown(timeout)
+    if _WORKERS is not None:
+        _WORKERS.shutdown(wait=False, cancel_futures=True)
 
 
 def _scheduler() -> _Scheduler:
@@ -514,15 +578,11 @@ def measure(owner: str, images, *, progress: Progress | None = None, chunksize: 
         Result: a DataFrame with N rows (index 0..N-1) and the columns area, length, thickness,
         slant, width, height; NaN rows for digits that could not be measured (counted in ``job.notes``).
     """
-    from core.measure import METRICS, measure_batch
+    from core.measure import METRICS
 
     _quiet_chunk_warnings()
 
     kwargs = {k: v for k, v in measure_kwargs.items() if k not in ("workers", "executor", "progress")}
-
-    def measure_chunk(chunk):
-        return measure_batch(chunk, progress=False, **kwargs).reset_index(drop=True)
-
     if len(images) == 0:
         job = Job(owner, "measuring 0 digits", iter(()), 0, _combine)
         job._future.set_result(pd.DataFrame(columns=list(METRICS), dtype=float))
@@ -536,9 +596,66 @@ def measure(owner: str, images, *, progress: Progress | None = None, chunksize: 
             job.notes.append(f"{bad:,} of {len(df):,} digits could not be measured (NaN rows)")
         return df
 
-    job = _chunk_job(owner, measure_chunk, images, chunksize, progress, combine)
+    job = _digit_job(owner, _measure_digits, images, (kwargs,), None, chunksize, progress, combine)
     job.name = f"measuring {len(images):,} digits"
     return _scheduler().add(job)
+
+
+def _measure_digits(images, indices, kwargs: dict) -> pd.DataFrame:
+    """A chunk of :func:`measure` (in a worker process or a pool thread)."""
+    from core.measure import measure_batch
+
+    _quiet_chunk_warnings()
+    return measure_batch(images, progress=False, **kwargs).reset_index(drop=True)
+
+
+def map_digits(owner: str, fn: Callable, images, *args, indices=None, chunksize: int = DEFAULT_CHUNKSIZE,
+               progress: Progress | None = None) -> Job:
+    """Run ``fn(images_chunk, indices_chunk, *args)`` on chunks of digits and join the results (as
+    :func:`map_chunks`).
+
+    Once worker processes are on (:func:`use_worker_processes`) each chunk runs in one, so ``fn`` must be an
+    importable module-level function and ``args`` picklable; until then, and with ``MORPHO_JOB_PROCESSES=0``,
+    in the pool's threads.
+
+    Parameters
+    ----------
+    owner : str
+        The session the work belongs to.
+    fn : callable
+        ``fn(images_chunk, indices_chunk, *args)``: the chunk's digits (K, 28, 28) and their indices (K,) in
+        ``images``.
+    images : numpy.ndarray
+        (N, 28, 28) digits.
+    *args
+        Passed on to ``fn``.
+    indices : numpy.ndarray, optional
+        int (M,): work on these digits of ``images`` only (a selection), in this order; all when omitted.
+    chunksize : int
+        Digits per task.
+    progress : callable, optional
+        ``progress(done_digits, total_digits)`` after each chunk, from a pool thread.
+    """
+    job = _digit_job(owner, fn, images, args, indices, chunksize, progress, _combine)
+    return job if job.done() else _scheduler().add(job)
+
+
+def _digit_job(owner, fn, images, args, indices, chunksize, progress, combine) -> Job:
+    whole = indices is None
+    positions = np.arange(len(images)) if whole else np.asarray(indices, dtype=np.int64)
+
+    def chunk(pos):  # in a pool thread: cut the chunk here, compute it in a worker process when they are on
+        part = images[pos[0]:pos[-1] + 1] if whole else images[pos]
+        return _in_worker(fn, part, pos, *args)
+
+    name = getattr(fn, "__name__", "chunks")
+    if not len(positions):  # nothing to do: an empty result of the images' kind
+        job = Job(owner, name, iter(()), 0, combine)
+        job._future.set_result(combine([]) if combine is not _combine else np.asarray(images)[:0])
+        return job
+    job = _chunk_job(owner, chunk, positions, chunksize, progress, combine)
+    job.name = name
+    return job
 
 
 def cancel_owner(owner: str) -> int:

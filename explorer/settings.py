@@ -5,8 +5,10 @@
   :mod:`explorer.limits`;
 - ``MORPHO_JOB_THREADS`` (default: the number of cores, at most 4): the worker threads of the server-wide
   pool -- :mod:`explorer.jobs`;
-- ``MORPHO_JOB_NICE`` (default 19, 0..19): how many nice levels below the event loop the pool's threads run
-  -- :mod:`explorer.jobs`.
+- ``MORPHO_JOB_NICE`` (default 19, 0..19): how many nice levels below the event loop the pool's threads and
+  worker processes run -- :mod:`explorer.jobs`;
+- ``MORPHO_JOB_PROCESSES`` (default: as many as the threads; 0 = none): the worker processes that measure
+  and perturb the digit chunks once the kernels are compiled -- :mod:`explorer.jobs`.
 
 Each is parsed by :func:`env_number`; a variable holding anything but an allowed number raises a ``ValueError``
 that names the variable, its text and what was expected.

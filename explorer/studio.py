@@ -1,27 +1,24 @@
 """Perturbation studio: perturb the current digit live, then apply to the selection and download it."""
 from __future__ import annotations
 
-import inspect
 import re
 import time
 import warnings
-from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
 import panel as pn
 import param
 
-from explorer.data import PERTURBATION_NAMES, export_dataset, measure_metrics
+from explorer.data import export_dataset
 from explorer.gate import escape_html
 from explorer.inspector import TABLE_CSS, TITLE_CSS, metrics_table, overlay_legend, overlay_toggles, step_digit
 from explorer.live_html import LiveHTML
+from explorer.perturbing import PerturbationSpec, perturb_digit, perturb_digits, perturbation_specs
 from explorer.plotting import DigitPlot
 from explorer.state import ExplorerState
 from explorer.studio_export import dataset_zip, metrics_csv
 
-__all__ = ["Studio", "perturbation_specs", "make_perturbation", "perturb_digit", "perturb_digits", "perturb_batch",
-           "PARAM_LABELS", "reach_warning"]
+__all__ = ["Studio", "PARAM_LABELS", "reach_warning"]
 
 #: (perturbation, parameter) -> slider label, in words a newcomer reads without the paper at hand.
 #: core.perturb.ParamSpec has names, units and a short doc but no display label; these are the studio's.
@@ -44,104 +41,6 @@ PARAM_LABELS = {
 #: The tolerances are what the perturbations reach on ordinary MNIST digits (they are approximate).
 TARGETS = {"set_thickness": ("target", "thickness", 0.25), "set_slant": ("target_rad", "slant", 0.05),
            "set_width": ("target", "width", 0.6)}
-
-
-@dataclass
-class PerturbationSpec:
-    """A perturbation class and its parameters, from ``core.perturb.PERTURBATIONS``."""
-
-    key: str
-    label: str
-    cls: type
-    params: list
-    random: bool
-    code: int
-
-
-def perturbation_specs() -> dict:
-    """Perturbations offered by the studio, in the order of ``core.perturb.PERTURBATIONS``.
-
-    Returns
-    -------
-    dict
-        key -> :class:`PerturbationSpec`.
-    """
-    from core.perturb import PERTURBATION_CODES, PERTURBATIONS
-
-    specs = {}
-    for key, (cls, params) in PERTURBATIONS.items():
-        sig = inspect.signature(cls)
-        code = PERTURBATION_CODES.get(key, 8)
-        label = PERTURBATION_NAMES.get(code, key.replace("_", " "))
-        specs[key] = PerturbationSpec(key, label.capitalize(), cls, list(params), "rng" in sig.parameters, code)
-    return specs
-
-
-def make_perturbation(spec: PerturbationSpec, values: dict, rng: np.random.Generator | None = None):
-    """Instantiate a perturbation with slider ``values`` (defaults for missing ones)."""
-    kwargs = {}
-    for p in spec.params:
-        v = values.get(p.name, p.default)
-        kwargs[p.name] = int(round(v)) if p.integer else float(v)
-    if spec.random:
-        kwargs["rng"] = rng if rng is not None else np.random.default_rng(0)
-    return spec.cls(**kwargs)
-
-
-def digit_rng(seed: int, index: int | None = None) -> np.random.Generator:
-    """The generator of a random perturbation of digit ``index``: seeded by (seed, index), so a digit gets
-    the same perturbation in the studio's preview and in an export, whatever else is exported with it."""
-    return np.random.default_rng(seed if index is None else [seed, int(index)])
-
-
-def perturb_digit(image: np.ndarray, spec: PerturbationSpec, values: dict, seed: int,
-                  index: int | None = None) -> np.ndarray:
-    """Perturb one digit reproducibly: uint8 (28, 28) in, uint8 (28, 28) out (see :func:`digit_rng`)."""
-    from core.perturb import perturb_image
-
-    pert = make_perturbation(spec, values, digit_rng(seed, index))
-    return perturb_image(image, pert, mode="released", scale=4)
-
-
-def perturb_digits(images: np.ndarray, indices: np.ndarray, spec: PerturbationSpec, values: dict,
-                   seed: int) -> np.ndarray:
-    """Perturb digits, each with its own generator (:func:`digit_rng`), so any chunking of a batch gives
-    the same result. uint8 (N, 28, 28) and their dataset indices (N,) in, uint8 (N, 28, 28) out."""
-    out = np.empty_like(images)
-    for k, (image, index) in enumerate(zip(images, indices)):
-        out[k] = perturb_digit(image, spec, values, seed, index)
-    return out
-
-
-def perturb_batch(images: np.ndarray, spec: PerturbationSpec, values: dict, seed: int,
-                  progress=None, indices: np.ndarray | None = None) -> tuple[np.ndarray, pd.DataFrame]:
-    """Perturb digits reproducibly (one generator per digit, :func:`digit_rng`) and measure them.
-
-    Parameters
-    ----------
-    images : numpy.ndarray
-        uint8 (N, 28, 28).
-    indices : numpy.ndarray, optional
-        int (N,) the digits' indices in their dataset (seeds their generators); 0..N-1 when omitted.
-
-    Returns
-    -------
-    images : numpy.ndarray
-        uint8 (N, 28, 28).
-    metrics : pandas.DataFrame
-        Their six morphometrics.
-    """
-    n = len(images)
-    indices = np.arange(n) if indices is None else np.asarray(indices)
-    out = np.empty_like(images)
-    total = 2 * n  # perturbing, then measuring
-    for start in range(0, n, 50):
-        out[start:start + 50] = perturb_digits(images[start:start + 50], indices[start:start + 50], spec, values,
-                                               seed)
-        if progress:
-            progress(min(start + 50, n), total)
-    metrics = measure_metrics(out, (lambda d, t: progress(n + d, total)) if progress else None)
-    return out, metrics
 
 
 def touches_frame(image: np.ndarray) -> bool:
@@ -466,14 +365,14 @@ class Studio(pn.viewable.Viewer):
                     f"Exporting {len(idx):,} digits", package, ds.images[idx],
                     ds.metrics.iloc[idx].reset_index(drop=True), perts)
             else:
-                # Fair chunks on the shared pool: other sessions' work interleaves with a long export.
+                # Fair chunks on the shared pool (in its worker processes once they are on): other sessions'
+                # work interleaves with a long export, and the server's event loop never waits for it.
                 from explorer import jobs
 
-                source = ds.images
                 images = await s.track(
                     f"Applying {spec.label.lower()} to {len(idx):,} digits",
-                    jobs.map_chunks(s.owner, lambda pos: perturb_digits(source[pos], pos, spec, values, seed),
-                                    idx, progress=s.report))
+                    jobs.map_digits(s.owner, perturb_digits, ds.images, spec, values, seed, indices=idx,
+                                    progress=s.report))
                 metrics = await s.track(f"Measuring {len(idx):,} perturbed digits",
                                         jobs.measure(s.owner, images, progress=s.report))
                 data, filename = await s.run_job("Packing the export", package, images,

@@ -58,6 +58,9 @@ def _run(wait: float) -> None:
         measure.warm_up()  # from the cache now: about a second
         perturb.warm_up()
         _state.update(status="ready", seconds=time.perf_counter() - t0)
+        from explorer import jobs
+
+        jobs.use_worker_processes()  # they load the kernels from the cache just filled
     except Exception as e:  # measuring still works: the first call compiles, as without this module
         _state.update(status="failed", error=f"{type(e).__name__}: {e}", seconds=time.perf_counter() - t0)
         print(f"explorer.warmup: {_state['error']}", file=sys.stderr, flush=True)

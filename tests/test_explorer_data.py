@@ -163,7 +163,7 @@ def test_state_filters_sort_and_scatter_selection(sample):
 
 
 def test_studio_batch_is_reproducible(sample, tmp_path):
-    from explorer.studio import perturb_batch, perturbation_specs
+    from explorer.perturbing import perturb_batch, perturbation_specs
 
     specs = perturbation_specs()
     assert {"thinning", "thickening", "swelling", "fracture", "set_thickness", "set_slant", "set_width"} <= set(specs)

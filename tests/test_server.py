@@ -22,6 +22,7 @@ import weakref
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from explorer import jobs
@@ -65,6 +66,53 @@ def test_results_match_a_plain_measure_batch_and_chunks_join_in_order(sample_ima
     np.testing.assert_array_equal(arr.result(10), images.sum(axis=(1, 2)))
     empty = jobs.measure("owner-c", images[:0])
     assert empty.result(1).shape == (0, 6)
+
+
+def _pid_and_nice(images, indices):
+    """A digit task that says where it ran (module-level: a worker process imports it by name)."""
+    return np.array([[os.getpid(), os.getpriority(os.PRIO_PROCESS, 0)]] * len(images))
+
+
+def _die_in_a_worker(images, indices, parent_pid):
+    """A digit task whose worker process dies (as one killed, or out of memory); in the server it works."""
+    if os.getpid() != parent_pid:
+        os._exit(1)
+    return indices
+
+
+def test_worker_processes_compute_what_the_threads_do_below_the_servers_priority(sample_images, monkeypatch):
+    """Once the served explorer turns worker processes on, perturbing and measuring chunks run in them (the
+    event loop never waits for their GIL): the same digits and metrics as in the pool's threads, in other
+    processes, MORPHO_JOB_NICE levels down; a worker that dies costs its chunk nothing (it runs in the thread)."""
+    from explorer.perturbing import perturb_digits, perturbation_specs
+
+    monkeypatch.setenv("MORPHO_JOB_NICE", "3")  # read when the workers start
+    monkeypatch.setattr(jobs, "_WORKERS", None)
+    spec, values = perturbation_specs()["fracture"], {"num_frac": 2}
+    images, selection = sample_images[:300], np.arange(299, 0, -7)  # a selection, out of order
+
+    def perturb_and_measure():
+        out = jobs.map_digits("workers", perturb_digits, images, spec, values, 5, indices=selection,
+                              chunksize=16).result(300)
+        return out, jobs.measure("workers", out, chunksize=16).result(300)
+
+    in_threads, measured_in_threads = perturb_and_measure()
+    jobs.use_worker_processes()
+    try:
+        in_workers, measured_in_workers = perturb_and_measure()
+        where = jobs.map_digits("workers", _pid_and_nice, images[:64], chunksize=16).result(300)
+        survived = jobs.map_digits("workers", _die_in_a_worker, images[:40], os.getpid(), chunksize=20).result(300)
+    finally:
+        jobs.use_worker_processes(False)
+        if jobs._WORKERS is not None:
+            jobs._WORKERS.shutdown(wait=True, cancel_futures=True)
+    np.testing.assert_array_equal(in_workers, in_threads)
+    assert in_workers.shape == (len(selection), 28, 28)
+    pd.testing.assert_frame_equal(measured_in_workers, measured_in_threads)
+    assert os.getpid() not in set(where[:, 0])
+    if sys.platform.startswith("linux"):
+        assert set(where[:, 1]) == {min(19, os.getpriority(os.PRIO_PROCESS, 0) + 3)}
+    np.testing.assert_array_equal(survived, np.arange(40))
 
 
 def test_cancel_owner_stops_its_jobs_and_frees_their_data(sample_images):

@@ -159,7 +159,7 @@ def executor(args, kind: str = "process"):
         Local pool for --workers N > 1. Measuring uses threads: the compiled measuring kernels release the
         GIL, so threads run in parallel with no pickling, no start method and nothing that can outlive this
         process. Perturbing (Python and scipy code that holds the GIL) uses processes, each of which dies
-        with this process (see :func:`_orphan_guard`).
+        with this process (see :func:`core.processes.end_with_parent`).
     """
     if getattr(args, "scheduler", None):
         try:
@@ -183,42 +183,14 @@ def executor(args, kind: str = "process"):
         from concurrent.futures import ThreadPoolExecutor
         pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="morpho")
     else:
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
+        from core.processes import process_pool
         # forkserver: workers start clean (no inherited threads or locks); tasks are importable functions
-        pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("forkserver"),
-                                   initializer=_orphan_guard, initargs=(os.getpid(),))
+        pool = process_pool(workers)
     try:
         yield pool, workers
     finally:
         # on Ctrl-C (or an error) queued chunks are dropped, running ones finish (one chunk each)
         pool.shutdown(wait=True, cancel_futures=True)
-
-
-def _orphan_guard(parent_pid: int) -> None:
-    """Initializer of CLI pool processes: end this worker when the morpho process that started it is gone
-    (killed with SIGKILL, say), instead of computing on for nobody. Linux: the kernel sends SIGKILL when the
-    worker's parent (the forkserver, which exits with morpho) dies; everywhere: a thread checks morpho's pid
-    every second."""
-    import signal
-    import threading
-    import time
-    with contextlib.suppress(Exception):
-        import ctypes
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, int(signal.SIGKILL), 0, 0, 0)  # PR_SET_PDEATHSIG
-
-    def watch():
-        while True:
-            time.sleep(1.0)
-            try:
-                os.kill(parent_pid, 0)
-            except ProcessLookupError:
-                os._exit(1)
-            except OSError:
-                pass
-
-    threading.Thread(target=watch, name="morpho-orphan-guard", daemon=True).start()
 
 
 # --------------------------------------------------------------------------------------------------------
