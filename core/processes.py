@@ -28,15 +28,18 @@ def process_pool(workers: int, *, nice: int = 0, preload: tuple[str, ...] = ()) 
     ctx = multiprocessing.get_context("forkserver")
     if preload:
         ctx.set_forkserver_preload(list(preload))
+    # Absolute, from this process's main thread: the forkserver inherits the nice value of whichever thread
+    # starts it (a pool thread may already run niced), so "nice levels below" a relative os.nice would miss.
+    priority = min(19, os.getpriority(os.PRIO_PROCESS, os.getpid()) + int(nice)) if nice > 0 else None
     return ProcessPoolExecutor(max_workers=int(workers), mp_context=ctx, initializer=_start_worker,
-                               initargs=(os.getpid(), int(nice)))
+                               initargs=(os.getpid(), priority))
 
 
-def _start_worker(parent_pid: int, nice: int) -> None:
+def _start_worker(parent_pid: int, priority: int | None) -> None:
     end_with_parent(parent_pid)
-    if nice > 0:
-        with contextlib.suppress(OSError):  # not permitted here: the worker runs at its starter's priority
-            os.nice(min(nice, 19))
+    if priority is not None:
+        with contextlib.suppress(OSError):  # not permitted here: the worker keeps the forkserver's priority
+            os.setpriority(os.PRIO_PROCESS, 0, priority)
 
 
 def end_with_parent(parent_pid: int) -> None:
