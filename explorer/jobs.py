@@ -66,8 +66,8 @@ _quiet = False
 
 def _quiet_chunk_warnings() -> None:
     """measure_batch warns about unmeasurable digits per chunk (with chunk-relative indices); the job
-    reports them once instead (Job.notes). Installed at the first measurement (not at import, which would
-    import the measuring kernels); the filter only matches warnings attributed to this module, and a
+    reports them once instead (Job.notes). Each chunk installs it in the process that measures it (a worker
+    or this one), once (not at import, which would import the measuring kernels); the filter only matches warnings attributed to this module, and a
     process-wide filter is the only kind worker threads share (``catch_warnings`` is not thread-safe)."""
     global _quiet
     with _quiet_lock:
@@ -579,8 +579,6 @@ def measure(owner: str, images, *, progress: Progress | None = None, chunksize: 
         slant, width, height; NaN rows for digits that could not be measured (counted in ``job.notes``).
     """
     from core.measure import METRICS
-
-    _quiet_chunk_warnings()
 
     kwargs = {k: v for k, v in measure_kwargs.items() if k not in ("workers", "executor", "progress")}
     if len(images) == 0:
