@@ -547,3 +547,67 @@ def test_compare_report_says_what_is_wrong_with_its_input(metrics):
         compare_report(metrics.iloc[:3], metrics)
     with pytest.raises(TypeError, match="pandas DataFrame"):
         compare_report(metrics.to_numpy(), metrics)
+
+
+# ------------------------------------------------------------------------------------------------
+# what a comparison computes from the reference alone: once per reference content
+
+
+def test_content_key_follows_content_not_identity():
+    from core.analysis._common import content_key
+
+    a = np.arange(12, dtype=np.uint8).reshape(3, 4)
+    assert content_key(a) == content_key(a.copy()) == content_key(np.asfortranarray(a))
+    assert content_key(a) != content_key(a.astype(np.int64))  # same values, other dtype
+    assert content_key(a) != content_key(a.reshape(4, 3))  # same bytes, other shape
+    b = a.copy()
+    b[2, 3] += 1
+    assert content_key(a) != content_key(b)
+    df = pd.DataFrame(a[:, :2].astype(float), columns=["x", "y"])
+    assert content_key(df, 1) != content_key(df.rename(columns={"y": "z"}), 1)  # names are content too
+    assert content_key(df, 1) != content_key(df, 2)
+
+
+def test_reference_shares_are_computed_once_per_content(images, monkeypatch):
+    from core.analysis import quality
+
+    ref = images[:600]
+    quality._REFERENCE_SHARES.clear()
+    expected = {k: float(v.mean()) for k, v in quality.quality_flags(ref).items()}
+    calls = []
+    real = quality.quality_flags
+    monkeypatch.setattr(quality, "quality_flags", lambda x: calls.append(len(x)) or real(x))
+    first = quality.reference_shares(ref)
+    assert first == expected
+    first["blank"] = 99.0  # the caller's copy: the cache keeps its own
+    assert quality.reference_shares(ref.copy()) == expected  # equal content, another array: a hit
+    assert calls == [600]
+    thick = ref.copy()
+    thick[0] = 255  # one frame turned to full ink changes the content, and the shares
+    assert quality.reference_shares(thick) != expected and calls == [600, 600]
+    # the report reads them as before: the samples' flags beside the reference's shares
+    rep = quality.sample_quality(images[600:700], reference_images=ref)
+    assert rep.shares["reference_share"].tolist() == [expected[k] for k in quality.QUALITY_FLAGS]
+    assert calls == [600, 600, 100]  # the samples flagged, the reference not again
+
+
+def test_held_out_baseline_is_computed_once_per_reference(metrics, monkeypatch):
+    from core.analysis import comparison
+
+    comparison._BASELINES.clear()
+    calls = []
+    real = comparison._baseline_distances
+    monkeypatch.setattr(comparison, "_baseline_distances", lambda *a: calls.append(1) or real(*a))
+    ref = metrics.iloc[::2].reset_index(drop=True)
+    d1, source = comparison._baseline(ref, None, 300, 0, 200)
+    d1.loc[0, "wasserstein"] = -1.0  # the caller's copy
+    d2, source2 = comparison._baseline(ref.copy(), None, 300, 0, 200)
+    assert len(calls) == 1 and source2 == source and d2.loc[0, "wasserstein"] >= 0
+    pd.testing.assert_frame_equal(d2, real(ref, None, 300, 0, 200)[0])  # what the uncached path gives
+    comparison._baseline(ref, None, 301, 0, 200)  # another sample count, seed or reference: computed
+    comparison._baseline(ref, None, 300, 1, 200)
+    comparison._baseline(ref.iloc[1:], None, 300, 0, 200)
+    assert len(calls) == 4
+    comparison._baseline(ref, None, 300, np.random.default_rng(0), 200)  # a generator's stream: never kept
+    comparison._baseline(ref, None, 300, np.random.default_rng(0), 200)
+    assert len(calls) == 6

@@ -10,7 +10,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from ._common import ALPHA, DIAGNOSTIC_METRICS, METRICS, format_p, format_p_cell, json_safe
+from ._common import (ALPHA, DIAGNOSTIC_METRICS, METRICS, ContentCache, content_key, format_p, format_p_cell,
+                      json_safe)
 from .mmd import PERMUTATION_STAGES, QUADRATIC_MAX_N, MMDResult, mmd_test
 from .quality import SampleQuality, sample_quality
 from .resolution import POWER, resolution, w1_sd_interval
@@ -590,10 +591,25 @@ def compare_report(sample_metrics: pd.DataFrame, reference_metrics: pd.DataFrame
                             resolution=res, quality=quality)
 
 
+#: Held-out baselines by reference content: they depend on the reference alone (with the sample count and
+#: seed), and a dataset is compared against many times (every model's samples, every session of the app).
+_BASELINES = ContentCache(size=16)
+
+
 def _baseline(r_df: pd.DataFrame, control: Optional[pd.DataFrame], n_samples: int, seed,
               n_bootstrap: int) -> tuple[pd.DataFrame, str]:
     """The same distances for real digits: ``control`` against the reference, or a held-out part of
-    the reference (as many rows as the samples, at most half) against the rest."""
+    the reference (as many rows as the samples, at most half) against the rest. Without a control and
+    with an integer seed the result is a function of the reference's content, and is computed once."""
+    if control is None and isinstance(seed, (int, np.integer)):
+        key = content_key(r_df, int(n_samples), int(seed), int(n_bootstrap))
+        d, source = _BASELINES.get(key, lambda: _baseline_distances(r_df, None, n_samples, seed, n_bootstrap))
+        return d.copy(), source
+    return _baseline_distances(r_df, control, n_samples, seed, n_bootstrap)
+
+
+def _baseline_distances(r_df: pd.DataFrame, control: Optional[pd.DataFrame], n_samples: int, seed,
+                        n_bootstrap: int) -> tuple[pd.DataFrame, str]:
     if control is not None:
         if not isinstance(control, pd.DataFrame):
             raise TypeError(f"control must be a pandas DataFrame of metrics; got {type(control).__name__}")

@@ -14,7 +14,9 @@ import numpy as np
 import pandas as pd
 from scipy import ndimage, stats
 
-__all__ = ["QUALITY_FLAGS", "SampleQuality", "sample_quality", "quality_flags"]
+from ._common import ContentCache, content_key
+
+__all__ = ["QUALITY_FLAGS", "SampleQuality", "sample_quality", "quality_flags", "reference_shares"]
 
 #: Ink: intensity at least this (in [0, 1]; the measuring threshold, 128/255).
 INK = 0.5
@@ -160,6 +162,24 @@ def _label_table(sample_labels, reference_labels):
     return t, float(0.5 * np.abs(ss - rs).sum()), p
 
 
+_REFERENCE_SHARES = ContentCache(size=8)
+
+
+def reference_shares(images) -> dict:
+    """Each flag's share (0-1) among real digits: ``{flag: share}``, NaN for no images.
+
+    Computed once per content of ``images`` (N, H, W) and kept (a few of them): every comparison against a
+    dataset needs its shares, and flagging 70,000 digits takes seconds.
+    """
+    images = np.asarray(images)
+
+    def compute() -> dict:
+        ref = quality_flags(images)
+        return {name: float(ref[name].mean()) if len(ref) else np.nan for name in QUALITY_FLAGS}
+
+    return dict(_REFERENCE_SHARES.get(content_key(images), compute))
+
+
 def sample_quality(images=None, *, reference_images=None, sample_labels=None,
                    reference_labels=None) -> SampleQuality:
     """How many samples are blank, touch the border, have no blank background or carry speckle.
@@ -180,12 +200,12 @@ def sample_quality(images=None, *, reference_images=None, sample_labels=None,
         or exceeds 2% without reference images.
     """
     flags = quality_flags(images) if images is not None else None
-    ref = quality_flags(reference_images) if reference_images is not None else None
+    ref = reference_shares(reference_images) if reference_images is not None else None
     rows = []
     for name, meaning in QUALITY_FLAGS.items():
         count = int(flags[name].sum()) if flags is not None else 0
         share = count / len(flags) if flags is not None and len(flags) else np.nan
-        rshare = float(ref[name].mean()) if ref is not None and len(ref) else np.nan
+        rshare = ref[name] if ref is not None else np.nan
         base = rshare if np.isfinite(rshare) else 0.0
         rows.append({"flag": name, "meaning": meaning, "count": count, "share": share,
                      "reference_share": rshare, "matters": bool(np.isfinite(share) and share > base + MATTERS)})
