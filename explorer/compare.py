@@ -458,7 +458,7 @@ class CompareView(pn.viewable.Viewer):
             raise ValueError("load samples first")
         df = self.job.run_sync(self.samples.images)
         self.sample_metrics = df
-        self._show_report(self._compute_report(df, self.samples))
+        self._show_report(compare_report(**self._report_arguments(df, self.samples)))
         return df
 
     async def load_and_measure(self, path=None, *, samples: Optional[Samples] = None, hide: Optional[Path] = None,
@@ -537,23 +537,27 @@ class CompareView(pn.viewable.Viewer):
     # ---------------------------------------------------------------------------------------------
     # results
 
-    def _compute_report(self, df: pd.DataFrame, samples: Samples) -> ComparisonReport:
+    def _report_arguments(self, df: pd.DataFrame, samples: Samples) -> dict:
+        """The arguments of :func:`core.analysis.compare_report` for ``samples`` (metrics ``df``) against the
+        dataset on show: plain data, so that a worker process can take them."""
         ds = self.state.dataset
         provenance = {"samples": samples.description,
                       "reference": getattr(ds, "description", None) or f"{ds.name} ({len(ds):,} digits)"}
-        return compare_report(df, ds.metrics, sample_labels=samples.labels, reference_labels=ds.labels,
-                              seed=0, provenance=provenance, sample_images=samples.images,
-                              reference_images=getattr(ds, "images", None))
+        return dict(sample_metrics=df, reference_metrics=ds.metrics, sample_labels=samples.labels,
+                    reference_labels=ds.labels, seed=0, provenance=provenance, sample_images=samples.images,
+                    reference_images=getattr(ds, "images", None))
 
     async def _compare_in_background(self, samples: Samples, df: pd.DataFrame, origin: Optional[str] = None
                                      ) -> bool:
-        """Compute the report in the pool (the quadratic test takes seconds) with a busy indicator,
+        """Compute the report in a worker (the quadratic tests take seconds) with a busy indicator,
         then show samples, metrics and report together."""
+        from explorer import jobs
+
         self.computing = True
         self._spinner.visible = True
         self._busy_text.object = "Computing the two-sample tests…"
         try:
-            rep = await run_in_pool(self._compute_report, df, samples)
+            rep = await jobs.submit_to_worker(_owner(), compare_report, **self._report_arguments(df, samples))
         except ValueError as e:
             self._show_error(f"Could not compare: {e}")
             return False

@@ -6,7 +6,8 @@ traversal analysis must never run on the event loop (every client would freeze) 
 
 - one pool of worker threads serves the whole process (``MORPHO_JOB_THREADS``, default: the number of
   cores, at most 4) and schedules every task;
-- the digit chunks (measuring, perturbing: :func:`measure`, :func:`map_digits`) run in *worker processes*
+- the digit chunks (measuring, perturbing: :func:`measure`, :func:`map_digits`) and long numerical calls
+  (a comparison's tests, a traversal's analysis: :func:`submit_to_worker`) run in *worker processes*
   once the served explorer has its kernels compiled (:func:`use_worker_processes`; ``MORPHO_JOB_PROCESSES``,
   default as many as threads, 0: threads only). A pool thread hands its chunk to a process and waits
   without the GIL. Why: a chunk's Python code holds the server's GIL, and a low-priority thread holding it
@@ -39,6 +40,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import concurrent.futures as cf
+import functools
 import os
 import sys
 import threading
@@ -51,7 +53,7 @@ import pandas as pd
 
 from explorer.settings import env_number
 
-__all__ = ["Job", "Cancelled", "session_owner", "submit", "measure", "map_chunks", "map_digits", "cancel_owner",
+__all__ = ["Job", "Cancelled", "session_owner", "submit", "submit_to_worker", "measure", "map_chunks", "map_digits", "cancel_owner",
            "checkpoint", "current_job", "pool_size", "job_nice", "worker_processes", "use_worker_processes",
            "owner_jobs", "DEFAULT_CHUNKSIZE"]
 
@@ -111,8 +113,8 @@ _WORKER_PRELOAD = ("core._worker", "core.perturb", "explorer.perturbing")
 
 
 def use_worker_processes(on: bool = True) -> None:
-    """From now on run the digit chunks of :func:`measure` and :func:`map_digits` in worker processes (``on``)
-    or in the pool's threads.
+    """From now on run the digit chunks of :func:`measure` and :func:`map_digits`, and the calls of
+    :func:`submit_to_worker`, in worker processes (``on``) or in the pool's threads.
 
     The served explorer turns them on when its kernels are compiled and in numba's on-disk cache
     (:mod:`explorer.warmup`): a worker started sooner would compile them again. Workers start at their first
@@ -494,6 +496,21 @@ def submit(owner: str, fn: Callable, *args, **kwargs) -> Job:
     name = getattr(fn, "__name__", "task")
     tasks = iter([(0, lambda: fn(*args, **kwargs))])
     return _scheduler().add(Job(owner, name, tasks, 1, lambda parts: parts[0], splittable=False))
+
+
+def submit_to_worker(owner: str, fn: Callable, *args, **kwargs) -> Job:
+    """Run ``fn(*args, **kwargs)`` as one task of ``owner`` (as :func:`submit`), in a worker process once
+    they are on (:func:`use_worker_processes`).
+
+    For long numerical work that cannot be split (a comparison's two-sample tests, a traversal's
+    analysis): in a pool thread it would hold the GIL the event loop needs, for seconds, in many short
+    stretches. ``fn`` must be an importable module-level function and the arguments picklable (they are
+    copied to the worker); until workers are on, and with ``MORPHO_JOB_PROCESSES=0``, it runs in a pool
+    thread. A worker that dies costs nothing but time: the task reruns in the thread.
+    """
+    job = submit(owner, _in_worker, functools.partial(fn, **kwargs), *args)
+    job.name = getattr(fn, "__name__", "task")
+    return job
 
 
 def _combine(parts: list):

@@ -80,10 +80,18 @@ def _die_in_a_worker(images, indices, parent_pid):
     return indices
 
 
-def test_worker_processes_compute_what_the_threads_do_below_the_servers_priority(sample_images, monkeypatch):
-    """Once the served explorer turns worker processes on, perturbing and measuring chunks run in them (the
-    event loop never waits for their GIL): the same digits and metrics as in the pool's threads, in other
-    processes, MORPHO_JOB_NICE levels down; a worker that dies costs its chunk nothing (it runs in the thread)."""
+def _where():
+    """A call that says where it ran (module-level: a worker process imports it by name)."""
+    return os.getpid(), os.getpriority(os.PRIO_PROCESS, 0)
+
+
+def test_worker_processes_compute_what_the_threads_do_below_the_servers_priority(sample_images, sample_dataset,
+                                                                                monkeypatch):
+    """Once the served explorer turns worker processes on, perturbing and measuring chunks, and a comparison's
+    tests, run in them (the event loop never waits for their GIL): the same digits, metrics and report as in
+    the pool's threads, in other processes, MORPHO_JOB_NICE levels down; a worker that dies costs its chunk
+    nothing (it runs in the thread)."""
+    from core.analysis import compare_report
     from explorer.perturbing import perturb_digits, perturbation_specs
 
     monkeypatch.setenv("MORPHO_JOB_NICE", "3")  # read when the workers start
@@ -96,11 +104,23 @@ def test_worker_processes_compute_what_the_threads_do_below_the_servers_priority
                               chunksize=16).result(300)
         return out, jobs.measure("workers", out, chunksize=16).result(300)
 
+    ds, s, r = sample_dataset, np.arange(0, 5000, 25), np.arange(7, 5000, 8)  # 200 samples, 625 references
+    report_args = dict(sample_metrics=ds.metrics.iloc[s], reference_metrics=ds.metrics.iloc[r],
+                       sample_labels=ds.labels[s], reference_labels=ds.labels[r], seed=0,
+                       sample_images=ds.images[s], reference_images=ds.images[r])
+
+    def report():
+        rep = jobs.submit_to_worker("workers", compare_report, **report_args).result(300).to_dict()
+        return {k: v for k, v in rep.items() if k != "created"}
+
     in_threads, measured_in_threads = perturb_and_measure()
+    report_in_threads = report()
     jobs.use_worker_processes()
     try:
         in_workers, measured_in_workers = perturb_and_measure()
+        report_in_workers = report()
         where = jobs.map_digits("workers", _pid_and_nice, images[:64], chunksize=16).result(300)
+        report_where = jobs.submit_to_worker("workers", _where).result(300)
         survived = jobs.map_digits("workers", _die_in_a_worker, images[:40], os.getpid(), chunksize=20).result(300)
     finally:
         jobs.use_worker_processes(False)
@@ -109,9 +129,10 @@ def test_worker_processes_compute_what_the_threads_do_below_the_servers_priority
     np.testing.assert_array_equal(in_workers, in_threads)
     assert in_workers.shape == (len(selection), 28, 28)
     pd.testing.assert_frame_equal(measured_in_workers, measured_in_threads)
-    assert os.getpid() not in set(where[:, 0])
+    assert report_in_workers == report_in_threads and report_in_threads["tests"]["verdict"]["p_value"] is not None
+    assert os.getpid() not in set(where[:, 0]) | {report_where[0]}
     if sys.platform.startswith("linux"):
-        assert set(where[:, 1]) == {min(19, os.getpriority(os.PRIO_PROCESS, 0) + 3)}
+        assert set(where[:, 1]) | {report_where[1]} == {min(19, os.getpriority(os.PRIO_PROCESS, 0) + 3)}
     np.testing.assert_array_equal(survived, np.arange(40))
 
 
