@@ -7,7 +7,7 @@ traversal analysis must never run on the event loop (every client would freeze) 
 - one pool of worker threads serves the whole process (``MORPHO_JOB_THREADS``, default: the number of
   cores, at most 4) and schedules every task;
 - the digit chunks (measuring, perturbing: :func:`measure`, :func:`map_digits`) and long numerical calls
-  (a comparison's tests, a traversal's analysis: :func:`submit_to_worker`) run in *worker processes*
+  (the compare view's two-sample tests: :func:`submit_to_worker`) run in *worker processes*
   once the served explorer has its kernels compiled (:func:`use_worker_processes`; ``MORPHO_JOB_PROCESSES``,
   default as many as threads, 0: threads only). A pool thread hands its chunk to a process and waits
   without the GIL. Why: a chunk's Python code holds the server's GIL, and a low-priority thread holding it
@@ -53,9 +53,9 @@ import pandas as pd
 
 from explorer.settings import env_number
 
-__all__ = ["Job", "Cancelled", "session_owner", "submit", "submit_to_worker", "measure", "map_chunks", "map_digits", "cancel_owner",
-           "checkpoint", "current_job", "pool_size", "job_nice", "worker_processes", "use_worker_processes",
-           "owner_jobs", "DEFAULT_CHUNKSIZE"]
+__all__ = ["Job", "Cancelled", "session_owner", "submit", "submit_to_worker", "measure", "map_chunks", "map_digits",
+           "cancel_owner", "checkpoint", "current_job", "pool_size", "job_nice", "worker_processes",
+           "use_worker_processes", "owner_jobs", "DEFAULT_CHUNKSIZE"]
 
 #: Digits per measuring task: ~0.1-0.5 s of work, so other sessions' tasks interleave quickly.
 DEFAULT_CHUNKSIZE = 256
@@ -69,8 +69,9 @@ _quiet = False
 def _quiet_chunk_warnings() -> None:
     """measure_batch warns about unmeasurable digits per chunk (with chunk-relative indices); the job
     reports them once instead (Job.notes). Each chunk installs it in the process that measures it (a worker
-    or this one), once (not at import, which would import the measuring kernels); the filter only matches warnings attributed to this module, and a
-    process-wide filter is the only kind worker threads share (``catch_warnings`` is not thread-safe)."""
+    or this one), once (not at import, which would import the measuring kernels); the filter only matches
+    warnings attributed to this module, and a process-wide filter is the only kind worker threads share
+    (``catch_warnings`` is not thread-safe)."""
     global _quiet
     with _quiet_lock:
         if not _quiet:
@@ -502,11 +503,12 @@ def submit_to_worker(owner: str, fn: Callable, *args, **kwargs) -> Job:
     """Run ``fn(*args, **kwargs)`` as one task of ``owner`` (as :func:`submit`), in a worker process once
     they are on (:func:`use_worker_processes`).
 
-    For long numerical work that cannot be split (a comparison's two-sample tests, a traversal's
-    analysis): in a pool thread it would hold the GIL the event loop needs, for seconds, in many short
-    stretches. ``fn`` must be an importable module-level function and the arguments picklable (they are
-    copied to the worker); until workers are on, and with ``MORPHO_JOB_PROCESSES=0``, it runs in a pool
-    thread. A worker that dies costs nothing but time: the task reruns in the thread.
+    For long numerical work that cannot be split (a comparison's two-sample tests): in a pool thread it
+    would hold the GIL the event loop needs, for seconds, in many short stretches
+    (``python benchmarks/event_loop_lag.py --work compare``). ``fn`` must be an importable module-level
+    function and the arguments picklable (they are copied to the worker); until workers are on, and with
+    ``MORPHO_JOB_PROCESSES=0``, it runs in a pool thread. A worker that dies costs nothing but time: the task
+    reruns in the thread.
     """
     job = submit(owner, _in_worker, functools.partial(fn, **kwargs), *args)
     job.name = getattr(fn, "__name__", "task")
