@@ -60,7 +60,8 @@ def main(argv=None) -> None:
     args = ap.parse_args(argv)
     from core import io
     from core.analysis import compare_report
-    from core.analysis.resolution import _resolution_cached, resolution
+    from core.analysis import resolution as resolution_module
+    from core.analysis.resolution import resolution
 
     metrics = pd.read_csv(ROOT / "assets/mnist-5k/train-morpho.csv", index_col=0)
     labels = io.load_idx(ROOT / "assets/mnist-5k/train-labels-idx1-ubyte.gz")
@@ -68,7 +69,7 @@ def main(argv=None) -> None:
     s, r = order[:2000], order[2000:]
     S, R = metrics.iloc[s].reset_index(drop=True), metrics.iloc[r].reset_index(drop=True)
 
-    _resolution_cached.cache_clear()
+    resolution_module._RESOLUTIONS.clear()
     cold = timed(lambda: resolution(R, 2000, 3000))
     warm = timed(lambda: resolution(R, 2000, 3000))
     kw = dict(sample_labels=labels[s], reference_labels=labels[r])

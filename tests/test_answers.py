@@ -18,7 +18,8 @@ from scipy import stats
 from core import io
 from core.analysis import QUADRATIC_MAX_N, compare_report
 from core.analysis.quality import quality_flags, sample_quality
-from core.analysis.resolution import _resolution_cached, resolution, w1_sd_interval
+from core.analysis import resolution as resolution_module
+from core.analysis.resolution import resolution, w1_sd_interval
 from core.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -103,7 +104,7 @@ def test_w1_interval_covers_the_true_shift(data):
     assert covered >= 34   # 95% nominal: at least 85% of 40
 
 
-def test_resolution_is_the_shift_a_ks_test_detects_80_percent_of_the_time(data):
+def test_resolution_is_the_shift_a_ks_test_detects_80_percent_of_the_time(data, monkeypatch):
     _, _, metrics, _, ref = data
     table = metrics.iloc[ref]
     res = resolution(table, 300, 2000, metrics=["thickness", "slant"]).set_index("metric")
@@ -121,10 +122,13 @@ def test_resolution_is_the_shift_a_ks_test_detects_80_percent_of_the_time(data):
         assert rate(0.5 * d) < 0.6
     bigger = resolution(table, 1200, 2000, metrics=["thickness"])["resolution_sd"].iloc[0]
     assert bigger < res.loc["thickness", "resolution_sd"]   # more samples resolve smaller shifts
-    hits = _resolution_cached.cache_info().hits
-    again = resolution(table, 300, 2000, metrics=["thickness"])
-    assert _resolution_cached.cache_info().hits == hits + 1 and again["resolution_sd"].iloc[0] == \
-        res.loc["thickness", "resolution_sd"]
+    simulations = []   # again, on a copy of the column: kept per content, not simulated twice
+    simulate = resolution_module._simulated_resolution
+    monkeypatch.setattr(resolution_module, "_simulated_resolution", lambda *a: simulations.append(a) or simulate(*a))
+    again = resolution(table.copy(), 300, 2000, metrics=["thickness"])
+    assert simulations == [] and again["resolution_sd"].iloc[0] == res.loc["thickness", "resolution_sd"]
+    resolution(table, 300, 2001, metrics=["thickness"])   # other sizes: simulated
+    assert len(simulations) == 1
 
 
 def test_quality_flags_an_rbm_like_grey_frame(data):

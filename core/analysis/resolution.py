@@ -8,12 +8,13 @@ cached per (reference column, sizes, alpha, power, seed), so the app and repeate
 """
 from __future__ import annotations
 
-import functools
 import math
 
 import numpy as np
 import pandas as pd
 from scipy import stats
+
+from ._common import ContentCache, content_key
 
 __all__ = ["w1_sd_interval", "resolution", "ks_critical", "POWER", "SHIFT_MAX_SD"]
 
@@ -99,10 +100,13 @@ def _ecdf_rows(sorted_rows: np.ndarray, at: np.ndarray, offset: float) -> np.nda
     return (pos - np.arange(R)[:, None] * n) / n
 
 
-@functools.lru_cache(maxsize=256)
-def _resolution_cached(values: bytes, n: int, m: int, alpha: float, power: float, seed: int,
-                       replicates: int) -> float:
-    ref = np.frombuffer(values, np.float64)
+#: Resolutions already simulated, per (reference column's content, sizes, alpha, power, seed, replicates).
+_RESOLUTIONS = ContentCache(size=256)
+
+
+def _simulated_resolution(ref: np.ndarray, n: int, m: int, alpha: float, power: float, seed: int,
+                          replicates: int) -> float:
+    """The resolution (reference sd) of one finite float64 column, by simulation: see :func:`resolution`."""
     sd = ref.std(ddof=1)
     rng = np.random.default_rng(seed)
     z = (ref - ref.mean()) / sd     # in sd units: the shift is then a plain number
@@ -178,8 +182,8 @@ def resolution(reference_metrics: pd.DataFrame, n_samples: int, n_reference: int
         sd = v.std(ddof=1) if len(v) > 1 else math.nan
         res = math.nan
         if len(v) > 1 and sd > 0:
-            res = _resolution_cached(v.tobytes(), int(n_samples), int(n_reference), float(alpha),
-                                     float(power), int(seed), int(replicates))
+            args = (int(n_samples), int(n_reference), float(alpha), float(power), int(seed), int(replicates))
+            res = _RESOLUTIONS.get(content_key(v, *args), lambda: _simulated_resolution(v, *args))
         rows.append({"metric": m, "resolution_sd": res, "resolution": res * sd, "n_samples": int(n_samples),
                      "n_reference": int(n_reference),
                      "test": f"two-sided KS at {alpha:g}, {power:.0%} power, {replicates} simulations"})
