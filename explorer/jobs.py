@@ -494,9 +494,7 @@ def submit(owner: str, fn: Callable, *args, **kwargs) -> Job:
     Job
         Its result is what ``fn`` returns.
     """
-    name = getattr(fn, "__name__", "task")
-    tasks = iter([(0, lambda: fn(*args, **kwargs))])
-    return _scheduler().add(Job(owner, name, tasks, 1, lambda parts: parts[0], splittable=False))
+    return _one_task(owner, getattr(fn, "__name__", "task"), lambda: fn(*args, **kwargs))
 
 
 def submit_to_worker(owner: str, fn: Callable, *args, **kwargs) -> Job:
@@ -510,9 +508,12 @@ def submit_to_worker(owner: str, fn: Callable, *args, **kwargs) -> Job:
     ``MORPHO_JOB_PROCESSES=0``, it runs in a pool thread. A worker that dies costs nothing but time: the task
     reruns in the thread.
     """
-    job = submit(owner, _in_worker, functools.partial(fn, **kwargs), *args)
-    job.name = getattr(fn, "__name__", "task")
-    return job
+    return _one_task(owner, getattr(fn, "__name__", "task"), lambda: _in_worker(functools.partial(fn, **kwargs), *args))
+
+
+def _one_task(owner: str, name: str, call: Callable[[], object]) -> Job:
+    """A job of one unsplittable task, ``call()``, queued under ``name``."""
+    return _scheduler().add(Job(owner, name, iter([(0, call)]), 1, lambda parts: parts[0], splittable=False))
 
 
 def _combine(parts: list):

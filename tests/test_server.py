@@ -110,7 +110,9 @@ def test_worker_processes_compute_what_the_threads_do_below_the_servers_priority
                        sample_images=ds.images[s], reference_images=ds.images[r])
 
     def report():
-        rep = jobs.submit_to_worker("workers", compare_report, **report_args).result(300).to_dict()
+        job = jobs.submit_to_worker("workers", compare_report, **report_args)
+        assert job.name == "compare_report"   # listed under the function's name, not the worker wrapper's
+        rep = job.result(300).to_dict()
         return {k: v for k, v in rep.items() if k != "created"}
 
     in_threads, measured_in_threads = perturb_and_measure()
