@@ -52,14 +52,13 @@ def main():
     ap.add_argument("--moves", type=int, default=40)
     args = ap.parse_args()
 
-    from core.analysis import DIAGNOSTIC_METRICS
+    from core.analysis import DIAGNOSTIC_METRICS, code_diagnostics
     from core.decoders import as_decoder, sample, traverse
     from core.io import load_idx
     from explorer.inspector import digit_geometry
     from explorer.model import ModelView
     from explorer.state import ExplorerState
     from explorer.traversals import TraversalView
-    from explorer.traversals.codes import analyse_codes
 
     images = load_idx(ROOT / "assets/mnist-5k/train-images-idx3-ubyte.gz")
     t0 = time.perf_counter()
@@ -111,7 +110,7 @@ def main():
     runs = []
     for _ in range(5):
         t = time.perf_counter()
-        pc, mig = analyse_codes(cdf, metrics)
+        pc, mig = code_diagnostics(cdf, metrics)
         tv.codes_panel.show(pc, mig)
         runs.append(1000 * (time.perf_counter() - t))
     print(f"   Codes -> partial correlations + MIG + heatmap, 300 codes x 16: median {med(runs):.0f} ms "

@@ -129,6 +129,14 @@ async def run_in_pool(fn, *args, **kwargs):
     return await jobs.submit(_owner(), fn, *args, **kwargs)
 
 
+async def run_in_worker(fn, *args, **kwargs):
+    """As :func:`run_in_pool`, for long numerical work: in a worker process once they are on
+    (:func:`explorer.jobs.submit_to_worker`; ``fn`` importable, arguments picklable)."""
+    from explorer import jobs
+
+    return await jobs.submit_to_worker(_owner(), fn, *args, **kwargs)
+
+
 class BackgroundMeasure:
     """Progress bar + Cancel button + status line for measuring in the shared worker pool.
 
@@ -551,13 +559,11 @@ class CompareView(pn.viewable.Viewer):
                                      ) -> bool:
         """Compute the report in a worker (the quadratic tests take seconds) with a busy indicator,
         then show samples, metrics and report together."""
-        from explorer import jobs
-
         self.computing = True
         self._spinner.visible = True
         self._busy_text.object = "Computing the two-sample tests…"
         try:
-            rep = await jobs.submit_to_worker(_owner(), compare_report, **self._report_arguments(df, samples))
+            rep = await run_in_worker(compare_report, **self._report_arguments(df, samples))
         except ValueError as e:
             self._show_error(f"Could not compare: {e}")
             return False

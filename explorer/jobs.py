@@ -7,7 +7,8 @@ traversal analysis must never run on the event loop (every client would freeze) 
 - one pool of worker threads serves the whole process (``MORPHO_JOB_THREADS``, default: the number of
   cores, at most 4) and schedules every task;
 - the digit chunks (measuring, perturbing: :func:`measure`, :func:`map_digits`) and long numerical calls
-  (the compare view's two-sample tests: :func:`submit_to_worker`) run in *worker processes*
+  (the compare view's two-sample tests, the Codes panel's partial correlations and MIG:
+  :func:`submit_to_worker`) run in *worker processes*
   once the served explorer has its kernels compiled (:func:`use_worker_processes`; ``MORPHO_JOB_PROCESSES``,
   default as many as threads, 0: threads only). A pool thread hands its chunk to a process and waits
   without the GIL. Why: a chunk's Python code holds the server's GIL, and a low-priority thread holding it

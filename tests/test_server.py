@@ -87,11 +87,11 @@ def _where():
 
 def test_worker_processes_compute_what_the_threads_do_below_the_servers_priority(sample_images, sample_dataset,
                                                                                 monkeypatch):
-    """Once the served explorer turns worker processes on, perturbing and measuring chunks, and a comparison's
-    tests, run in them (the event loop never waits for their GIL): the same digits, metrics and report as in
-    the pool's threads, in other processes, MORPHO_JOB_NICE levels down; a worker that dies costs its chunk
-    nothing (it runs in the thread)."""
-    from core.analysis import compare_report
+    """Once the served explorer turns worker processes on, perturbing and measuring chunks, a comparison's
+    tests and the Codes panel's partial correlations and MIG run in them (the event loop never waits for their
+    GIL): the same digits, metrics, report and scores as in the pool's threads, in other processes,
+    MORPHO_JOB_NICE levels down; a worker that dies costs its chunk nothing (it runs in the thread)."""
+    from core.analysis import code_diagnostics, compare_report
     from explorer.perturbing import perturb_digits, perturbation_specs
 
     monkeypatch.setenv("MORPHO_JOB_NICE", "3")  # read when the workers start
@@ -115,12 +115,21 @@ def test_worker_processes_compute_what_the_threads_do_below_the_servers_priority
         rep = job.result(300).to_dict()
         return {k: v for k, v in rep.items() if k != "created"}
 
+    noise = np.random.default_rng(0).normal(size=(len(s), 3))
+    codes = pd.DataFrame(noise + ds.metrics.iloc[s][["thickness"]].to_numpy(), columns=["z0", "z1", "z2"])
+
+    def diagnostics():
+        pc, mig = jobs.submit_to_worker("workers", code_diagnostics, codes, ds.metrics.iloc[s]).result(300)
+        return pc, mig.score, mig.per_factor
+
     in_threads, measured_in_threads = perturb_and_measure()
     report_in_threads = report()
+    diagnostics_in_threads = diagnostics()
     jobs.use_worker_processes()
     try:
         in_workers, measured_in_workers = perturb_and_measure()
         report_in_workers = report()
+        diagnostics_in_workers = diagnostics()
         where = jobs.map_digits("workers", _pid_and_nice, images[:64], chunksize=16).result(300)
         report_where = jobs.submit_to_worker("workers", _where).result(300)
         survived = jobs.map_digits("workers", _die_in_a_worker, images[:40], os.getpid(), chunksize=20).result(300)
@@ -132,6 +141,9 @@ def test_worker_processes_compute_what_the_threads_do_below_the_servers_priority
     assert in_workers.shape == (len(selection), 28, 28)
     pd.testing.assert_frame_equal(measured_in_workers, measured_in_threads)
     assert report_in_workers == report_in_threads and report_in_threads["tests"]["verdict"]["p_value"] is not None
+    pd.testing.assert_frame_equal(diagnostics_in_workers[0], diagnostics_in_threads[0])
+    assert diagnostics_in_workers[1] == diagnostics_in_threads[1] > 0
+    pd.testing.assert_series_equal(diagnostics_in_workers[2], diagnostics_in_threads[2])
     assert os.getpid() not in set(where[:, 0]) | {report_where[0]}
     if sys.platform.startswith("linux"):
         assert set(where[:, 1]) | {report_where[1]} == {min(19, os.getpriority(os.PRIO_PROCESS, 0) + 3)}

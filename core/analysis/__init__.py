@@ -13,7 +13,8 @@ variation?". This package holds the paper's analysis, in plain numpy/scipy/panda
 - :func:`metric_distances`: per-metric Wasserstein-1 and Kolmogorov-Smirnov distances.
 - :func:`partial_correlations`: correlation of each latent code with each metric, controlling for
   the other codes (paper, section 4.2, Fig. 6).
-- :func:`mig`: mutual information gap (Chen et al., 2018) with histogram discretisation.
+- :func:`mig`: mutual information gap (Chen et al., 2018) with histogram discretisation;
+  :func:`code_diagnostics`: both for codes against the diagnostic metrics (the app's Codes panel).
 - :func:`traversal_effects`: measure a (multi-base) latent traversal grid and summarise each latent's
   effect on each metric with confidence intervals (:class:`TraversalEffects`); :func:`encoder_effects`
   reads the same latents from the encoder side (codes of real digits) and says where the two agree.
@@ -39,8 +40,8 @@ returns ``(score, mi, entropy)``) and callable as the project's :func:`mig` (a :
 """
 from ._common import ALPHA, DIAGNOSTIC_METRICS, METRICS, MMD_COLUMNS, format_p, format_p_cell
 from .comparison import ComparisonReport, compare_report, distance_to_data, metric_distances
-from . import correlations, kernels, mig
-from .disentanglement import MIGResult, discretise, mutual_information, partial_correlations
+from . import correlations, kernels, mig  # noqa: F401  (the original's modules, as attributes)
+from .disentanglement import MIGResult, code_diagnostics, discretise, mutual_information, partial_correlations
 from .mmd import PERMUTATION_STAGES, QUADRATIC_MAX_N, MMDResult, bandwidth, gaussian_kernel, mmd_test
 from .traversal import EncoderEffects, TraversalEffects, encoder_effects, measure_traversal, traversal_effects
 
@@ -65,6 +66,7 @@ __all__ = [
     "mig",
     "mutual_information",
     "discretise",
+    "code_diagnostics",
     "measure_traversal",
     "traversal_effects",
     "TraversalEffects",

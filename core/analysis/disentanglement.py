@@ -10,7 +10,7 @@ import pandas as pd
 from ._common import DIAGNOSTIC_METRICS, diagnostic_columns, json_safe, names_of
 from .correlations import partial_correlation_matrix
 
-__all__ = ["partial_correlations", "MIGResult", "mig", "discretise"]
+__all__ = ["partial_correlations", "MIGResult", "mig", "discretise", "code_diagnostics"]
 
 
 def partial_correlations(codes, metrics, *, columns: Optional[Sequence[str]] = DIAGNOSTIC_METRICS
@@ -296,3 +296,23 @@ def mig(codes, factors, bins=20, *, discretise_factors: Optional[bool] = None, b
     per_factor = pd.Series(gaps, index=factor_names, name="mig")
     return MIGResult(score, per_factor, pd.DataFrame(mi, index=code_names, columns=factor_names),
                      pd.Series(ent, index=factor_names, name="entropy"), binning, zero_entropy)
+
+
+def code_diagnostics(codes, metrics) -> tuple[pd.DataFrame, Optional[MIGResult]]:
+    """Both disentanglement answers for codes of digits whose metrics are known (paper, section 4.2).
+
+    Parameters
+    ----------
+    codes : pandas.DataFrame, shape (N, C)
+        Latent codes of N digits.
+    metrics : pandas.DataFrame, shape (N, M)
+        Their morphometrics; the columns of :data:`DIAGNOSTIC_METRICS` among them are used.
+
+    Returns
+    -------
+    tuple
+        ``(partial_correlations(codes, factors), mig(codes, factors))``: a (C, F) DataFrame, and a
+        :class:`MIGResult`, or None for fewer than 2 codes (MIG is a gap between the top two).
+    """
+    factors = metrics[[m for m in DIAGNOSTIC_METRICS if m in metrics.columns]]
+    return partial_correlations(codes, factors), (mig(codes, factors) if codes.shape[1] >= 2 else None)

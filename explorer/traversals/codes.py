@@ -18,26 +18,18 @@ import panel as pn
 import param
 from bokeh.models import ColumnDataSource
 
-from core.analysis import DIAGNOSTIC_METRICS, mig, partial_correlations
+from core.analysis import DIAGNOSTIC_METRICS, code_diagnostics
 from core.samples import SampleFormatError
-from explorer.compare import (BackgroundMeasure, MeasureCancelled, heading, on_document, run_in_pool, store_upload,
-                              user_message)
+from explorer.compare import (BackgroundMeasure, MeasureCancelled, heading, on_document, run_in_pool, run_in_worker,
+                              store_upload, user_message)
 from explorer.gate import Gate, Upload, escape_md
 from explorer.traversals.effects import heatmap_figure
 
-__all__ = ["CodesPanel", "analyse_codes"]
+__all__ = ["CodesPanel"]
 
 
 def _name(source) -> str:
     return source.name if isinstance(source, Upload) else Path(str(source)).name
-
-
-def analyse_codes(codes: pd.DataFrame, metrics: pd.DataFrame):
-    """Partial correlations (codes x DIAGNOSTIC_METRICS) and the MIG (None for fewer than 2 codes)."""
-    factors = metrics[[m for m in DIAGNOSTIC_METRICS if m in metrics.columns]]
-    pc = partial_correlations(codes, factors)
-    result = mig(codes, factors) if codes.shape[1] >= 2 else None
-    return pc, result
 
 
 class CodesPanel(param.Parameterized):
@@ -126,7 +118,7 @@ class CodesPanel(param.Parameterized):
         """Measure the coded samples (if images were given) and analyse, synchronously."""
         if self._pending_images is not None:
             self.code_metrics = self.job.run_sync(self._pending_images)
-        self.show(*analyse_codes(self.codes, self.code_metrics))
+        self.show(*code_diagnostics(self.codes, self.code_metrics))
         return self.code_metrics
 
     async def _source(self, box, upload, purpose: str):
@@ -185,7 +177,7 @@ class CodesPanel(param.Parameterized):
         self.info.object += "  \nComputing partial correlations and MIG…"
         t0 = time.perf_counter()
         try:
-            pc, result = await run_in_pool(analyse_codes, self.codes, self.code_metrics)
+            pc, result = await run_in_worker(code_diagnostics, self.codes, self.code_metrics)
         except ValueError as e:
             self._show_error(f"Could not analyse the codes: {e}")
             return
