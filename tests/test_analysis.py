@@ -207,6 +207,20 @@ def test_mig_of_factors_and_of_random_codes(metrics):
         mig(f[["length"]], f)
 
 
+def test_code_diagnostics_use_the_diagnostic_metrics_and_skip_mig_for_one_code(metrics):
+    from core.analysis import code_diagnostics
+
+    rng = np.random.default_rng(1)
+    codes = pd.DataFrame(metrics[["slant", "thickness"]].to_numpy() + 0.05 * rng.normal(size=(len(metrics), 2)),
+                         columns=["z0", "z1"])
+    pc, result = code_diagnostics(codes, metrics)   # area is not a diagnostic metric: left out
+    pd.testing.assert_frame_equal(pc, partial_correlations(codes, metrics[list(MMD_COLUMNS)]))
+    assert list(pc.columns) == list(MMD_COLUMNS) and result.score == mig(codes, metrics[list(MMD_COLUMNS)]).score
+    assert pc.loc["z0", "slant"] > 0.9 and pc.loc["z1", "thickness"] > 0.9
+    pc1, none = code_diagnostics(codes[["z0"]], metrics[["slant", "width"]])
+    assert none is None and list(pc1.columns) == ["slant", "width"]
+
+
 # ------------------------------------------------------------------------------------------------
 # traversals
 
