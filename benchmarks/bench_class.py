@@ -105,6 +105,9 @@ async def wait_text(page, selector: str, needle: str, timeout: float = 600) -> N
 
 async def new_page(browser, url: str, ready: str):
     context = await browser.new_context(viewport=VIEWPORT)
+    # The working browser runs at idle priority: with the cores full its pages may not run a script for
+    # tens of seconds, and a session that timed out would drop its load from the busy phase.
+    context.set_default_timeout(300_000)
     page = await context.new_page()
     await page.add_init_script(_SIG_JS)
     await page.goto(url, timeout=300_000)
