@@ -144,3 +144,28 @@ print("explorer.app" in sys.modules, "pandas" in sys.modules)
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=180)
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.split("\n")[:-1] == ["False False", "True True"]
+
+
+def test_the_server_hook_settles_the_collector_and_a_notebook_keeps_pythons():
+    """The server's start freezes the imported modules' objects out of the garbage collector's walks and
+    collects its youngest generation less often (explorer.app_hooks.settle_heap; benchmarks/gc_pauses.py);
+    importing and building the explorer, as a notebook does, leaves Python's collector as it was."""
+    code = """
+import gc, importlib.util, sys, threading
+import panel as pn
+from explorer import Explorer
+from explorer.app_hooks import GC_THRESHOLD0
+pn.extension(notifications=False)
+Explorer()
+print(gc.get_threshold()[0], gc.get_freeze_count())
+from bokeh.application.handlers.directory import DirectoryHandler
+folder = importlib.util.find_spec("explorer").submodule_search_locations[0]
+DirectoryHandler(filename=folder).on_server_loaded(None)
+for t in threading.enumerate():
+    if t.name == "morpho-settle-heap":
+        t.join(120)
+print(gc.get_threshold()[0] == GC_THRESHOLD0 > 700, gc.get_freeze_count() > 100_000)
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.split("\n")[:-1] == ["700 0", "True True"]
