@@ -91,8 +91,8 @@ def main(argv=None) -> int:
         return 0
     print(f"{args.sessions} explorer sessions built in one process, then {args.rounds} rounds of a page turn in "
           f"every session; the collector's pauses (ms)")
-    print(f"{'mode':<9} {'gen':>4} {'count':>6} {'total':>8} {'longest':>8}   {'wall (s)':>8}   objects (frozen)   "
-          "then one full collection (ms)")
+    print(f"{'mode':<9} {'gen':>4} {'count':>6} {'total':>8} {'longest':>8}   {'wall (s)':>8}   "
+          "objects walked (+ frozen)   then one full collection (ms)")
     for mode in MODES:
         out = subprocess.run([sys.executable, __file__, "--mode", mode, "--sessions", str(args.sessions),
                               "--rounds", str(args.rounds)], capture_output=True, text=True, cwd=ROOT)
