@@ -495,7 +495,7 @@ def submit(owner: str, fn: Callable, *args, **kwargs) -> Job:
     Job
         Its result is what ``fn`` returns.
     """
-    return _one_task(owner, getattr(fn, "__name__", "task"), lambda: fn(*args, **kwargs))
+    return _one_task(owner, fn, lambda: fn(*args, **kwargs))
 
 
 def submit_to_worker(owner: str, fn: Callable, *args, **kwargs) -> Job:
@@ -509,11 +509,12 @@ def submit_to_worker(owner: str, fn: Callable, *args, **kwargs) -> Job:
     ``MORPHO_JOB_PROCESSES=0``, it runs in a pool thread. A worker that dies costs nothing but time: the task
     reruns in the thread.
     """
-    return _one_task(owner, getattr(fn, "__name__", "task"), lambda: _in_worker(functools.partial(fn, **kwargs), *args))
+    return _one_task(owner, fn, lambda: _in_worker(functools.partial(fn, **kwargs), *args))
 
 
-def _one_task(owner: str, name: str, call: Callable[[], object]) -> Job:
-    """A job of one unsplittable task, ``call()``, queued under ``name``."""
+def _one_task(owner: str, fn: Callable, call: Callable[[], object]) -> Job:
+    """A job of one unsplittable task, ``call()`` (which runs ``fn``), queued under ``fn``'s name."""
+    name = getattr(fn, "__name__", "task")
     return _scheduler().add(Job(owner, name, iter([(0, call)]), 1, lambda parts: parts[0], splittable=False))
 
 
