@@ -27,11 +27,11 @@ def timed(fn):
 
 def repeated_comparison(mnist: Path) -> None:
     from core import io
-    from core.analysis import comparison, compare_report, quality
+    from core.analysis import METRICS, comparison, compare_report, quality
 
     images = io.load_idx(mnist / "t10k-images-idx3-ubyte.gz")
     labels = io.load_idx(mnist / "t10k-labels-idx1-ubyte.gz")
-    metrics = pd.read_csv(mnist / "t10k-morpho.csv")[["area", "length", "thickness", "slant", "width", "height"]]
+    metrics = pd.read_csv(mnist / "t10k-morpho.csv")[list(METRICS)]
     kw = dict(sample_metrics=metrics.iloc[5000:].reset_index(drop=True), sample_labels=labels[5000:],
               sample_images=images[5000:], reference_metrics=pd.concat([metrics] * 7, ignore_index=True),
               reference_labels=np.tile(labels, 7), reference_images=np.concatenate([images] * 7), seed=0)
