@@ -10,13 +10,27 @@ The 15 busy sessions, in bounded loops until the busy measurements are done: com
 (measured on the server), apply a perturbation to a 1,000-digit selection (the studio's export), page
 through the 70,000 digits, traverse the live model (8 latents) and analyse the traversal.
 
-The 15 working sessions run in a second Chromium at the lowest CPU priority: it stands in for the
-students' own laptops, so on one machine their page rendering does not take the CPU from the server and
-from the five measuring tabs. A nice value alone does not do it: Chromium (run as root) renices its own
-renderer processes back to 0, and they took about two of the two cores in the busy phase. So the launcher
-also puts that Chromium in Linux's ``SCHED_IDLE`` class (``chrt --idle``), which every process and thread
-it starts inherits and which renicing does not lift. ``--clients-nice 0`` lets everyone share the CPU
-equally (no ``chrt``, no nice).
+The 15 working sessions run in a child process of their own (its own Playwright driver and Chromium): it
+stands in for the students' own laptops, so on one machine their page rendering and their driver's traffic
+must not take the CPU the server needs. Linux shares the CPU between sessions first (autogroup scheduling,
+``/proc/sys/kernel/sched_autogroup_enabled``, on in most distributions' kernels; Playwright starts each
+Chromium in a session of its own, ``morpho serve`` its server too), then between the threads of each: a
+nice value or the ``SCHED_IDLE`` class weighs only inside its session. So the child and its Chromium get
+autogroup nice 19 (:func:`autogroup_nice`), and ``SCHED_IDLE`` at nice 19 for kernels without autogroups
+(``chrt --idle``). Until 2026-12-08 only the working Chromium was put in ``SCHED_IDLE``, which the
+autogroups made void: it took a third of the two cores in the busy phase, and the server's event loop
+waited for a CPU 15 s of 20 (``/proc/PID/task/TID/schedstat``) while it ran 4.8 s. ``--clients-nice 0``
+lets everyone share the CPU equally (no ``chrt``, no nice, no autogroup nice).
+
+With the working students at nice 19 the server's worker processes (comparisons, perturbations, traversal
+analysis, at nice 19 inside the server's session) take what the server's event loop leaves, both cores in
+the busy phase, and the working browsers get little: they turn a few pages while the five measure, where
+students on their own laptops would turn about three a second each. The bench prints the work done.
+
+A measuring tab notices a change by a signature of the canvas's pixels, computed at an animation frame only
+if some canvas of the page was drawn on since the last check (the page's 2D drawing calls are counted): a
+browser that hashed the canvas at every frame while it waited spent more of the CPU the longer the server
+took (five tabs waiting at once took about half a core in the busy phase), and that CPU was the server's.
 
 Data: the 70,000 digits are the MNIST test set (``../shared/data/mnist`` or ``--mnist DIR``) tiled 7x with
 the authors' metrics; the samples are 5,000 other real test digits. Loopback only.
@@ -43,16 +57,46 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from bench_explorer import _ARM_JS, ARGS, CHROMIUM, free_port, sig_js, tiled_70k, wait_listening  # noqa: E402
+from bench_explorer import ARGS, CHROMIUM, free_port, sig_js, tiled_70k, wait_listening  # noqa: E402
 
-# The canvas signature each measuring tab computes on every animation frame while it waits for a change.
-# bench_explorer.py's hashes every pixel: 6 ms a frame on the browse grid (420x420), a third of a core per
-# waiting tab, and five tabs wait at once here -- the measurement took more of the CPU the longer the server
-# took. This one hashes every 13th pixel (13 divides no row length used here, 420 or 330, so the sampled
-# columns shift from row to row). Measured with every 11th: 1.7 ms on the grid, 1.0 ms on the studio's digit
-# (from 2.5 ms); reading the pixels is most of what is left. A page turn or a slider step changes hundreds of
-# pixels: checked against the full hash over 30 moves, it missed none.
-_SIG_JS = sig_js(every=13)
+# The canvas signature each measuring tab computes when it looks for a change. bench_explorer.py's hashes
+# every pixel: 6 ms on the browse grid (420x420). This one hashes every 13th pixel (13 divides no row length
+# used here, 420 or 330, so the sampled columns shift from row to row): 1.7 ms on the grid, 1.0 ms on the
+# studio's digit. A page turn or a slider step changes hundreds of pixels: checked against the full hash over
+# 30 moves, it missed none. The page's 2D drawing calls are counted (window.__draws), so the waiting tab
+# hashes only after something was drawn: a canvas's pixels change only by such a call.
+_SIG_JS = sig_js(every=13) + """
+window.__draws = 0;
+for (const name of ['drawImage', 'putImageData', 'fill', 'stroke', 'fillRect', 'strokeRect', 'clearRect',
+                    'fillText', 'strokeText']) {
+  const original = CanvasRenderingContext2D.prototype[name];
+  CanvasRenderingContext2D.prototype[name] = function (...args) {
+    window.__draws++;
+    return original.apply(this, args);
+  };
+}
+"""
+
+# As bench_explorer.py's _ARM_JS (note the key's time, then look every animation frame until the canvas's
+# pixels change; window.__latency resolves to the milliseconds in between), with a look only after a draw.
+_ARM_JS = """
+([handle, canvas]) => {
+  const before = window.__sig(canvas);
+  window.__latency = new Promise(resolve => {
+    handle.addEventListener('keydown', async (event) => {
+      const t0 = event.timeStamp;  // when the browser received the key press
+      let seen = -1;  // the first frame always looks
+      while (performance.now() - t0 < 5000) {
+        await new Promise(r => requestAnimationFrame(r));
+        if (window.__draws === seen) continue;
+        seen = window.__draws;
+        if (window.__sig(canvas) !== before) return resolve(performance.now() - t0);
+      }
+      resolve(-1);
+    }, {once: true, capture: true});
+  });
+}
+"""
 
 VIEWPORT = {"width": 1440, "height": 900}
 
@@ -72,20 +116,49 @@ def decode(codes):
 '''
 
 
+def group_pids(pgid: int) -> list[int]:
+    """The live processes of the group ``pgid`` (the server, its forkserver and workers)."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        try:
+            if entry.isdigit() and os.getpgid(int(entry)) == pgid:
+                pids.append(int(entry))
+        except (OSError, ProcessLookupError):
+            continue
+    return pids
+
+
 def group_rss(pgid: int) -> int:
     """Resident bytes of every process in the group ``pgid``."""
     total = 0
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
+    for pid in group_pids(pgid):
         try:
-            if os.getpgid(int(pid)) != pgid:
-                continue
             with open(f"/proc/{pid}/status") as f:
                 total += next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmRSS:"))
-        except (OSError, StopIteration, ProcessLookupError):
+        except (OSError, StopIteration):
             continue
     return total
+
+
+def group_cpu(pgid: int) -> float:
+    """CPU seconds (user + system) used so far by the live processes of the group ``pgid``."""
+    ticks = 0
+    for pid in group_pids(pgid):
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            ticks += int(fields[11]) + int(fields[12])
+        except (OSError, IndexError, ValueError):
+            continue
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def main_thread_times(pid: int) -> tuple[float, float]:
+    """Seconds the main thread of ``pid`` has run on a CPU and waited in the run queue for one (the kernel's
+    ``schedstat``)."""
+    with open(f"/proc/{pid}/task/{pid}/schedstat") as f:
+        on_cpu, waited = f.read().split()[:2]
+    return int(on_cpu) / 1e9, int(waited) / 1e9
 
 
 async def text(page, selector: str) -> str:
@@ -155,6 +228,7 @@ async def measure(session, moves: int, out: list, warmup: int = 0, warm_out: lis
 
 async def busy_compare(browser, base, files, stop, counts):
     page = await new_page(browser, f"{base}?tab=3", ".compare-load")
+    counts["sessions"] += 1
     await page.locator(".compare-path input").fill(str(files / "samples-idx3-ubyte"))
     for _ in range(50):
         if stop.is_set():
@@ -167,6 +241,7 @@ async def busy_compare(browser, base, files, stop, counts):
 
 async def busy_perturb(browser, base, selection, stop, counts):
     page = await new_page(browser, f"{base}?tab=1&pert=thinning&sel={selection}", ".explorer-studio .bk-Canvas")
+    counts["sessions"] += 1
     for _ in range(50):
         if stop.is_set():
             break
@@ -183,6 +258,7 @@ async def busy_perturb(browser, base, selection, stop, counts):
 
 async def busy_paging(browser, base, stop, counts):
     page = await new_page(browser, base, ".explorer-browser .bk-Canvas")
+    counts["sessions"] += 1
     for _ in range(2000):
         if stop.is_set():
             break
@@ -193,6 +269,7 @@ async def busy_paging(browser, base, stop, counts):
 
 async def busy_traverse(browser, base, model_tab, stop, counts):
     page = await new_page(browser, f"{base}?tab={model_tab}", ".model-traverse")
+    counts["sessions"] += 1
     for k in range(50):
         if stop.is_set():
             break
@@ -210,27 +287,97 @@ def stats(values) -> tuple[float, float, float]:
     return float(np.median(v)), float(np.percentile(v, 95)), float(v.max())
 
 
-def niced_chromium(folder: Path, nice: int) -> str:
-    """A launcher running Chromium in ``SCHED_IDLE`` at ``nice`` (the working students' browsers; see the
-    module docstring); ``nice`` 0: plain Chromium."""
-    if nice <= 0:
-        return CHROMIUM
+def working_command(args, base: str, files: Path, selection: str) -> list[str]:
+    """The command line of the working students' process (this script, ``--working``): in ``SCHED_IDLE`` at
+    nice ``args.clients_nice`` (see the module docstring); with 0, plain."""
+    cmd = [sys.executable, __file__, "--working", base, str(files), selection, "--busy", str(args.busy),
+           "--model-tab", str(args.model_tab), "--clients-nice", str(args.clients_nice)]
+    if args.clients_nice <= 0:
+        return cmd
     if shutil.which("chrt") is None:
         raise SystemExit("bench_class.py needs chrt (util-linux) to run the working students' browsers at idle "
                          "priority; or pass --clients-nice 0")
-    script = folder / "chromium-niced"
-    script.write_text(f'#!/bin/sh\nexec chrt --idle 0 nice -n {int(nice)} {CHROMIUM} "$@"\n')
-    script.chmod(0o755)
-    return str(script)
+    return ["chrt", "--idle", "0", "nice", "-n", str(int(args.clients_nice)), *cmd]
 
 
-async def run(args, base: str, files: Path, selection: str, pgid: int) -> None:
+def autogroup_nice(pid: int, nice: int) -> bool:
+    """Set the nice value of the autogroup of ``pid`` (False where the kernel has none).
+
+    With autogroup scheduling on (``/proc/sys/kernel/sched_autogroup_enabled``, the default of most
+    distributions' kernels) the CPU is shared between sessions first (``setsid``: Playwright starts each
+    Chromium in one of its own), then between the threads of each: a thread's nice value or ``SCHED_IDLE``
+    class weighs only inside its session, and only the session's autogroup nice weighs against the others.
+    """
+    try:
+        with open(f"/proc/{pid}/autogroup", "w") as f:
+            f.write(str(int(nice)))
+        return True
+    except OSError:
+        return False
+
+
+def descendants(root: int) -> list[int]:
+    """The processes started by ``root`` (children, theirs, ...), from /proc."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry))
+    found, todo = [], [root]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+async def working(base: str, files: Path, selection: str, n: int, model_tab: int, nice: int) -> None:
+    """The working students (the child process): ``n`` sessions in loops until a line arrives on stdin.
+
+    Prints their work done as one JSON line a second (``{"counts": ...}``) and, once stopped, a last line
+    with ``"errors"`` too."""
+    import json
+
     from playwright.async_api import async_playwright
 
+    stop = asyncio.Event()
+    # "sessions": pages open and working; the rest: work done
+    counts = {"sessions": 0, "compare": 0, "perturb": 0, "pages": 0, "traversals": 0}
     async with async_playwright() as p:
         browser = await p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        workers_browser = await p.chromium.launch(executable_path=niced_chromium(files, args.clients_nice),
-                                                  args=ARGS)
+        if nice > 0:  # this process's session, and the one Playwright started its Chromium in
+            for pid in [os.getpid(), *descendants(os.getpid())]:
+                autogroup_nice(pid, nice)
+        kinds = [lambda: busy_compare(browser, base, files, stop, counts),
+                 lambda: busy_perturb(browser, base, selection, stop, counts),
+                 lambda: busy_paging(browser, base, stop, counts),
+                 lambda: busy_traverse(browser, base, model_tab, stop, counts)]
+        workers = [asyncio.create_task(kinds[i % 4]()) for i in range(n)]
+        told = asyncio.create_task(asyncio.to_thread(sys.stdin.readline))
+        while not told.done():
+            print(json.dumps({"counts": counts}), flush=True)
+            await asyncio.wait([told], timeout=1.0)
+        stop.set()
+        done, pending = await asyncio.wait(workers, timeout=120)
+        for t in pending:
+            t.cancel()
+        errors = [repr(t.exception()) for t in done if not t.cancelled() and t.exception() is not None]
+        await browser.close()
+    print(json.dumps({"counts": counts, "errors": errors}), flush=True)
+
+
+async def run(args, base: str, files: Path, selection: str, server_pid: int) -> None:
+    import json
+
+    from playwright.async_api import async_playwright
+
+    pgid = os.getpgid(server_pid)
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         sessions = ([("slider", await slider_session(browser, base)) for _ in range(3)]
                     + [("paging", await paging_session(browser, base)) for _ in range(2)])
         times = {(kind, phase): [] for kind in ("slider", "paging") for phase in ("idle", "busy")}
@@ -239,40 +386,62 @@ async def run(args, base: str, files: Path, selection: str, pgid: int) -> None:
         first = {"slider": [], "paging": []}  # each tab's first moves (not counted)
         await asyncio.gather(*[measure(s, args.moves, times[(kind, "idle")], args.warmup, first[kind])
                                for kind, s in sessions])
-        # busy: 15 students work in loops
-        stop = asyncio.Event()
-        counts = {"compare": 0, "perturb": 0, "pages": 0, "traversals": 0}
+        # busy: 15 students work in loops, in a process of their own
         n = args.busy
-        wb = workers_browser
-        kinds = [("compare", lambda: busy_compare(wb, base, files, stop, counts)),
-                 ("perturb", lambda: busy_perturb(wb, base, selection, stop, counts)),
-                 ("paging", lambda: busy_paging(wb, base, stop, counts)),
-                 ("traverse", lambda: busy_traverse(wb, base, args.model_tab, stop, counts))]
-        workers = [asyncio.create_task(kinds[i % 4][1]()) for i in range(n)]
+        report = {"counts": {"sessions": 0, "compare": 0, "perturb": 0, "pages": 0, "traversals": 0}, "errors": []}
+        child = await asyncio.create_subprocess_exec(*working_command(args, base, files, selection),
+                                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                                     start_new_session=True)  # an autogroup of its own
+
+        async def follow():
+            async for line in child.stdout:
+                report.update(json.loads(line))
+
+        following = asyncio.create_task(follow())
         print(f"idle measured; {n} working sessions starting", file=sys.stderr, flush=True)
         t0 = time.monotonic()
-        while sum(counts.values()) < n and time.monotonic() - t0 < 120:  # everyone has started working
+        while report["counts"]["sessions"] < n and time.monotonic() - t0 < 300:  # every page open and working
+            if child.returncode is not None:
+                raise RuntimeError(f"the working students' process stopped (exit {child.returncode})")
             await asyncio.sleep(1)
-        print(f"all working ({counts}); measuring busy", file=sys.stderr, flush=True)
+        started = dict(report["counts"])
+        print(f"all working ({started}); measuring busy", file=sys.stderr, flush=True)
+        cpu0, loop0, wall0 = group_cpu(pgid), main_thread_times(server_pid), time.monotonic()
         await asyncio.gather(*[measure(s, args.moves, times[(kind, "busy")]) for kind, s in sessions])
+        busy_wall = time.monotonic() - wall0
+        server_cpu = group_cpu(pgid) - cpu0
+        loop_cpu, loop_wait = (b - a for a, b in zip(loop0, main_thread_times(server_pid)))
         rss["busy"] = group_rss(pgid)
+        counts = {k: v - started[k] for k, v in report["counts"].items() if k != "sessions"}  # while measuring
         classes = subprocess.run(["ps", "-eLo", "cls=,comm="], capture_output=True, text=True).stdout.split("\n")
         idle_threads = sum(1 for c in classes if c.split()[:1] == ["IDL"] and "chrom" in c)
-        stop.set()
-        done, pending = await asyncio.wait(workers, timeout=120)
-        for t in pending:
-            t.cancel()
-        errors = [t.exception() for t in done if not t.cancelled() and t.exception() is not None]
+        groups = set()
+        for pid in [child.pid, *descendants(child.pid)]:
+            try:
+                with open(f"/proc/{pid}/autogroup") as f:
+                    groups.add(f.read().strip())
+            except OSError:
+                pass
+        child.stdin.write(b"stop\n")
+        await child.stdin.drain()
+        try:
+            await asyncio.wait_for(asyncio.gather(following, child.wait()), timeout=180)
+        except asyncio.TimeoutError:
+            child.kill()
+        errors = report["errors"]
         await browser.close()
-        await workers_browser.close()
 
     load = os.getloadavg()
     print(f"class of {5 + n} sessions on one `morpho serve --processes {args.processes}` "
           f"({os.cpu_count()} cores, load average now {load[0]:.1f} {load[1]:.1f} {load[2]:.1f})")
     print(f"busy work done while measuring: {counts}")
-    print(f"Chromium threads in SCHED_IDLE (the working students' browser) at the end: {idle_threads}")
+    print(f"the busy measurements took {busy_wall:.0f} s: the server's processes used {server_cpu:.0f} CPU s "
+          f"({server_cpu / busy_wall:.2f} cores), its event loop ran {loop_cpu:.1f} s and waited for a CPU "
+          f"{loop_wait:.1f} s")
+    print(f"Chromium threads in SCHED_IDLE (the working students' browser) at the end: {idle_threads}; the "
+          f"working students' autogroups: {', '.join(sorted(groups)) or 'none (no autogroup scheduling)'}")
     if errors:
-        print(f"busy sessions that failed: {len(errors)}: {errors[0]!r:.300}")
+        print(f"busy sessions that failed: {len(errors)}: {errors[0]:.300}")
     print(f"{'measurement':<26} {'idle med/p95/max ms':>22} {'busy med/p95/max ms':>22} {'ratio med/p95':>14}")
     worst = 0.0
     for kind, label in (("slider", "studio slider -> pixels"), ("paging", "browse PageDown -> pixels")):
@@ -295,14 +464,23 @@ def main(argv=None) -> int:
     ap.add_argument("--warmup", type=int, default=2,
                     help="first moves of each measuring tab, before the idle phase, printed but not counted")
     ap.add_argument("--clients-nice", type=int, default=19,
-                    help="nice value of the 15 working students' browsers (0: they share the CPU equally)")
+                    help="nice value of the 15 working students' process (0: they share the CPU equally)")
     ap.add_argument("--busy", type=int, default=15, help="busy sessions")
     ap.add_argument("--mnist", default=str(ROOT.parent / "shared" / "data" / "mnist"),
                     help="MNIST folder with the test set and t10k-morpho.csv")
+    # the working students' process (see working_command)
+    ap.add_argument("--working", nargs=3, metavar=("BASE", "FILES", "SELECTION"), help=argparse.SUPPRESS)
+    ap.add_argument("--model-tab", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
-    args.model_tab = 5
+    if args.working:
+        base, files, selection = args.working
+        asyncio.run(working(base, Path(files), selection, args.busy, args.model_tab, args.clients_nice))
+        return 0
     from core.io import load_idx, save_idx
+    from explorer.app import TABS
     from explorer.state import encode_indices
+
+    args.model_tab = len(TABS)  # the Model tab comes after the others (it was 5 until the sixth tab came)
 
     with tempfile.TemporaryDirectory(prefix="morpho-class-") as tmp:
         tmp = Path(tmp)
@@ -321,9 +499,9 @@ def main(argv=None) -> int:
                                 cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
         try:
             wait_listening(port, proc, timeout=300)
-            pgid = int(subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True)
-                       .stdout.split()[0])
-            asyncio.run(run(args, f"http://127.0.0.1:{port}/explorer", tmp, selection, os.getpgid(pgid)))
+            server_pid = int(subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True)
+                             .stdout.split()[0])  # panel serve, which morpho serve started
+            asyncio.run(run(args, f"http://127.0.0.1:{port}/explorer", tmp, selection, server_pid))
         finally:
             proc.send_signal(signal.SIGTERM)
             try:
