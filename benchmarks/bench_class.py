@@ -23,9 +23,10 @@ waited for a CPU 15 s of 20 (``/proc/PID/task/TID/schedstat``) while it ran 4.8 
 lets everyone share the CPU equally (no ``chrt``, no nice, no autogroup nice).
 
 With the working students at nice 19 the server's worker processes (comparisons, perturbations, traversal
-analysis, at nice 19 inside the server's session) take what the server's event loop leaves, both cores in
-the busy phase, and the working browsers get little: they turn a few pages while the five measure, where
-students on their own laptops would turn about three a second each. The bench prints the work done.
+analysis, at nice 19 inside the server's session) take what the server's event loop leaves (1.2 of the two
+cores over one 20 s window of a busy phase), and the working browsers get little: they turn a few pages
+while the five measure, where students on their own laptops would turn about three a second each. The bench
+prints the work done.
 
 A measuring tab notices a change by a signature of the canvas's pixels, computed at an animation frame only
 if some canvas of the page was drawn on since the last check (the page's 2D drawing calls are counted): a
@@ -44,6 +45,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import shutil
 import signal
@@ -340,8 +342,6 @@ async def working(base: str, files: Path, selection: str, n: int, model_tab: int
 
     Prints their work done as one JSON line a second (``{"counts": ...}``) and, once stopped, a last line
     with ``"errors"`` too."""
-    import json
-
     from playwright.async_api import async_playwright
 
     stop = asyncio.Event()
@@ -371,8 +371,6 @@ async def working(base: str, files: Path, selection: str, n: int, model_tab: int
 
 
 async def run(args, base: str, files: Path, selection: str, server_pid: int) -> None:
-    import json
-
     from playwright.async_api import async_playwright
 
     pgid = os.getpgid(server_pid)
