@@ -59,46 +59,16 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from bench_explorer import ARGS, CHROMIUM, free_port, sig_js, tiled_70k, wait_listening  # noqa: E402
+from bench_explorer import ARGS, CHROMIUM, arm_js, free_port, sig_js, tiled_70k, wait_listening  # noqa: E402
 
 # The canvas signature each measuring tab computes when it looks for a change. bench_explorer.py's hashes
 # every pixel: 6 ms on the browse grid (420x420). This one hashes every 13th pixel (13 divides no row length
 # used here, 420 or 330, so the sampled columns shift from row to row): 1.7 ms on the grid, 1.0 ms on the
 # studio's digit. A page turn or a slider step changes hundreds of pixels: checked against the full hash over
-# 30 moves, it missed none. The page's 2D drawing calls are counted (window.__draws), so the waiting tab
-# hashes only after something was drawn: a canvas's pixels change only by such a call.
-_SIG_JS = sig_js(every=13) + """
-window.__draws = 0;
-for (const name of ['drawImage', 'putImageData', 'fill', 'stroke', 'fillRect', 'strokeRect', 'clearRect',
-                    'fillText', 'strokeText']) {
-  const original = CanvasRenderingContext2D.prototype[name];
-  CanvasRenderingContext2D.prototype[name] = function (...args) {
-    window.__draws++;
-    return original.apply(this, args);
-  };
-}
-"""
-
-# As bench_explorer.py's _ARM_JS (note the key's time, then look every animation frame until the canvas's
-# pixels change; window.__latency resolves to the milliseconds in between), with a look only after a draw.
-_ARM_JS = """
-([handle, canvas]) => {
-  const before = window.__sig(canvas);
-  window.__latency = new Promise(resolve => {
-    handle.addEventListener('keydown', async (event) => {
-      const t0 = event.timeStamp;  // when the browser received the key press
-      let seen = -1;  // the first frame always looks
-      while (performance.now() - t0 < 5000) {
-        await new Promise(r => requestAnimationFrame(r));
-        if (window.__draws === seen) continue;
-        seen = window.__draws;
-        if (window.__sig(canvas) !== before) return resolve(performance.now() - t0);
-      }
-      resolve(-1);
-    }, {once: true, capture: true});
-  });
-}
-"""
+# 30 moves, it missed none. The page's 2D drawing calls are counted, so a waiting tab hashes only after
+# something was drawn (see the module docstring).
+_SIG_JS = sig_js(every=13, count_draws=True)
+_ARM_JS = arm_js(after_draws=True)
 
 VIEWPORT = {"width": 1440, "height": 900}
 

@@ -34,37 +34,62 @@ ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--d
         "--disable-sync", "--no-first-run"]
 VIEWPORT = {"width": 1440, "height": 900}
 
-def sig_js(every: int = 1) -> str:
+def sig_js(every: int = 1, count_draws: bool = False) -> str:
     """``window.__sig(canvas)``: a signature of a canvas's pixels (the RGB of every ``every``-th pixel), to
-    notice a change."""
-    return f"""
+    notice a change; with ``count_draws``, also ``window.__draws``: the page's 2D drawing calls so far (a
+    canvas's pixels change only by such a call), for :func:`arm_js` ``(after_draws=True)``."""
+    js = f"""
 window.__sig = (canvas) => {{ const ctx = canvas.getContext('2d'); if (!ctx) return 0;
   const d = ctx.getImageData(0, 0, canvas.width, canvas.height).data; let s = 0;
   for (let i = 0; i < d.length; i += {4 * every}) s = (s * 31 + d[i] + 7 * d[i + 1] + 13 * d[i + 2]) % 1000000007;
   return s; }};
 """
+    if count_draws:
+        js += """
+window.__draws = 0;
+for (const name of ['drawImage', 'putImageData', 'fill', 'stroke', 'fillRect', 'strokeRect', 'clearRect',
+                    'fillText', 'strokeText']) {
+  const original = CanvasRenderingContext2D.prototype[name];
+  CanvasRenderingContext2D.prototype[name] = function (...args) {
+    window.__draws++;
+    return original.apply(this, args);
+  };
+}
+"""
+    return js
 
 
 # Every pixel: one tab waits at a time here.
 _SIG_JS = sig_js()
 
-# Arm a watcher: at the handle's next keydown (the input event) note the time, then check the canvas every
-# animation frame until its pixels change; window.__latency resolves to the milliseconds in between.
-_ARM_JS = """
-([handle, canvas]) => {
+def arm_js(after_draws: bool = False) -> str:
+    """Arm a watcher: at the handle's next keydown (the input event) note the time, then check the canvas every
+    animation frame until its pixels change; ``window.__latency`` resolves to the milliseconds in between
+    (-1: no change within 5 s). With ``after_draws`` a frame looks only if the page drew since the last look
+    (needs ``sig_js(count_draws=True)``): hashing at every frame while waiting costs the CPU being measured."""
+    skip = """
+        if (window.__draws === seen) continue;
+        seen = window.__draws;""" if after_draws else ""
+    seen = """
+      let seen = -1;  // the first frame always looks""" if after_draws else ""
+    return f"""
+([handle, canvas]) => {{
   const before = window.__sig(canvas);
-  window.__latency = new Promise(resolve => {
-    handle.addEventListener('keydown', async (event) => {
-      const t0 = event.timeStamp;  // when the browser received the key press
-      while (performance.now() - t0 < 5000) {
-        await new Promise(r => requestAnimationFrame(r));
+  window.__latency = new Promise(resolve => {{
+    handle.addEventListener('keydown', async (event) => {{
+      const t0 = event.timeStamp;  // when the browser received the key press{seen}
+      while (performance.now() - t0 < 5000) {{
+        await new Promise(r => requestAnimationFrame(r));{skip}
         if (window.__sig(canvas) !== before) return resolve(performance.now() - t0);
-      }
+      }}
       resolve(-1);
-    }, {once: true, capture: true});
-  });
-}
+    }}, {{once: true, capture: true}});
+  }});
+}}
 """
+
+
+_ARM_JS = arm_js()
 
 
 def free_port() -> int:
